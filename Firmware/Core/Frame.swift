@@ -1,0 +1,206 @@
+// The TDOS frame: one UDP datagram. Layout (docs/PROTOCOL.md is the reference):
+//
+//   0     version   major << 4 | minor
+//   1     type      MessageType
+//   2     flags     Flags
+//   3     key byte  priority << 6 | key id
+//   4..7  sender    node id, u32 big-endian
+//   ...   message id: ULEB128 boot epoch, ULEB128 sequence
+//   ...   ref id (only with Flags.hasRef): same encoding
+//   ...   timestamp u32 big-endian, sender's clock in ms
+//   ...   payload   CBOR map (raw DEFLATE of it with Flags.compressed)
+//   last 16 bytes   tag = HMAC-SHA256(key[key id], every byte before it)[0..<16]
+
+/// Message kinds. A struct, not an enum, so a receiver can hold (and count) a
+/// type a newer sender invented.
+public struct MessageType: RawRepresentable, Equatable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let announce = MessageType(rawValue: 1)
+    public static let query = MessageType(rawValue: 2)
+    public static let request = MessageType(rawValue: 3)
+    public static let response = MessageType(rawValue: 4)
+    public static let ack = MessageType(rawValue: 5)
+    public static let heartbeat = MessageType(rawValue: 6)
+    public static let error = MessageType(rawValue: 7)
+    public static let configUpdate = MessageType(rawValue: 8)
+    public static let metrics = MessageType(rawValue: 9)
+    public static let leave = MessageType(rawValue: 10)
+    /// Types 11...127 are reserved for this protocol; 128...255 for applications.
+    public static let lastDefined = leave
+}
+
+public struct FrameFlags: OptionSet, Equatable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// The payload is raw DEFLATE (RFC 1951) of the CBOR map.
+    public static let compressed = FrameFlags(rawValue: 1 << 0)
+    /// The receiver answers with an ack (or a response) referring to this id.
+    public static let ackRequested = FrameFlags(rawValue: 1 << 1)
+    /// A ref id follows the message id.
+    public static let hasRef = FrameFlags(rawValue: 1 << 2)
+    /// Forwarded by a relay on behalf of `sender`; the relay re-sends it unchanged.
+    public static let relayed = FrameFlags(rawValue: 1 << 3)
+    /// Bits a v1.0 sender understands; others are ignored on receipt (a newer
+    /// minor may define them) and sent as zero.
+    public static let known: FrameFlags = [.compressed, .ackRequested, .hasRef, .relayed]
+}
+
+public enum Priority: UInt8 {
+    case low = 0, normal = 1, high = 2, critical = 3
+}
+
+/// Never repeats for a sender: `epoch` is a boot counter the node persists
+/// (flash on the board, a state file on Linux) and bumps at every start, and
+/// `sequence` counts frames within that boot.
+public struct MessageID: Equatable, Hashable, Comparable {
+    public var epoch: UInt32
+    public var sequence: UInt32
+    public init(epoch: UInt32, sequence: UInt32) {
+        self.epoch = epoch
+        self.sequence = sequence
+    }
+    /// The 64-bit form used in logs and APIs.
+    public var raw: UInt64 { UInt64(epoch) << 32 | UInt64(sequence) }
+    public init(raw: UInt64) {
+        self.init(epoch: UInt32(truncatingIfNeeded: raw >> 32), sequence: UInt32(truncatingIfNeeded: raw))
+    }
+    public static func < (a: MessageID, b: MessageID) -> Bool { a.raw < b.raw }
+}
+
+public struct Frame: Equatable {
+    public var versionMajor: UInt8 = ProtocolVersion.major
+    public var versionMinor: UInt8 = ProtocolVersion.minor
+    public var type: MessageType
+    public var flags: FrameFlags
+    public var priority: Priority
+    public var keyID: UInt8
+    public var sender: UInt32
+    public var id: MessageID
+    /// Response/ack/error: the request answered. Retransmitted request: its first id.
+    public var ref: MessageID?
+    public var timestampMs: UInt32
+    /// The CBOR payload, always uncompressed here.
+    public var payload: [UInt8]
+
+    public init(type: MessageType, sender: UInt32, id: MessageID, ref: MessageID? = nil,
+                timestampMs: UInt32, payload: [UInt8], priority: Priority = .normal,
+                flags: FrameFlags = [], keyID: UInt8 = 0) {
+        self.type = type
+        self.flags = flags
+        self.priority = priority
+        self.keyID = keyID
+        self.sender = sender
+        self.id = id
+        self.ref = ref
+        self.timestampMs = timestampMs
+        self.payload = payload
+    }
+}
+
+/// The first byte alone says whether a datagram is a frame this build speaks;
+/// used to answer an unsupported major with an error naming the supported range.
+public func frameMajorVersion(_ datagram: [UInt8]) -> UInt8? {
+    datagram.isEmpty ? nil : datagram[0] >> 4
+}
+
+extension Frame {
+    /// Encodes and authenticates with `key`. The payload is compressed when
+    /// `compress` is set, it is at least `WireLimits.compressThresholdBytes`
+    /// long and DEFLATE makes the frame smaller. Traps (a caller bug, not
+    /// input) if the result would exceed `WireLimits.frameBytesMax`; callers
+    /// check `payload.count` against `payloadBytesMaxUncompressed` first.
+    public func encode(key: HMACSHA256Key, compress: Bool = true) -> [UInt8] {
+        precondition(keyID <= WireLimits.keyIDMax)
+        var body = payload
+        var wireFlags = flags.intersection(FrameFlags.known)
+        wireFlags.remove(.compressed)
+        if ref != nil { wireFlags.insert(.hasRef) } else { wireFlags.remove(.hasRef) }
+        if compress && payload.count >= WireLimits.compressThresholdBytes {
+            let packed = Deflate.compress(payload)
+            if packed.count < payload.count {
+                body = packed
+                wireFlags.insert(.compressed)
+            }
+        }
+        var w = ByteWriter(capacity: 32 + body.count + WireLimits.tagBytes)
+        w.u8(versionMajor << 4 | (versionMinor & 0x0F))
+        w.u8(type.rawValue)
+        w.u8(wireFlags.rawValue)
+        w.u8(priority.rawValue << 6 | keyID)
+        w.u32(sender)
+        w.varint(UInt64(id.epoch))
+        w.varint(UInt64(id.sequence))
+        if let ref {
+            w.varint(UInt64(ref.epoch))
+            w.varint(UInt64(ref.sequence))
+        }
+        w.u32(timestampMs)
+        w.append(contentsOf: body)
+        let tag = key.mac(w.bytes[...])
+        w.append(contentsOf: tag[0..<WireLimits.tagBytes])
+        precondition(w.bytes.count <= WireLimits.frameBytesMax, "frame over frameBytesMax: split the payload")
+        return w.bytes
+    }
+
+    /// Largest payload that always fits, even when it does not compress.
+    public static var payloadBytesMaxUncompressed: Int {
+        WireLimits.frameBytesMax - WireLimits.tagBytes - 4 - 4 - 10 - 10 - 4
+    }
+
+    /// Decodes and authenticates one datagram. Checks, in this order: size,
+    /// major version, header, key id and tag (before the payload is looked at),
+    /// then decompression. Replay is checked by `ReplayWindow`, after this.
+    public static func decode(_ datagram: [UInt8], keys: Keyring) throws(WireError) -> Frame {
+        guard datagram.count <= WireLimits.frameBytesMax else { throw .oversized }
+        guard datagram.count >= 1 else { throw .truncated }
+        let major = datagram[0] >> 4
+        guard major >= ProtocolVersion.majorMin && major <= ProtocolVersion.majorMax else {
+            throw .badVersion(major: major)
+        }
+        guard datagram.count >= WireLimits.frameBytesMin else { throw .truncated }
+        let bodyEnd = datagram.count - WireLimits.tagBytes
+        var r = ByteReader(datagram, start: 0, end: bodyEnd)
+        let version = try r.u8()
+        let type = MessageType(rawValue: try r.u8())
+        let flags = FrameFlags(rawValue: try r.u8())
+        let keyByte = try r.u8()
+        let sender = try r.u32()
+        let id = try readID(&r)
+        let ref: MessageID? = flags.contains(.hasRef) ? try readID(&r) : nil
+        let timestampMs = try r.u32()
+        let payloadStart = r.position
+
+        let keyID = keyByte & 0x3F
+        guard let key = keys.key(id: keyID) else { throw .badTag }
+        let expected = key.mac(datagram[0..<bodyEnd])
+        guard constantTimeEquals(expected[0..<WireLimits.tagBytes], datagram[bodyEnd...],
+                                 count: WireLimits.tagBytes) else { throw .badTag }
+
+        var payload = Array(datagram[payloadStart..<bodyEnd])
+        if flags.contains(.compressed) {
+            do {
+                payload = try Deflate.decompress(payload, maxOutputCount: WireLimits.payloadBytesMax)
+            } catch .outputLimit {
+                throw .oversized
+            } catch {
+                throw .badCompression
+            }
+        }
+        var frame = Frame(type: type, sender: sender, id: id, ref: ref, timestampMs: timestampMs,
+                          payload: payload, priority: Priority(rawValue: keyByte >> 6)!,
+                          flags: flags.intersection(FrameFlags.known), keyID: keyID)
+        frame.versionMajor = version >> 4
+        frame.versionMinor = version & 0x0F
+        return frame
+    }
+
+    private static func readID(_ r: inout ByteReader) throws(WireError) -> MessageID {
+        // 5 bytes of LEB128 hold 35 bits; anything above UInt32 is malformed.
+        let epoch = try r.varint(maxBytes: 5)
+        let sequence = try r.varint(maxBytes: 5)
+        guard epoch <= UInt64(UInt32.max), sequence <= UInt64(UInt32.max) else { throw .malformedHeader }
+        return MessageID(epoch: UInt32(epoch), sequence: UInt32(sequence))
+    }
+}

@@ -1,0 +1,582 @@
+// Payloads of every message type: CBOR maps keyed by small unsigned integers.
+// Decoders skip keys (and key types) they do not know, so a newer minor version
+// can add keys and an older receiver still reads the ones it knows. A required
+// key that is missing or of the wrong type is `.malformedCBOR`.
+
+/// Iterates the top-level map of a payload. An empty payload is an empty map.
+/// Non-integer keys are skipped with their values; trailing bytes are malformed.
+@inline(__always)
+func forEachKey(_ payload: [UInt8],
+                _ body: (UInt64, inout CBORReader) throws(WireError) -> Void) throws(WireError) {
+    if payload.isEmpty { return }
+    var r = CBORReader(payload, depthMax: WireLimits.cborDepthMax)
+    let count = try r.mapHeader()
+    for _ in 0..<count {
+        if try r.peekMajor() != .unsigned {
+            try r.skip()
+            try r.skip()
+            continue
+        }
+        let key = try r.unsigned()
+        try body(key, &r)
+    }
+    guard r.isAtEnd else { throw .malformedCBOR }
+}
+
+@inline(__always)
+func required<T>(_ value: T?) throws(WireError) -> T {
+    guard let value else { throw .malformedCBOR }
+    return value
+}
+
+func readU32(_ r: inout CBORReader) throws(WireError) -> UInt32 {
+    let v = try r.unsigned()
+    guard v <= UInt64(UInt32.max) else { throw .malformedCBOR }
+    return UInt32(v)
+}
+
+func readU16(_ r: inout CBORReader) throws(WireError) -> UInt16 {
+    let v = try r.unsigned()
+    guard v <= UInt64(UInt16.max) else { throw .malformedCBOR }
+    return UInt16(v)
+}
+
+func readU8(_ r: inout CBORReader) throws(WireError) -> UInt8 {
+    let v = try r.unsigned()
+    guard v <= 255 else { throw .malformedCBOR }
+    return UInt8(v)
+}
+
+/// Longest service or node name, in UTF-8 bytes.
+public let nameBytesMax = 24
+/// Most services one node announces.
+public let servicesPerNodeMax = 8
+
+func readName(_ r: inout CBORReader) throws(WireError) -> [UInt8] {
+    let t = try r.text()
+    guard !t.isEmpty && t.count <= nameBytesMax else { throw .malformedCBOR }
+    return Array(t)
+}
+
+/// FNV-1a 32-bit of the service name: how a request names its service in 5 bytes.
+public func serviceID<C: Collection>(_ name: C) -> UInt32 where C.Element == UInt8 {
+    var h: UInt32 = 0x811C_9DC5
+    for b in name {
+        h ^= UInt32(b)
+        h = h &* 0x0100_0193
+    }
+    return h
+}
+
+public func serviceID(_ name: StaticString) -> UInt32 {
+    serviceID(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+}
+
+/// Semantic version, encoded as the CBOR array [major, minor, patch].
+public struct SemVer: Equatable, Comparable {
+    public var major: UInt16
+    public var minor: UInt16
+    public var patch: UInt16
+    public init(_ major: UInt16, _ minor: UInt16, _ patch: UInt16) {
+        self.major = major
+        self.minor = minor
+        self.patch = patch
+    }
+    public static func < (a: SemVer, b: SemVer) -> Bool {
+        (a.major, a.minor, a.patch) < (b.major, b.minor, b.patch)
+    }
+    /// Caret rule (npm/cargo `^`): same major and not older; for 0.x the minor must match too.
+    public func satisfies(caret req: SemVer) -> Bool {
+        guard major == req.major, self >= req else { return false }
+        return major != 0 || minor == req.minor
+    }
+    func encode(_ w: inout CBORWriter) {
+        w.arrayHeader(count: 3)
+        w.unsigned(UInt64(major))
+        w.unsigned(UInt64(minor))
+        w.unsigned(UInt64(patch))
+    }
+    static func decode(_ r: inout CBORReader) throws(WireError) -> SemVer {
+        let n = try r.arrayHeader()
+        guard n >= 3 else { throw .malformedCBOR }
+        let v = SemVer(try readU16(&r), try readU16(&r), try readU16(&r))
+        for _ in 3..<n { try r.skip() }  // a later minor may add pre-release parts
+        return v
+    }
+}
+
+public enum NodeRole: UInt8 {
+    case kernel = 1, sensor = 2, storage = 3, client = 4
+    public var name: StaticString {
+        switch self {
+        case .kernel: return "kernel"
+        case .sensor: return "sensor"
+        case .storage: return "storage"
+        case .client: return "client"
+        }
+    }
+}
+
+public struct Capabilities: OptionSet, Equatable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let read = Capabilities(rawValue: 1 << 0)
+    public static let subscribe = Capabilities(rawValue: 1 << 1)
+    public static let write = Capabilities(rawValue: 1 << 2)
+    public static let config = Capabilities(rawValue: 1 << 3)
+    public static let log = Capabilities(rawValue: 1 << 4)
+    public static let relay = Capabilities(rawValue: 1 << 5)
+}
+
+/// Physical units of a reading.
+public enum Unit: UInt8 {
+    case none = 0, celsius = 1, percentRH = 2, lux = 3, hectopascal = 4, volt = 5
+    public var symbol: StaticString {
+        switch self {
+        case .none: return ""
+        case .celsius: return "C"
+        case .percentRH: return "%RH"
+        case .lux: return "lx"
+        case .hectopascal: return "hPa"
+        case .volt: return "V"
+        }
+    }
+}
+
+/// One service as announced. Key 1 name, 2 version, 3 role, 4 capabilities,
+/// 5 priority (0 = primary, n = n-th backup), 6 UDP port.
+public struct ServiceDescriptor: Equatable {
+    public var name: [UInt8]
+    public var version: SemVer
+    public var role: NodeRole
+    public var capabilities: Capabilities
+    public var priority: UInt8
+    public var port: UInt16
+
+    public init(name: [UInt8], version: SemVer, role: NodeRole, capabilities: Capabilities,
+                priority: UInt8, port: UInt16) {
+        precondition(!name.isEmpty && name.count <= nameBytesMax)
+        self.name = name
+        self.version = version
+        self.role = role
+        self.capabilities = capabilities
+        self.priority = priority
+        self.port = port
+    }
+
+    public var id: UInt32 { serviceID(name) }
+
+    func encode(_ w: inout CBORWriter) {
+        w.mapHeader(count: 6)
+        w.unsigned(1); w.text(name)
+        w.unsigned(2); version.encode(&w)
+        w.unsigned(3); w.unsigned(UInt64(role.rawValue))
+        w.unsigned(4); w.unsigned(UInt64(capabilities.rawValue))
+        w.unsigned(5); w.unsigned(UInt64(priority))
+        w.unsigned(6); w.unsigned(UInt64(port))
+    }
+
+    static func decode(_ r: inout CBORReader) throws(WireError) -> ServiceDescriptor {
+        let n = try r.mapHeader()
+        var name: [UInt8]?, version: SemVer?, role: NodeRole?
+        var caps = Capabilities.read, priority: UInt8 = 0, port: UInt16?
+        for _ in 0..<n {
+            guard try r.peekMajor() == .unsigned else { try r.skip(); try r.skip(); continue }
+            switch try r.unsigned() {
+            case 1: name = try readName(&r)
+            case 2: version = try SemVer.decode(&r)
+            case 3: role = NodeRole(rawValue: try readU8(&r)) ?? .client
+            case 4: caps = Capabilities(rawValue: try readU32(&r))
+            case 5: priority = try readU8(&r)
+            case 6: port = try readU16(&r)
+            default: try r.skip()
+            }
+        }
+        return ServiceDescriptor(name: try required(name), version: try required(version),
+                                 role: try required(role), capabilities: caps,
+                                 priority: priority, port: try required(port))
+    }
+}
+
+/// `announce`: key 1 services (array), 2 node name (optional).
+public struct Announce: Equatable {
+    public var services: [ServiceDescriptor]
+    public var nodeName: [UInt8]
+    public init(services: [ServiceDescriptor], nodeName: [UInt8]) {
+        self.services = services
+        self.nodeName = nodeName
+    }
+    public func encode() -> [UInt8] {
+        var w = CBORWriter(capacity: 48)
+        w.mapHeader(count: nodeName.isEmpty ? 1 : 2)
+        w.unsigned(1)
+        w.arrayHeader(count: services.count)
+        for s in services { s.encode(&w) }
+        if !nodeName.isEmpty { w.unsigned(2); w.text(nodeName) }
+        return w.bytes
+    }
+    public static func decode(_ payload: [UInt8]) throws(WireError) -> Announce {
+        var services: [ServiceDescriptor]?
+        var nodeName: [UInt8] = []
+        try forEachKey(payload) { (key, r) throws(WireError) in
+            switch key {
+            case 1:
+                let n = try r.arrayHeader()
+                guard n <= servicesPerNodeMax else { throw .malformedCBOR }
+                var list: [ServiceDescriptor] = []
+                for _ in 0..<n { list.append(try ServiceDescriptor.decode(&r)) }
+                services = list
+            case 2: nodeName = try readName(&r)
+            default: try r.skip()
+            }
+        }
+        return Announce(services: try required(services), nodeName: nodeName)
+    }
+}
+
+/// `query`: asks nodes to announce. Key 1 service name (absent = every
+/// service), 2 lowest acceptable version (caret rule).
+public struct Query: Equatable {
+    public var name: [UInt8]
+    public var version: SemVer?
+    public init(name: [UInt8] = [], version: SemVer? = nil) {
+        self.name = name
+        self.version = version
+    }
+    public func encode() -> [UInt8] {
+        var w = CBORWriter(capacity: 24)
+        w.mapHeader(count: (name.isEmpty ? 0 : 1) + (version == nil ? 0 : 1))
+        if !name.isEmpty { w.unsigned(1); w.text(name) }
+        if let version { w.unsigned(2); version.encode(&w) }
+        return w.bytes
+    }
+    public static func decode(_ payload: [UInt8]) throws(WireError) -> Query {
+        var q = Query()
+        try forEachKey(payload) { (key, r) throws(WireError) in
+            switch key {
+            case 1: q.name = try readName(&r)
+            case 2: q.version = try SemVer.decode(&r)
+            default: try r.skip()
+            }
+        }
+        return q
+    }
+}
+
+/// Operations a request can name.
+public struct Operation: RawRepresentable, Equatable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let read = Operation(rawValue: 1)
+    public static let subscribe = Operation(rawValue: 2)
+    public static let unsubscribe = Operation(rawValue: 3)
+    public static let status = Operation(rawValue: 4)
+    public static let metrics = Operation(rawValue: 5)
+    public static let tasks = Operation(rawValue: 6)
+    public static let configGet = Operation(rawValue: 7)
+    public static let logAppend = Operation(rawValue: 8)
+    public static let logQuery = Operation(rawValue: 9)
+    /// 1...1023 are TDOS's; applications use 1024 and up.
+}
+
+/// `request`: key 1 service id (FNV-1a of the name; 0 = the node itself),
+/// 2 operation (absent = read), 3 arguments (any CBOR item, kept raw),
+/// 4 time left until the caller's deadline, ms.
+public struct Request: Equatable {
+    public var service: UInt32
+    public var operation: Operation
+    public var arguments: [UInt8]
+    public var deadlineMs: UInt32?
+    public init(service: UInt32, operation: Operation = .read, arguments: [UInt8] = [], deadlineMs: UInt32? = nil) {
+        self.service = service
+        self.operation = operation
+        self.arguments = arguments
+        self.deadlineMs = deadlineMs
+    }
+    public func encode() -> [UInt8] {
+        var w = CBORWriter(capacity: 16 + arguments.count)
+        let hasOp = operation != .read
+        w.mapHeader(count: 1 + (hasOp ? 1 : 0) + (arguments.isEmpty ? 0 : 1) + (deadlineMs == nil ? 0 : 1))
+        w.unsigned(1); w.unsigned(UInt64(service))
+        if hasOp { w.unsigned(2); w.unsigned(UInt64(operation.rawValue)) }
+        if !arguments.isEmpty { w.unsigned(3); w.bytes.append(contentsOf: arguments) }
+        if let deadlineMs { w.unsigned(4); w.unsigned(UInt64(deadlineMs)) }
+        return w.bytes
+    }
+    public static func decode(_ payload: [UInt8]) throws(WireError) -> Request {
+        var service: UInt32?
+        var req = Request(service: 0)
+        try forEachKey(payload) { (key, r) throws(WireError) in
+            switch key {
+            case 1: service = try readU32(&r)
+            case 2: req.operation = Operation(rawValue: try readU32(&r))
+            case 3: req.arguments = try rawItem(&r)
+            case 4: req.deadlineMs = try readU32(&r)
+            default: try r.skip()
+            }
+        }
+        req.service = try required(service)
+        return req
+    }
+}
+
+/// Copies one complete CBOR item, unparsed (arguments and results are opaque here).
+func rawItem(_ r: inout CBORReader) throws(WireError) -> [UInt8] {
+    let start = r.position
+    try r.skip()
+    return Array(r.data[start..<r.position])
+}
+
+/// Outcome codes in `response` key 1 and `error` key 1.
+public enum Status: UInt8 {
+    case ok = 0
+    // 1...8 mirror WireError.code: the peer rejected our frame.
+    case unknownService = 16, unknownOperation = 17, busy = 18, unavailable = 19,
+         deadlineExceeded = 20, badArguments = 21, internalError = 22, unsupportedVersion = 23
+}
+
+/// `response`: key 1 status (absent = ok), 2 value, 3 unit, 4 age of the value
+/// in ms when sent (0 = sampled for this request), 5 result (any CBOR item).
+public struct Response: Equatable {
+    public var status: UInt8
+    public var value: Double?
+    public var unit: Unit
+    public var ageMs: UInt32
+    public var result: [UInt8]
+    public init(status: UInt8 = Status.ok.rawValue, value: Double? = nil, unit: Unit = .none,
+                ageMs: UInt32 = 0, result: [UInt8] = []) {
+        self.status = status
+        self.value = value
+        self.unit = unit
+        self.ageMs = ageMs
+        self.result = result
+    }
+    public func encode() -> [UInt8] {
+        var w = CBORWriter(capacity: 24 + result.count)
+        let n = (status == 0 ? 0 : 1) + (value == nil ? 0 : 1) + (unit == .none ? 0 : 1)
+            + (ageMs == 0 ? 0 : 1) + (result.isEmpty ? 0 : 1)
+        w.mapHeader(count: n)
+        if status != 0 { w.unsigned(1); w.unsigned(UInt64(status)) }
+        if let value { w.unsigned(2); w.double(value) }
+        if unit != .none { w.unsigned(3); w.unsigned(UInt64(unit.rawValue)) }
+        if ageMs != 0 { w.unsigned(4); w.unsigned(UInt64(ageMs)) }
+        if !result.isEmpty { w.unsigned(5); w.bytes.append(contentsOf: result) }
+        return w.bytes
+    }
+    public static func decode(_ payload: [UInt8]) throws(WireError) -> Response {
+        var resp = Response()
+        try forEachKey(payload) { (key, r) throws(WireError) in
+            switch key {
+            case 1: resp.status = try readU8(&r)
+            case 2: resp.value = try r.number()
+            case 3: resp.unit = Unit(rawValue: try readU8(&r)) ?? .none
+            case 4: resp.ageMs = try readU32(&r)
+            case 5: resp.result = try rawItem(&r)
+            default: try r.skip()
+            }
+        }
+        return resp
+    }
+}
+
+/// `heartbeat`: key 1 uptime s, 2 free memory bytes, 3 activity level 0-100,
+/// 4 load 0-100 %, 5 digest of the sender's announced services (a receiver
+/// whose copy differs sends a `query`: how a node that missed an announce, or
+/// sat in another partition, catches up), 6 incarnation (SWIM refutation).
+public struct Heartbeat: Equatable {
+    public var uptimeS: UInt32
+    public var freeMemoryBytes: UInt32
+    public var activity: UInt8
+    public var loadPercent: UInt8
+    public var servicesDigest: UInt16
+    public var incarnation: UInt32
+    public init(uptimeS: UInt32, freeMemoryBytes: UInt32, activity: UInt8, loadPercent: UInt8,
+                servicesDigest: UInt16, incarnation: UInt32 = 0) {
+        self.uptimeS = uptimeS
+        self.freeMemoryBytes = freeMemoryBytes
+        self.activity = activity
+        self.loadPercent = loadPercent
+        self.servicesDigest = servicesDigest
+        self.incarnation = incarnation
+    }
+    public func encode() -> [UInt8] {
+        var w = CBORWriter(capacity: 24)
+        w.mapHeader(count: incarnation == 0 ? 5 : 6)
+        w.unsigned(1); w.unsigned(UInt64(uptimeS))
+        w.unsigned(2); w.unsigned(UInt64(freeMemoryBytes))
+        w.unsigned(3); w.unsigned(UInt64(activity))
+        w.unsigned(4); w.unsigned(UInt64(loadPercent))
+        w.unsigned(5); w.unsigned(UInt64(servicesDigest))
+        if incarnation != 0 { w.unsigned(6); w.unsigned(UInt64(incarnation)) }
+        return w.bytes
+    }
+    public static func decode(_ payload: [UInt8]) throws(WireError) -> Heartbeat {
+        var hb = Heartbeat(uptimeS: 0, freeMemoryBytes: 0, activity: 0, loadPercent: 0, servicesDigest: 0)
+        try forEachKey(payload) { (key, r) throws(WireError) in
+            switch key {
+            case 1: hb.uptimeS = try readU32(&r)
+            case 2: hb.freeMemoryBytes = try readU32(&r)
+            case 3: hb.activity = min(100, try readU8(&r))
+            case 4: hb.loadPercent = min(100, try readU8(&r))
+            case 5: hb.servicesDigest = try readU16(&r)
+            case 6: hb.incarnation = try readU32(&r)
+            default: try r.skip()
+            }
+        }
+        return hb
+    }
+}
+
+/// `error`: key 1 code (Status or WireError.code), 2 detail text (optional),
+/// 3 and 4 the lowest and highest supported major version (sent with
+/// `unsupportedVersion` and `badVersion`).
+public struct ErrorReply: Equatable {
+    public var code: UInt8
+    public var detail: [UInt8]
+    public var majorMin: UInt8?
+    public var majorMax: UInt8?
+    public init(code: UInt8, detail: [UInt8] = [], majorMin: UInt8? = nil, majorMax: UInt8? = nil) {
+        self.code = code
+        self.detail = detail
+        self.majorMin = majorMin
+        self.majorMax = majorMax
+    }
+    public static func unsupportedVersion() -> ErrorReply {
+        ErrorReply(code: Status.unsupportedVersion.rawValue,
+                   majorMin: ProtocolVersion.majorMin, majorMax: ProtocolVersion.majorMax)
+    }
+    public func encode() -> [UInt8] {
+        var w = CBORWriter(capacity: 16 + detail.count)
+        w.mapHeader(count: 1 + (detail.isEmpty ? 0 : 1) + (majorMin == nil ? 0 : 1) + (majorMax == nil ? 0 : 1))
+        w.unsigned(1); w.unsigned(UInt64(code))
+        if !detail.isEmpty { w.unsigned(2); w.text(detail) }
+        if let majorMin { w.unsigned(3); w.unsigned(UInt64(majorMin)) }
+        if let majorMax { w.unsigned(4); w.unsigned(UInt64(majorMax)) }
+        return w.bytes
+    }
+    public static func decode(_ payload: [UInt8]) throws(WireError) -> ErrorReply {
+        var code: UInt8?
+        var e = ErrorReply(code: 0)
+        try forEachKey(payload) { (key, r) throws(WireError) in
+            switch key {
+            case 1: code = try readU8(&r)
+            case 2:
+                let t = try r.text()
+                e.detail = Array(t.prefix(64))
+            case 3: e.majorMin = try readU8(&r)
+            case 4: e.majorMax = try readU8(&r)
+            default: try r.skip()
+            }
+        }
+        e.code = try required(code)
+        return e
+    }
+}
+
+/// `config_update`: key 1 config version (monotonic; an older one never
+/// replaces a newer one), 2 entries: a map of dotted path (text) to value (any
+/// CBOR item, kept raw).
+public struct ConfigUpdate: Equatable {
+    public struct Entry: Equatable {
+        public var path: [UInt8]
+        public var value: [UInt8]
+        public init(path: [UInt8], value: [UInt8]) {
+            self.path = path
+            self.value = value
+        }
+    }
+    public static let entriesMax = 32
+    public static let pathBytesMax = 48
+    public var version: UInt32
+    public var entries: [Entry]
+    public init(version: UInt32, entries: [Entry]) {
+        self.version = version
+        self.entries = entries
+    }
+    public func encode() -> [UInt8] {
+        var w = CBORWriter(capacity: 64)
+        w.mapHeader(count: 2)
+        w.unsigned(1); w.unsigned(UInt64(version))
+        w.unsigned(2); w.mapHeader(count: entries.count)
+        for e in entries {
+            w.text(e.path)
+            w.bytes.append(contentsOf: e.value)
+        }
+        return w.bytes
+    }
+    public static func decode(_ payload: [UInt8]) throws(WireError) -> ConfigUpdate {
+        var version: UInt32?
+        var entries: [Entry] = []
+        try forEachKey(payload) { (key, r) throws(WireError) in
+            switch key {
+            case 1: version = try readU32(&r)
+            case 2:
+                let n = try r.mapHeader()
+                guard n <= entriesMax else { throw .malformedCBOR }
+                for _ in 0..<n {
+                    let p = try r.text()
+                    guard !p.isEmpty && p.count <= pathBytesMax else { throw .malformedCBOR }
+                    entries.append(Entry(path: Array(p), value: try rawItem(&r)))
+                }
+            default: try r.skip()
+            }
+        }
+        return ConfigUpdate(version: try required(version), entries: entries)
+    }
+}
+
+/// `metrics`: the payload map itself: metric id (uint) -> number. Ids are
+/// listed in docs/PROTOCOL.md; a receiver keeps the ones it knows.
+public struct MetricsReport: Equatable {
+    public struct Sample: Equatable {
+        public var id: UInt16
+        public var value: Double
+        public init(id: UInt16, value: Double) {
+            self.id = id
+            self.value = value
+        }
+    }
+    public static let samplesMax = 64
+    public var samples: [Sample]
+    public init(samples: [Sample]) { self.samples = samples }
+    public func encode() -> [UInt8] {
+        var w = CBORWriter(capacity: 8 + samples.count * 6)
+        w.mapHeader(count: samples.count)
+        for s in samples {
+            w.unsigned(UInt64(s.id))
+            if s.value >= 0 && s.value <= 4_294_967_295 && s.value == s.value.rounded(.towardZero) {
+                w.unsigned(UInt64(s.value))
+            } else {
+                w.double(s.value)
+            }
+        }
+        return w.bytes
+    }
+    public static func decode(_ payload: [UInt8]) throws(WireError) -> MetricsReport {
+        var samples: [Sample] = []
+        try forEachKey(payload) { (key, r) throws(WireError) in
+            guard key <= UInt64(UInt16.max), samples.count < samplesMax else { try r.skip(); return }
+            samples.append(Sample(id: UInt16(key), value: try r.number()))
+        }
+        return MetricsReport(samples: samples)
+    }
+}
+
+/// `leave`: key 1 reason (0 shutdown, 1 restart, 2 low power).
+public struct Leave: Equatable {
+    public var reason: UInt8
+    public init(reason: UInt8 = 0) { self.reason = reason }
+    public func encode() -> [UInt8] {
+        var w = CBORWriter(capacity: 4)
+        w.mapHeader(count: 1)
+        w.unsigned(1); w.unsigned(UInt64(reason))
+        return w.bytes
+    }
+    public static func decode(_ payload: [UInt8]) throws(WireError) -> Leave {
+        var l = Leave()
+        try forEachKey(payload) { (key, r) throws(WireError) in
+            if key == 1 { l.reason = try readU8(&r) } else { try r.skip() }
+        }
+        return l
+    }
+}

@@ -1,0 +1,165 @@
+// C runtime for the embedded test runner (scripts/embedded-check.sh), linked with
+// picolibc's semihosting crt0 and run in qemu on a Cortex-M0 (ARMv6-M).
+//
+// It supplies what Embedded Swift needs at link time and picolibc does not give
+// us in the form we want:
+//   - main(), which returns the Swift runner's failure count: crt0 passes it to
+//     exit(), semihosting turns that into qemu's exit status (0 = pass);
+//   - posix_memalign over memalign (the board's newlib 3.3 has no posix_memalign,
+//     so the test image uses the same shape of shim as the firmware);
+//   - __atomic_*_N: ARMv6-M has no LDREX/STREX, so every atomic operation runs with
+//     interrupts masked (PRIMASK). Single core, so that is enough. The firmware gets
+//     these from pico_atomic instead;
+//   - arc4random_buf, for Set/Dictionary seeding and `random`. THIS IS A TEST RUNNER:
+//     the bytes come from a fixed-seed xorshift generator, so runs are reproducible.
+//     Nothing here is fit for keys or nonces.
+// picolibc provides putchar (semihosting console), malloc and free.
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <malloc.h>
+
+// ---- entry point ----------------------------------------------------------------
+
+// Defined in Swift (Tests/Embedded/main.swift) with @_cdecl.
+int32_t tdos_embedded_tests_main(void);
+
+int main(void) {
+    return (int)tdos_embedded_tests_main();
+}
+
+// ---- allocation -------------------------------------------------------------------
+
+int posix_memalign(void **memptr, size_t alignment, size_t size) {
+    // POSIX: alignment is a power of two and a multiple of sizeof(void *).
+    if (alignment < sizeof(void *) || (alignment & (alignment - 1)) != 0) {
+        return EINVAL;
+    }
+    void *p = memalign(alignment, size);
+    if (p == NULL) {
+        return ENOMEM;
+    }
+    *memptr = p;
+    return 0;
+}
+
+// ---- atomics (interrupt masking; ARMv6-M has no exclusive loads/stores) ----------
+
+static inline uint32_t irq_save(void) {
+    uint32_t primask;
+    __asm__ volatile("mrs %0, primask\n\tcpsid i" : "=r"(primask)::"memory");
+    return primask;
+}
+
+static inline void irq_restore(uint32_t primask) {
+    __asm__ volatile("msr primask, %0" ::"r"(primask) : "memory");
+}
+
+// GCC knows these names as builtins and objects to their signatures; the
+// definitions below follow the libatomic ABI, which is what the calls expect.
+#pragma GCC diagnostic ignored "-Wbuiltin-declaration-mismatch"
+
+#define TDOS_ATOMIC_FETCH_OP(N, T, NAME, EXPR)                                 \
+    T __atomic_fetch_##NAME##_##N(volatile void *p, T v, int order) {          \
+        (void)order;                                                           \
+        uint32_t s = irq_save();                                               \
+        T old = *(volatile T *)p;                                              \
+        *(volatile T *)p = (T)(EXPR);                                          \
+        irq_restore(s);                                                        \
+        return old;                                                            \
+    }                                                                          \
+    T __atomic_##NAME##_fetch_##N(volatile void *p, T v, int order) {          \
+        (void)order;                                                           \
+        uint32_t s = irq_save();                                               \
+        T old = *(volatile T *)p;                                              \
+        T new_value = (T)(EXPR);                                               \
+        *(volatile T *)p = new_value;                                          \
+        irq_restore(s);                                                        \
+        return new_value;                                                      \
+    }
+
+#define TDOS_ATOMICS(N, T)                                                     \
+    T __atomic_load_##N(const volatile void *p, int order) {                   \
+        (void)order;                                                           \
+        uint32_t s = irq_save();                                               \
+        T v = *(const volatile T *)p;                                          \
+        irq_restore(s);                                                        \
+        return v;                                                              \
+    }                                                                          \
+    void __atomic_store_##N(volatile void *p, T v, int order) {                \
+        (void)order;                                                           \
+        uint32_t s = irq_save();                                               \
+        *(volatile T *)p = v;                                                  \
+        irq_restore(s);                                                        \
+    }                                                                          \
+    T __atomic_exchange_##N(volatile void *p, T v, int order) {                \
+        (void)order;                                                           \
+        uint32_t s = irq_save();                                               \
+        T old = *(volatile T *)p;                                              \
+        *(volatile T *)p = v;                                                  \
+        irq_restore(s);                                                        \
+        return old;                                                            \
+    }                                                                          \
+    bool __atomic_compare_exchange_##N(volatile void *p, void *expected,       \
+                                       T desired, bool weak,                   \
+                                       int success_order, int failure_order) { \
+        (void)weak;                                                            \
+        (void)success_order;                                                   \
+        (void)failure_order;                                                   \
+        uint32_t s = irq_save();                                               \
+        T current = *(volatile T *)p;                                          \
+        bool equal = current == *(T *)expected;                                \
+        if (equal) {                                                           \
+            *(volatile T *)p = desired;                                        \
+        } else {                                                               \
+            *(T *)expected = current;                                          \
+        }                                                                      \
+        irq_restore(s);                                                        \
+        return equal;                                                          \
+    }                                                                          \
+    TDOS_ATOMIC_FETCH_OP(N, T, add, old + v)                                   \
+    TDOS_ATOMIC_FETCH_OP(N, T, sub, old - v)                                   \
+    TDOS_ATOMIC_FETCH_OP(N, T, and, old & v)                                   \
+    TDOS_ATOMIC_FETCH_OP(N, T, or, old | v)                                    \
+    TDOS_ATOMIC_FETCH_OP(N, T, xor, old ^ v)                                   \
+    TDOS_ATOMIC_FETCH_OP(N, T, nand, ~(old & v))
+
+// Swift's runtime uses the word-sized ones; the others are for Synchronization's
+// Atomic<UInt8/UInt16/UInt64>. Unused ones are dropped by --gc-sections.
+TDOS_ATOMICS(1, uint8_t)
+TDOS_ATOMICS(2, uint16_t)
+TDOS_ATOMICS(4, uint32_t)
+TDOS_ATOMICS(8, uint64_t)
+
+// ---- randomness (TEST ONLY: fixed seed, reproducible) ----------------------------
+
+static uint32_t test_random_state = 0x2545F491u;
+
+static uint32_t test_random_next(void) {
+    // xorshift32 (Marsaglia): tiny, deterministic, good enough for hash seeds.
+    uint32_t x = test_random_state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    test_random_state = x;
+    return x;
+}
+
+void arc4random_buf(void *buf, size_t n) {
+    uint8_t *out = buf;
+    while (n > 0) {
+        uint32_t r = test_random_next();
+        size_t chunk = n < 4 ? n : 4;
+        memcpy(out, &r, chunk);
+        out += chunk;
+        n -= chunk;
+    }
+}
+
+uint32_t arc4random(void) {
+    return test_random_next();
+}
