@@ -16,7 +16,8 @@
 # The RP2040's core is a Cortex-M0+, the same ARMv6-M instruction set. `microbit`
 # (also a real Cortex-M0) has only 16 KB RAM: the bytes/crypto/cbor groups pass there
 # (EMBEDDED_QEMU_MACHINE=microbit), but the deflate group runs out of heap (its
-# compressor's match tables alone are ~10 KB) even with a 2 KB stack. The RP2040
+# compressor's match tables alone are ~10 KB) even with a 2 KB stack, and this script's
+# 8 KB stack leaves microbit only ~4 KB of heap. The RP2040
 # has 264 KB, so a 16 KB test machine would only measure the emulator; 64 KB it is.
 #
 # Environment: SWIFTC (default: swiftc on PATH, else /opt/swift/usr/bin/swiftc),
@@ -67,14 +68,15 @@ case "$machine" in
 esac
 # Both machines: 256 KB flash at 0, RAM at 0x20000000. picolibc's linker script puts
 # the stack at the top of RAM and gives the heap everything between .bss and it.
+# Tests/Embedded/tests.ld is picolibc.ld with an 8 KB stack (see there why).
 link_flags=(
     "${cpu_flags[@]}"
     --specs=picolibc.specs --oslib=semihost --crt0=semihost
     -Wl,--defsym=__flash=0x0 -Wl,--defsym=__flash_size=0x40000
     -Wl,--defsym=__ram=0x20000000 -Wl,--defsym=__ram_size="$ram_size"
-    -Wl,--defsym=__stack_size=0x2000
+    -T "$root/Tests/Embedded/tests.ld"
     -Wl,--gc-sections
-    -Wl,-z,noexecstack
+    -Wl,-z,noexecstack  # picolibc's memcmp.o has no .note.GNU-stack: ld would warn
     -Wl,-Map="$build/tests.map"
 )
 
@@ -168,6 +170,13 @@ if ! grep -q '^embedded: .* 0 failures$' "$build/run.out"; then
 fi
 grep '^embedded: ' "$build/run.out"
 
+# pico-sdk gives core 0 a 2 KB stack unless the image sets PICO_STACK_SIZE.
+stack_used="$(sed -n 's/^embedded: stack high-water \([0-9]*\) B.*/\1/p' "$build/run.out")"
+if [ -n "$stack_used" ] && [ "$stack_used" -gt 2048 ]; then
+    echo "embedded-check: note: stack high-water ${stack_used} B (with ~170 B of startup and" \
+         "harness) is above pico-sdk's default 2048 B: images need a larger PICO_STACK_SIZE"
+fi
+
 # ---- sizes ----------------------------------------------------------------------
 
 # "object": the whole module as compiled (what a firmware using all of it pays);
@@ -207,10 +216,11 @@ linked_of() { # OBJECT -> "text data bss" kept in the link, by input section kin
 echo "embedded-check: sizes (armv6m, -Osize)"
 for name in "${modules[@]}" TDOSEmbeddedTests; do
     read -r t d b < <(size_of "$build/$name.o")
-    read -r lt ld lb < <(linked_of "$build/$name.o")
+    read -r lt _ _ < <(linked_of "$build/$name.o")
     printf '  armv6m %-18s text %6s B, data %4s B, bss %4s B   (linked in tests.elf: text %6s B)\n' \
         "$name:" "$t" "$d" "$b" "$lt"
 done
 read -r t d b < <(size_of "$build/tests.elf")
-printf '  armv6m %-18s text %6s B, data %4s B, bss %4s B   (with picolibc, libgcc, runtime.c)\n' \
+printf '  armv6m %-18s text %6s B, data %4s B, bss %4s B   (+ picolibc, libgcc, runtime.c)\n' \
     "tests.elf:" "$t" "$d" "$b"
+echo "  (object = whole module; bss of tests.elf includes its 8 KB stack)"

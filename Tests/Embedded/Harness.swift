@@ -18,18 +18,21 @@
 //          expectNoThrow("what") { ... }          returns the value, nil if it threw
 // Data:    ascii("text") -> [UInt8], hex("00ff") -> [UInt8] (whitespace allowed).
 //
-// Rules: this is Embedded Swift for a 64 KB-RAM board. No Foundation, no XCTest,
+// Rules: this is Embedded Swift on an emulated 64 KB-RAM Cortex-M0. No Foundation, no XCTest,
 // no `any Error`, no String interpolation (a single one costs ~20 KB of flash):
-// messages are StaticStrings. Keep test data small; the heap is ~50 KB.
+// messages are StaticStrings. Memory is an 8 KB stack and a ~54 KB heap; the
+// runner prints both high-water marks and fails if the stack overflowed.
 // Tests/Vectors/*.swift (the golden wire vectors shared with the host tests) are
 // compiled into this module too, so they must be Embedded-clean as well.
 //
 // Output: "group <name>" before each group, "FAIL <what> <file>:<line>" for each
-// failed check, then "embedded: N checks, M failures". The runner's return value
+// failed check, then "embedded: N checks, M failures" (the script shows all of it
+// only when something failed). The runner's return value
 // (the failure count, capped at 100) is main()'s return value, which picolibc's
 // semihosting exit turns into qemu's exit status. A Swift trap (precondition,
-// overflow, out-of-bounds) exits 1 with no summary line; the last "group" line
-// says where it happened.
+// overflow, out-of-bounds) is a HardFault: picolibc dumps the registers and exits
+// 1 with no summary line; the last "group" line and the script's addr2line of the
+// fault's PC say where it happened.
 
 import TDOSCore
 

@@ -7,7 +7,14 @@ let embeddedTests: [(name: StaticString, run: () -> Void)] = [
     ("crypto", cryptoTests),
     ("cbor", cborTests),
     ("deflate", deflateTests),
+    ("frame", frameTests),
 ]
+
+// Memory high-water marks, from runtime.c.
+@_extern(c, "tdos_test_stack_size") func testStackSize() -> UInt32
+@_extern(c, "tdos_test_stack_high_water") func testStackHighWater() -> UInt32
+@_extern(c, "tdos_test_heap_size") func testHeapSize() -> UInt32
+@_extern(c, "tdos_test_heap_high_water") func testHeapHighWater() -> UInt32
 
 /// Called by main() in runtime.c; its return value is main()'s, which the
 /// semihosting exit turns into qemu's exit status: 0 = every check passed,
@@ -20,6 +27,20 @@ public func embeddedTestsMain() -> Int32 {
         print(group.name)
         group.run()
     }
+
+    // A stack used to its last word has almost certainly overflowed into the heap.
+    let stackUsed = testStackHighWater()
+    expect(stackUsed < testStackSize(), "stack overflow: the tests need more than the board's default stack")
+    print("embedded: stack high-water ", terminator: "")
+    printInteger(stackUsed)
+    print(" B of ", terminator: "")
+    printInteger(testStackSize())
+    print(" B, heap high-water ", terminator: "")
+    printInteger(testHeapHighWater())
+    print(" B of ", terminator: "")
+    printInteger(testHeapSize())
+    print(" B")
+
     print("embedded: ", terminator: "")
     printInteger(Harness.checks)
     print(" checks, ", terminator: "")
