@@ -11,11 +11,14 @@ swiftc="${SWIFTC:-$(command -v swiftc || echo /opt/swift/usr/bin/swiftc)}"
 
 # The module is compiled normally with coverage instrumentation; the entry file imports it.
 mapfile -t core < <(find "$root/Firmware/Core" -name '*.swift' | sort)
+build_log="$out/build.log"
+echo "fuzz: building the fuzz target (log: $build_log)"
 "$swiftc" -emit-library -static -parse-as-library -module-name TDOSCore -emit-module \
     -emit-module-path "$out/TDOSCore.swiftmodule" -O -sanitize=fuzzer,address \
-    -o "$out/libTDOSCore.a" "${core[@]}"
+    -o "$out/libTDOSCore.a" "${core[@]}" >"$build_log" 2>&1 || { cat "$build_log"; exit 1; }
 "$swiftc" -parse-as-library -O -sanitize=fuzzer,address -I "$out" \
-    "$root/Tests/Fuzz/FrameFuzz.swift" "$out/libTDOSCore.a" -o "$out/fuzz-frame"
+    "$root/Tests/Fuzz/FrameFuzz.swift" "$out/libTDOSCore.a" -o "$out/fuzz-frame" >>"$build_log" 2>&1 \
+    || { grep -v "Cannot export local symbol" "$build_log"; exit 1; }
 
 # Seed corpus: the golden vectors, as they are and marked for the signed mode.
 python3 - "$root" "$out/corpus" <<'PY'

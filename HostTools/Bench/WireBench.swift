@@ -14,7 +14,7 @@ func wireBench() {
                                           timestampMs: 86_400_000, payload: Heartbeat(uptimeS: 86_400, freeMemoryBytes: 151_552, activity: 42,
                                                                                       loadPercent: 17, servicesDigest: 0xBEEF).encode(), keyID: 1)),
         ("rpc read request", 72, Frame(type: .request, sender: 0x01020304, id: MessageID(epoch: 9, sequence: 40_000),
-                                        timestampMs: 86_400_000, payload: Request(service: serviceID("temp_sensor"), deadlineMs: 2000).encode(),
+                                        timestampMs: 86_400_000, payload: Request(service: serviceID("temp_sensor")).encode(),
                                         priority: .high, flags: [.ackRequested], keyID: 1)),
         ("rpc read response", 152, Frame(type: .response, sender: 0x0A0B0C0D, id: MessageID(epoch: 3, sequence: 1202),
                                           ref: MessageID(epoch: 9, sequence: 40_000), timestampMs: 86_400_000,
