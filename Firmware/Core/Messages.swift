@@ -536,7 +536,8 @@ public struct MetricsReport: Equatable {
             self.value = value
         }
     }
-    public static let samplesMax = 64
+    /// A full MetricsRegistry report has 94 (MetricsLimits.check()).
+    public static let samplesMax = 128
     public var samples: [Sample]
     public init(samples: [Sample]) { self.samples = samples }
     public func encode() -> [UInt8] {

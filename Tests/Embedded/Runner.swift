@@ -8,6 +8,8 @@ let embeddedTests: [(name: StaticString, run: () -> Void)] = [
     ("cbor", cborTests),
     ("deflate", deflateTests),
     ("frame", frameTests),
+    ("config+metrics", configMetricsTests),
+    ("mesh", meshTests),
 ]
 
 // Memory high-water marks, from runtime.c.

@@ -1,0 +1,531 @@
+// Calls. A call picks the best instance (primary before backups by priority,
+// healthy before suspect, local before remote, lighter load, lower node id),
+// sends a request and retransmits it on CoAP's schedule: a first timeout drawn
+// in [T, T * randomFactor], doubled after every retransmission, at most
+// rpcRetransmitMax retransmissions, each with a fresh message id and `ref` = the
+// first id (the server's dedup key). The call fails over to the next instance,
+// within its remaining deadline, when its instance dies, leaves or expires,
+// when its breaker opens, when it answers busy/unavailable/internal error, or
+// when the retransmission budget runs out. With nothing left: the last known
+// value marked stale with its age, then a typed error naming why.
+//
+// Stack discipline (Embedded, 8 KB test stack): records are read once into a
+// local (`let call = calls[ci]`), never field by field through the array, and
+// the rarer paths are @inline(never) so their temporaries only exist when taken.
+
+extension MeshNode {
+    /// Starts a call of `operation` on a service named `name` whose version
+    /// satisfies `^version`. Exactly one `.complete(id, ...)` follows, before
+    /// `deadlineMs` from now has passed (at the latest from the handleTimeout at it).
+    @inline(never)
+    public mutating func call(service name: [UInt8], version: SemVer, operation: Operation = .read,
+                              arguments: [UInt8] = [], deadlineMs: UInt32, nowMs: UInt64) -> CallID {
+        let id = CallID(raw: nextCallRaw)
+        nextCallRaw = nextCallRaw == UInt32.max ? 1 : nextCallRaw + 1
+        counters.callsStarted &+= 1
+        guard lifecycle == .running else { return failNow(id, .stopped) }
+        let nowMs = advanceClock(nowMs)
+        guard arguments.count <= MeshConfig.rpcPayloadBytesMax else { return failNow(id, .argumentsTooLarge) }
+        guard !name.isEmpty && name.count <= nameBytesMax else { return failNow(id, .noInstance) }
+        guard calls.count < config.callsInFlightMax else { return failNow(id, .tooManyCalls) }
+        let deadline = nowMs + UInt64(min(deadlineMs, config.callDeadlineMaxMs))
+        calls.append(Call(id: id, serviceID: serviceID(name), version: version, operation: operation,
+                          readsValue: operation == .read && arguments.isEmpty, deadlineAtMs: deadline))
+        callInputs.append(CallInputs(serviceName: name, arguments: arguments))
+        dispatch(id, previousNode: nil, nowMs: nowMs)
+        return id
+    }
+
+    public mutating func call(service name: StaticString, version: SemVer, operation: Operation = .read,
+                              arguments: [UInt8] = [], deadlineMs: UInt32, nowMs: UInt64) -> CallID {
+        let bytes = Array(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        return call(service: bytes, version: version, operation: operation, arguments: arguments,
+                    deadlineMs: deadlineMs, nowMs: nowMs)
+    }
+
+    @inline(never)
+    mutating func failNow(_ id: CallID, _ error: CallError) -> CallID {
+        counters.callsFailed &+= 1
+        complete(id, .failed(error))
+        return id
+    }
+
+    /// The one place a call's result leaves the node.
+    @inline(never)
+    mutating func complete(_ id: CallID, _ result: CallResult) {
+        emit(.complete(id, result))
+    }
+
+    @inline(never)
+    mutating func removeCall(at ci: Int) -> (Call, CallInputs) {
+        (calls.remove(at: ci), callInputs.remove(at: ci))
+    }
+
+    // MARK: Choosing an instance
+
+    enum Choice {
+        case remote(Int)  // index in instanceTable
+        case local(Int)   // index in services
+        case none(CallError)
+    }
+
+    /// The best instance for the call now, or why there is none.
+    @inline(never)
+    mutating func choose(_ ci: Int, nowMs: UInt64) -> Choice {
+        let call = calls[ci]
+        let name = callInputs[ci].serviceName
+        let tried = callInputs[ci].tried
+        var anyInstance = false
+        var anyCompatible = false
+        var anyUntried = false
+        var best = SemVer(0, 0, 0)
+        // Rank: priority, suspect, remote, load, node id (lexicographic, lower first).
+        var choice: Choice?
+        var choiceRank = (UInt8.max, 1, 1, UInt8.max, UInt32.max)
+        for li in services.indices where services[li].name == name {
+            let version = services[li].version
+            if !anyInstance || best < version { best = version }
+            anyInstance = true
+            guard version.satisfies(caret: call.version) else { continue }
+            anyCompatible = true
+            guard !tried.contains(nodeID) else { continue }
+            anyUntried = true
+            let rank = (services[li].priority, 0, 0, localLoadPercent, nodeID)
+            if choice == nil || rank < choiceRank {
+                choice = .local(li)
+                choiceRank = rank
+            }
+        }
+        for ii in instanceTable.indices where instanceTable[ii].serviceID == call.serviceID {
+            let inst = instanceTable[ii]
+            guard inst.descriptor.name == name, let pi = peerIndex(inst.node) else { continue }
+            let state = peerTable[pi].state
+            guard state == .alive || state == .suspect else { continue }
+            let version = inst.descriptor.version
+            if !anyInstance || best < version { best = version }
+            anyInstance = true
+            guard version.satisfies(caret: call.version) else { continue }
+            anyCompatible = true
+            guard !tried.contains(inst.node) else { continue }
+            anyUntried = true
+            _ = pollBreaker(ii, nowMs: nowMs)
+            guard instanceTable[ii].breaker.allowsCall else { continue }
+            let rank = (inst.descriptor.priority, state == .suspect ? 1 : 0, 1,
+                        peerTable[pi].heartbeat?.loadPercent ?? 0, inst.node)
+            if choice == nil || rank < choiceRank {
+                choice = .remote(ii)
+                choiceRank = rank
+            }
+        }
+        if let choice { return choice }
+        if !anyInstance { return .none(.noInstance) }
+        if !anyCompatible { return .none(.incompatibleVersion(available: best)) }
+        if anyUntried { return .none(.allBreakersOpen) }
+        return .none(call.lastError ?? .unreachable)
+    }
+
+    /// Starts (or restarts, after a failover) the call on the best instance,
+    /// waits for discovery when none is known yet, or finishes it.
+    @inline(never)
+    mutating func dispatch(_ id: CallID, previousNode: UInt32?, nowMs: UInt64) {
+        guard let ci = callIndex(id) else { return }
+        switch choose(ci, nowMs: nowMs) {
+        case .remote(let ii):
+            noteFailover(ci, from: previousNode, to: instanceTable[ii].node)
+            startRemoteAttempt(ci, ii, nowMs: nowMs)
+        case .local(let li):
+            noteFailover(ci, from: previousNode, to: nodeID)
+            startLocalAttempt(ci, li, nowMs: nowMs)
+        case .none(let error):
+            let neverTried = callInputs[ci].tried.isEmpty
+            if neverTried && error == .noInstance {
+                // Nothing known yet (e.g. just booted): ask, and wait for an
+                // announce until the deadline.
+                seek(ci, nowMs: nowMs)
+                return
+            }
+            var why = error
+            if !neverTried && (error == .noInstance || error.isIncompatibleVersion) {
+                // Every instance we tried is gone: say why the last one failed.
+                why = calls[ci].lastError ?? .unreachable
+            }
+            finish(id, why, nowMs: nowMs)
+        }
+    }
+
+    @inline(never)
+    mutating func noteFailover(_ ci: Int, from previous: UInt32?, to next: UInt32) {
+        guard let previous else { return }
+        calls[ci].failovers &+= 1
+        counters.failovers &+= 1
+        emit(.failover(call: calls[ci].id, from: previous, to: next))
+    }
+
+    /// Calls waiting for an instance to appear get another chance (an
+    /// instance was added, a breaker half-opened, local services changed).
+    @inline(never)
+    mutating func dispatchWaitingCalls(nowMs: UInt64) {
+        var waiting: [CallID] = []
+        for c in calls where c.attempt == nil { waiting.append(c.id) }
+        for id in waiting { dispatch(id, previousNode: nil, nowMs: nowMs) }
+    }
+
+    // MARK: Attempts
+
+    @inline(never)
+    mutating func startRemoteAttempt(_ ci: Int, _ ii: Int, nowMs: UInt64) {
+        let trial = instanceTable[ii].breaker.begin()
+        let initial = UInt64(config.rpcInitialTimeoutMs)
+        let timeout = rng.between(initial, initial * UInt64(config.rpcRandomFactorPercent) / 100)
+        callInputs[ci].descriptor = instanceTable[ii].descriptor
+        calls[ci].attempt = Attempt(node: instanceTable[ii].node, serviceID: instanceTable[ii].serviceID, isLocal: false, callMessageID: ids.make(),
+                                    localHandle: nil, transmissions: 1, timeoutMs: timeout,
+                                    nextEventAtMs: nowMs + timeout, trial: trial)
+        transmit(ci, first: true, nowMs: nowMs)
+    }
+
+    @inline(never)
+    mutating func startLocalAttempt(_ ci: Int, _ li: Int, nowMs: UInt64) {
+        let call = calls[ci]
+        let handle = newServeHandle()
+        serveTable.append(ServeEntry(handle: handle, client: nodeID, callMessageID: MessageID(raw: 0),
+                                     replyAddress: address, relayed: false, stampMs: nowMs, localCall: call.id))
+        callInputs[ci].descriptor = services[li]
+        calls[ci].attempt = Attempt(node: nodeID, serviceID: call.serviceID, isLocal: true, callMessageID: MessageID(raw: 0), localHandle: handle,
+                                    transmissions: 0, timeoutMs: 0, nextEventAtMs: nil, trial: false)
+        let left = UInt32(min(UInt64(UInt32.max), call.deadlineAtMs > nowMs ? call.deadlineAtMs - nowMs : 0))
+        emit(.serve(handle, Request(service: call.serviceID, operation: call.operation,
+                                    arguments: callInputs[ci].arguments, deadlineMs: left), from: nodeID))
+    }
+
+    /// One transmission of the attempt's request: the first carries the call
+    /// id as its own id; retransmissions get fresh ids and ref = the call id.
+    /// Key 4 tells the server the time left until the deadline.
+    @inline(never)
+    mutating func transmit(_ ci: Int, first: Bool, nowMs: UInt64) {
+        let call = calls[ci]
+        guard let a = call.attempt else { return }
+        let left = UInt32(min(UInt64(UInt32.max), call.deadlineAtMs > nowMs ? call.deadlineAtMs - nowMs : 0))
+        let payload = Request(service: call.serviceID, operation: call.operation, arguments: callInputs[ci].arguments,
+                              deadlineMs: left).encode()
+        counters.requestsSent &+= 1
+        sendToNode(a.node, .request, payload, id: first ? a.callMessageID : nil,
+                   ref: first ? nil : a.callMessageID, flags: [.ackRequested], nowMs: nowMs)
+    }
+
+    /// A new route to `node`: requests waiting for an answer from it go out
+    /// again at once on it (the schedule and the budget are unchanged; the
+    /// server deduplicates).
+    @inline(never)
+    mutating func retransmitNow(toNode node: UInt32, nowMs: UInt64) {
+        for ci in calls.indices {
+            guard let a = calls[ci].attempt, !a.isLocal, a.node == node, !a.acked else { continue }
+            counters.retransmissions &+= 1
+            transmit(ci, first: false, nowMs: nowMs)
+        }
+    }
+
+    @inline(never)
+    mutating func checkCallTimers(nowMs: UInt64) {
+        var due: [CallID] = []
+        for c in calls where nowMs >= c.deadlineAtMs || (c.attempt?.nextEventAtMs ?? UInt64.max) <= nowMs {
+            due.append(c.id)
+        }
+        for id in due {
+            guard let ci = callIndex(id) else { continue }  // finished by an earlier one's failover
+            let call = calls[ci]
+            if nowMs >= call.deadlineAtMs {
+                callDeadlinePassed(ci, nowMs: nowMs)
+            } else if let at = call.attempt?.nextEventAtMs, nowMs >= at {
+                attemptTimerFired(ci, nowMs: nowMs)
+            }
+        }
+    }
+
+    /// Retransmits, or gives up on this instance when the budget is spent.
+    @inline(never)
+    mutating func attemptTimerFired(_ ci: Int, nowMs: UInt64) {
+        guard var a = calls[ci].attempt else { return }
+        if a.transmissions <= config.rpcRetransmitMax {
+            a.transmissions += 1
+            a.timeoutMs *= UInt64(config.rpcBackoffFactor)
+            a.nextEventAtMs = nowMs + a.timeoutMs
+            calls[ci].attempt = a
+            counters.retransmissions &+= 1
+            transmit(ci, first: false, nowMs: nowMs)
+        } else if a.acked {
+            a.nextEventAtMs = nil  // the server has it: wait for the deadline
+            calls[ci].attempt = a
+        } else {
+            failover(calls[ci].id, reason: .unreachable, breakerFailure: true, nowMs: nowMs)
+        }
+    }
+
+    @inline(never)
+    mutating func callDeadlinePassed(_ ci: Int, nowMs: UInt64) {
+        let call = calls[ci]
+        if let a = call.attempt {
+            calls[ci].attempt = nil
+            if !a.isLocal && !a.acked {
+                // A timeout is a failure of the instance (Hystrix semantics).
+                breakerVerdict(node: a.node, serviceID: call.serviceID, success: false, nowMs: nowMs)
+            } else {
+                abandon(a)
+            }
+            finish(call.id, .deadlineExceeded, nowMs: nowMs)
+            return
+        }
+        // Waited for discovery in vain: name what is missing.
+        var why = CallError.deadlineExceeded
+        if case .none(let e) = choose(ci, nowMs: nowMs) { why = e }
+        finish(call.id, why, nowMs: nowMs)
+    }
+
+    /// Leaves the current instance and tries the next one.
+    @inline(never)
+    mutating func failover(_ id: CallID, reason: CallError, breakerFailure: Bool, nowMs: UInt64) {
+        guard let ci = callIndex(id) else { return }
+        let call = calls[ci]
+        guard let a = call.attempt else { return }
+        calls[ci].attempt = nil
+        calls[ci].lastError = reason
+        noteTried(ci, a.node)
+        if breakerFailure && !a.isLocal {
+            breakerVerdict(node: a.node, serviceID: call.serviceID, success: false, nowMs: nowMs)
+        } else {
+            abandon(a)
+        }
+        dispatch(id, previousNode: a.node, nowMs: nowMs)
+    }
+
+    @inline(never)
+    mutating func noteTried(_ ci: Int, _ node: UInt32) {
+        if !callInputs[ci].tried.contains(node) && callInputs[ci].tried.count <= config.instancesMax {
+            callInputs[ci].tried.append(node)
+        }
+    }
+
+    /// Every call whose attempt is on `node` (and `serviceID`, if given) fails over.
+    @inline(never)
+    mutating func failoverCalls(onNode node: UInt32, serviceID sid: UInt32?, reason: CallError, nowMs: UInt64) {
+        var affected: [CallID] = []
+        for c in calls {
+            guard let a = c.attempt, !a.isLocal, a.node == node else { continue }
+            if let sid, c.serviceID != sid { continue }
+            affected.append(c.id)
+        }
+        for id in affected { failover(id, reason: reason, breakerFailure: false, nowMs: nowMs) }
+    }
+
+    /// The attempt ends without a verdict on the instance.
+    @inline(never)
+    mutating func abandon(_ a: Attempt) {
+        if a.isLocal {
+            if let h = a.localHandle { serveTable.removeAll(where: { $0.handle == h }) }
+            return
+        }
+        guard a.trial, let ii = instanceIndex(node: a.node, serviceID: a.serviceID) else { return }
+        instanceTable[ii].breaker.endTrial()
+    }
+
+    /// Records a success or failure on an instance's breaker and reports its
+    /// transition; an opening breaker moves every call on it elsewhere.
+    @inline(never)
+    mutating func breakerVerdict(node: UInt32, serviceID sid: UInt32, success: Bool, nowMs: UInt64) {
+        guard let ii = instanceIndex(node: node, serviceID: sid) else { return }
+        let closeAfter = config.breakerHalfOpenSuccesses
+        let threshold = config.breakerFailureThreshold
+        let openMs = config.breakerOpenMs
+        let transition = success
+            ? instanceTable[ii].breaker.recordSuccess(closeAfter: closeAfter)
+            : instanceTable[ii].breaker.recordFailure(nowMs: nowMs, threshold: threshold, openMs: openMs)
+        switch transition {
+        case .opened?:
+            emit(.breakerOpened(node: node, service: sid))
+            failoverCalls(onNode: node, serviceID: sid, reason: .allBreakersOpen, nowMs: nowMs)
+        case .closed?:
+            emit(.breakerClosed(node: node, service: sid))
+        case .halfOpened?, nil:
+            break
+        }
+    }
+
+    // MARK: Answers
+
+    /// How the caller treats a response status or error code.
+    enum AnswerKind { case success, callerError, serviceMissing, deadline, failure }
+
+    static func classify(_ status: UInt8) -> AnswerKind {
+        switch status {
+        case Status.ok.rawValue: return .success
+        case Status.unknownOperation.rawValue, Status.badArguments.rawValue: return .callerError
+        case Status.unknownService.rawValue: return .serviceMissing
+        case Status.deadlineExceeded.rawValue: return .deadline
+        default: return .failure  // busy, unavailable, internal error, version, frame rejected (1-8)
+        }
+    }
+
+    @inline(never)
+    mutating func onResponse(_ frame: Frame, from: NodeAddress, relayed: Bool, nowMs: UInt64) throws(WireError) {
+        let response = try Response.decode(frame.payload)
+        guard touch(frame, from: from, relayed: relayed, nowMs: nowMs) != .stale else { return }
+        guard let ref = frame.ref else {
+            counters.lateResponses &+= 1
+            return
+        }
+        if probes.contains(where: { $0.target == frame.sender && $0.messageID == ref }) {
+            probeAnswered(frame, response, nowMs: nowMs)
+            return
+        }
+        guard let ci = attemptIndex(node: frame.sender, ref: ref) else {
+            counters.lateResponses &+= 1  // after a failover, a deadline, or a duplicate answer
+            return
+        }
+        handleAnswer(ci, status: response.status, response: response, nowMs: nowMs)
+    }
+
+    @inline(never)
+    mutating func onAck(_ frame: Frame, from: NodeAddress, relayed: Bool, nowMs: UInt64) {
+        guard touch(frame, from: from, relayed: relayed, nowMs: nowMs) != .stale else { return }
+        guard let ref = frame.ref, let ci = attemptIndex(node: frame.sender, ref: ref),
+              var a = calls[ci].attempt else { return }
+        a.acked = true
+        calls[ci].attempt = a
+    }
+
+    @inline(never)
+    mutating func onError(_ frame: Frame, from: NodeAddress, relayed: Bool, nowMs: UInt64) throws(WireError) {
+        let error = try ErrorReply.decode(frame.payload)
+        if frame.ref == nil && error.code == Status.unsupportedVersion.rawValue {
+            // A node of another major telling us its range: not a mesh member
+            // for us (its own frames are rejected), so it stays out of the peer table.
+            emit(.versionMismatch(from: from, majorMin: error.majorMin ?? 0, majorMax: error.majorMax ?? 0))
+            return
+        }
+        guard touch(frame, from: from, relayed: relayed, nowMs: nowMs) != .stale else { return }
+        guard let ref = frame.ref else { return }
+        if probes.contains(where: { $0.target == frame.sender && $0.messageID == ref }) {
+            counters.probesAnswered &+= 1  // it answered: alive, whatever it said
+            probes.removeAll(where: { $0.target == frame.sender })
+            return
+        }
+        guard let ci = attemptIndex(node: frame.sender, ref: ref) else { return }
+        let code = error.code == 0 ? Status.internalError.rawValue : error.code
+        handleAnswer(ci, status: code, response: Response(status: code), nowMs: nowMs)
+    }
+
+    func attemptIndex(node: UInt32, ref: MessageID) -> Int? {
+        calls.firstIndex(where: { c in
+            guard let a = c.attempt else { return false }
+            return !a.isLocal && a.node == node && a.callMessageID == ref
+        })
+    }
+
+    @inline(never)
+    mutating func handleAnswer(_ ci: Int, status: UInt8, response: Response, nowMs: UInt64) {
+        let call = calls[ci]
+        guard let a = call.attempt else { return }
+        switch MeshNode.classify(status) {
+        case .success:
+            calls[ci].attempt = nil
+            if !a.isLocal { breakerVerdict(node: a.node, serviceID: call.serviceID, success: true, nowMs: nowMs) }
+            succeed(call.id, node: a.node, response: response, nowMs: nowMs)
+        case .callerError:
+            // The instance is healthy; the call itself is wrong everywhere.
+            calls[ci].attempt = nil
+            if !a.isLocal { breakerVerdict(node: a.node, serviceID: call.serviceID, success: true, nowMs: nowMs) }
+            finish(call.id, .remoteError(status), nowMs: nowMs)
+        case .deadline:
+            finish(call.id, .deadlineExceeded, nowMs: nowMs)  // abandons the attempt
+        case .serviceMissing:
+            // Our registry is stale for that node: drop the instance, ask again.
+            failover(call.id, reason: .remoteError(status), breakerFailure: false, nowMs: nowMs)
+            if !a.isLocal { forgetInstance(node: a.node, serviceID: call.serviceID, nowMs: nowMs) }
+        case .failure:
+            failover(call.id, reason: .remoteError(status), breakerFailure: !a.isLocal, nowMs: nowMs)
+        }
+    }
+
+    @inline(never)
+    mutating func succeed(_ id: CallID, node: UInt32, response: Response, nowMs: UInt64) {
+        guard let ci = callIndex(id) else { return }
+        let (call, inputs) = removeCall(at: ci)
+        guard let descriptor = inputs.descriptor else { return }
+        if call.readsValue {
+            rememberValue(call.serviceID, node: node, descriptor: descriptor, response: response, nowMs: nowMs)
+        }
+        counters.callsSucceeded &+= 1
+        complete(id, .value(CallValue(response: response, node: node, service: descriptor, failovers: call.failovers)))
+    }
+
+    @inline(never)
+    mutating func forgetInstance(node: UInt32, serviceID sid: UInt32, nowMs: UInt64) {
+        if let ii = instanceIndex(node: node, serviceID: sid) {
+            removeInstance(at: ii, reason: .unannounced, nowMs: nowMs)
+        }
+        if let pi = peerIndex(node) {
+            peerTable[pi].announcedDigest = nil
+            sendQuery(pi, nowMs: nowMs)
+        }
+    }
+
+    /// Ends a call without a fresh value: the stale tier when the reason allows
+    /// it and a last value is known, else the typed error.
+    @inline(never)
+    mutating func finish(_ id: CallID, _ error: CallError, nowMs: UInt64) {
+        guard let ci = callIndex(id) else { return }
+        let (call, inputs) = removeCall(at: ci)
+        if let a = call.attempt { abandon(a) }
+        if call.readsValue && MeshNode.degradable(error),
+           let si = staleValues.firstIndex(where: { $0.serviceID == call.serviceID }) {
+            let s = staleValues[si]
+            let age = nowMs - s.receivedMs + UInt64(s.response.ageMs)
+            if s.descriptor.name == inputs.serviceName && s.descriptor.version.satisfies(caret: call.version)
+                && age <= UInt64(config.staleValueMaxAgeMs) {
+                counters.callsStale &+= 1
+                complete(id, .value(CallValue(response: s.response, node: s.node, service: s.descriptor,
+                                              staleAgeMs: UInt32(age), degradedBecause: error,
+                                              failovers: call.failovers)))
+                return
+            }
+        }
+        counters.callsFailed &+= 1
+        complete(id, .failed(error))
+    }
+
+    /// Failures a last-known value may stand in for (not the caller's own mistakes).
+    static func degradable(_ error: CallError) -> Bool {
+        switch error {
+        case .noInstance, .incompatibleVersion, .allBreakersOpen, .unreachable, .deadlineExceeded:
+            return true
+        case .remoteError(let code):
+            return code == Status.busy.rawValue || code == Status.unavailable.rawValue
+                || code == Status.internalError.rawValue || code == Status.deadlineExceeded.rawValue
+        case .tooManyCalls, .argumentsTooLarge, .stopped:
+            return false
+        }
+    }
+
+    @inline(never)
+    mutating func rememberValue(_ sid: UInt32, node: UInt32, descriptor: ServiceDescriptor, response: Response,
+                                nowMs: UInt64) {
+        guard config.staleCacheMax > 0 else { return }
+        let value = StaleValue(serviceID: sid, node: node, descriptor: descriptor, response: response, receivedMs: nowMs)
+        if let i = staleValues.firstIndex(where: { $0.serviceID == sid }) {
+            staleValues[i] = value
+        } else if staleValues.count < config.staleCacheMax {
+            staleValues.append(value)
+        } else {
+            var oldest = 0
+            for i in staleValues.indices where staleValues[i].receivedMs < staleValues[oldest].receivedMs { oldest = i }
+            staleValues[oldest] = value
+        }
+    }
+}
+
+extension CallError {
+    var isIncompatibleVersion: Bool {
+        if case .incompatibleVersion = self { return true }
+        return false
+    }
+}

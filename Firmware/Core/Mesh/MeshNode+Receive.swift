@@ -1,0 +1,235 @@
+// Datagram intake: decode and authenticate (Frame.decode), replay check
+// (ReplayWindow), then one handler per message type. Every rejection is
+// counted by WireError.code, surfaced as an event, and the datagram dropped.
+
+extension MeshNode {
+    /// Feeds one received datagram. `from` is its source address.
+    public mutating func handleDatagram(_ bytes: [UInt8], from: NodeAddress, nowMs: UInt64) {
+        guard lifecycle == .running else {
+            counters.notRunningDrops &+= 1
+            return
+        }
+        counters.framesReceived &+= 1
+        let nowMs = advanceClock(nowMs)
+        let frame: Frame
+        do {
+            frame = try Frame.decode(bytes, keys: keys)
+        } catch {
+            reject(error, from: from)
+            if case .badVersion = error { answerUnsupportedVersion(to: from, nowMs: nowMs) }
+            return
+        }
+        // Our own broadcasts may loop back; they must not enter our replay state.
+        if frame.sender == nodeID {
+            counters.ownFramesIgnored &+= 1
+            return
+        }
+        do {
+            try replay.accept(sender: frame.sender, id: frame.id, nowMs: nowMs)
+        } catch {
+            reject(error, from: from)
+            return
+        }
+        do {
+            try dispatch(frame, from: from, nowMs: nowMs)
+        } catch {
+            reject(error, from: from)
+        }
+    }
+
+    @inline(never)
+    mutating func reject(_ error: WireError, from: NodeAddress) {
+        counters.rejected[Int(error.code)] &+= 1
+        emit(.frameRejected(error, from: from))
+    }
+
+    @inline(never)
+    mutating func dispatch(_ frame: Frame, from: NodeAddress, nowMs: UInt64) throws(WireError) {
+        let relayed = frame.flags.contains(.relayed)
+        switch frame.type {
+        case .heartbeat: try onHeartbeat(frame, from: from, relayed: relayed, nowMs: nowMs)
+        case .announce: try onAnnounce(frame, from: from, relayed: relayed, nowMs: nowMs)
+        case .query: try onQuery(frame, from: from, relayed: relayed, nowMs: nowMs)
+        case .leave: try onLeave(frame, nowMs: nowMs)
+        case .request: try onRequest(frame, from: from, relayed: relayed, nowMs: nowMs)
+        case .response: try onResponse(frame, from: from, relayed: relayed, nowMs: nowMs)
+        case .ack: onAck(frame, from: from, relayed: relayed, nowMs: nowMs)
+        case .error: try onError(frame, from: from, relayed: relayed, nowMs: nowMs)
+        case .relay: try onRelay(frame, from: from, relayed: relayed, nowMs: nowMs)
+        case .configUpdate, .metrics:
+            guard touch(frame, from: from, relayed: relayed, nowMs: nowMs) != .stale else { return }
+            emit(.deliver(frame))
+        default:
+            if frame.type.rawValue >= 128 {
+                guard touch(frame, from: from, relayed: relayed, nowMs: nowMs) != .stale else { return }
+                emit(.deliver(frame))
+            } else {
+                // Reserved for a later minor of the protocol: counted and dropped.
+                counters.unknownTypes &+= 1
+            }
+        }
+    }
+
+    enum Touch: Equatable {
+        /// Tracked in the peer table at this index.
+        case tracked(Int)
+        /// Authentic and fresh, but the peer table is full of live peers.
+        case untracked
+        /// From an older epoch than we know for this sender: ignore.
+        case stale
+    }
+
+    /// An authentic, fresh frame is proof of life: creates or refreshes the
+    /// sender's peer entry, its route, and asks it for its services when we
+    /// do not know them.
+    @inline(never)
+    mutating func touch(_ frame: Frame, from: NodeAddress, relayed: Bool, nowMs: UInt64,
+                        isAnnounce: Bool = false) -> Touch {
+        let sender = frame.sender
+        var needsQuery = false
+        let pi: Int
+        if let found = peerIndex(sender) {
+            pi = found
+            if frame.id.epoch < peerTable[pi].epoch {
+                counters.staleFrames &+= 1
+                return .stale
+            }
+            if peerTable[pi].state == .left, let leaveID = peerTable[pi].leaveID,
+               frame.id.epoch == leaveID.epoch, frame.id.sequence < leaveID.sequence {
+                counters.staleFrames &+= 1  // sent before its leave, delivered after
+                return .stale
+            }
+            if frame.id.epoch > peerTable[pi].epoch {
+                peerTable[pi].epoch = frame.id.epoch
+                peerTable[pi].incarnation = 0
+                peerTable[pi].announcedDigest = nil
+                needsQuery = true
+                if peerTable[pi].state == .alive || peerTable[pi].state == .suspect {
+                    emit(.peerRestarted(sender))
+                }
+            }
+            switch peerTable[pi].state {
+            case .alive:
+                break
+            case .suspect:
+                peerTable[pi].state = .alive
+                probes.removeAll(where: { $0.target == sender })
+                emit(.peerRecovered(sender))
+            case .dead, .left:
+                peerTable[pi].state = .alive
+                peerTable[pi].announcedDigest = nil
+                peerTable[pi].relayVia = nil
+                peerTable[pi].heardDirectMs = nil
+                needsQuery = true
+                emit(.peerJoined(sender))
+            }
+        } else {
+            guard let slot = freePeerSlot() else {
+                counters.peerTableFull &+= 1
+                return .untracked
+            }
+            let peer = Peer(nodeID: sender, epoch: frame.id.epoch, lastHeardMs: nowMs)
+            if slot == peerTable.count { peerTable.append(peer) } else { peerTable[slot] = peer }
+            pi = slot
+            needsQuery = true
+            emit(.peerJoined(sender))
+        }
+        peerTable[pi].lastHeardMs = nowMs
+        updateRoute(pi, from: from, relayed: relayed, nowMs: nowMs)
+        if needsQuery && !isAnnounce { sendQuery(pi, nowMs: nowMs) }
+        return .tracked(pi)
+    }
+
+    /// A slot for a new peer: a free one, else the longest-gone tombstone
+    /// (dead or left). Live peers are never evicted.
+    @inline(never)
+    mutating func freePeerSlot() -> Int? {
+        if peerTable.count < config.peersMax { return peerTable.count }
+        var victim: Int?
+        for i in peerTable.indices where peerTable[i].state == .dead || peerTable[i].state == .left {
+            if victim == nil || peerTable[i].lastHeardMs < peerTable[victim!].lastHeardMs { victim = i }
+        }
+        return victim
+    }
+
+    /// Direct frames fix the peer's address and route. A relayed one means the
+    /// relay (found by the datagram's source address) reaches the peer; it
+    /// becomes the route when the direct path has been silent for suspectAfterMs.
+    @inline(never)
+    mutating func updateRoute(_ pi: Int, from: NodeAddress, relayed: Bool, nowMs: UInt64) {
+        let sender = peerTable[pi].nodeID
+        if !relayed {
+            peerTable[pi].address = from
+            peerTable[pi].heardDirectMs = nowMs
+            if peerTable[pi].relayVia != nil {
+                peerTable[pi].relayVia = nil
+                emit(.directPathRestored(sender))
+            }
+            return
+        }
+        guard let ri = peerIndex(address: from) else { return }
+        let via = peerTable[ri].nodeID
+        guard via != sender, peerTable[ri].relayVia == nil else { return }
+        if let direct = peerTable[pi].heardDirectMs, nowMs - direct < UInt64(config.suspectAfterMs) { return }
+        // Sticky: answers through other helpers do not move the route (it is
+        // cleared when this relay dies or the direct path comes back).
+        if peerTable[pi].relayVia == nil {
+            peerTable[pi].relayVia = via
+            peerTable[pi].nextRelayProbeAtMs = nowMs + UInt64(config.relayProbeIntervalMs)
+            emit(.relayUsed(target: sender, via: via))
+            retransmitNow(toNode: sender, nowMs: nowMs)
+        }
+    }
+
+    // MARK: Relay (type 11)
+
+    @inline(never)
+    mutating func onRelay(_ frame: Frame, from: NodeAddress, relayed: Bool, nowMs: UInt64) throws(WireError) {
+        let envelope = try RelayEnvelope.decode(frame.payload)
+        guard !relayed else {  // envelopes are never nested
+            counters.relaysDropped &+= 1
+            return
+        }
+        guard touch(frame, from: from, relayed: false, nowMs: nowMs) != .stale else { return }
+        guard config.relayEnabled, envelope.destination != nodeID,
+              RelayEnvelope.innerFrameIsForwardable(envelope.frame, envelopeSender: frame.sender),
+              let di = peerIndex(envelope.destination),
+              peerTable[di].state == .alive || peerTable[di].state == .suspect,
+              peerTable[di].relayVia == nil,  // one hop only: we must reach it directly
+              let to = peerTable[di].address
+        else {
+            counters.relaysDropped &+= 1
+            return
+        }
+        counters.relaysForwarded &+= 1
+        emitSend(to, envelope.frame)
+    }
+
+    // MARK: Unsupported major
+
+    /// The version error of PROTOCOL.md "Receiving", step 2: at most one per
+    /// source per versionReplyIntervalMs, from a fixed table (LRU).
+    @inline(never)
+    mutating func answerUnsupportedVersion(to: NodeAddress, nowMs: UInt64) {
+        let interval = UInt64(config.versionReplyIntervalMs)
+        if let i = versionReplies.firstIndex(where: { $0.address == to }) {
+            guard nowMs - versionReplies[i].lastMs >= interval else {
+                counters.versionErrorsSuppressed &+= 1
+                return
+            }
+            versionReplies[i].lastMs = nowMs
+        } else if versionReplies.count < config.versionReplySourcesMax {
+            versionReplies.append(RateStamp(address: to, lastMs: nowMs))
+        } else {
+            var oldest = 0
+            for i in versionReplies.indices where versionReplies[i].lastMs < versionReplies[oldest].lastMs { oldest = i }
+            guard nowMs - versionReplies[oldest].lastMs >= interval else {
+                counters.versionErrorsSuppressed &+= 1
+                return
+            }
+            versionReplies[oldest] = RateStamp(address: to, lastMs: nowMs)
+        }
+        counters.versionErrorsSent &+= 1
+        emitSend(to, frame(.error, ErrorReply.unsupportedVersion().encode(), nowMs: nowMs))
+    }
+}

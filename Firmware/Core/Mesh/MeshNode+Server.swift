@@ -1,0 +1,119 @@
+// Serving. A request is keyed by (sender, ref ?? id), its call id: the first
+// copy is handed to the application (`.serve`), a copy arriving while the
+// application works on it gets an `ack` ("have it, working"), a copy arriving
+// after the answer gets the same answer again from the bounded table, with a
+// fresh message id. So a retransmitted request is never executed twice while
+// its entry lives (dedupLifetimeMs >= the client's whole retransmission span).
+
+extension MeshNode {
+    @inline(never)
+    mutating func onRequest(_ frame: Frame, from: NodeAddress, relayed: Bool, nowMs: UInt64) throws(WireError) {
+        let request = try Request.decode(frame.payload)
+        // Served even when the peer table is full (.untracked): the answer goes
+        // back to the datagram's source.
+        guard touch(frame, from: from, relayed: relayed, nowMs: nowMs) != .stale else { return }
+        let client = frame.sender
+        let callMessageID = frame.ref ?? frame.id
+
+        if request.service == 0 && (request.operation == .status || request.operation == .metrics) {
+            answerNodeRequest(frame, request, from: from, relayed: relayed, nowMs: nowMs)
+            return
+        }
+        if let ei = serveTable.firstIndex(where: { $0.localCall == nil && $0.client == client && $0.callMessageID == callMessageID }) {
+            counters.duplicateRequests &+= 1
+            // Answer along the path the latest copy took.
+            serveTable[ei].replyAddress = from
+            serveTable[ei].relayed = relayed
+            if let type = serveTable[ei].answerType {
+                reply(to: client, at: from, relayed: relayed, type, serveTable[ei].answerPayload,
+                      ref: callMessageID, nowMs: nowMs)
+            } else {
+                reply(to: client, at: from, relayed: relayed, .ack, [], ref: callMessageID, nowMs: nowMs)
+            }
+            return
+        }
+        if request.service != 0 && !services.contains(where: { serviceID($0.name) == request.service }) {
+            reply(to: client, at: from, relayed: relayed, .response,
+                  Response(status: Status.unknownService.rawValue).encode(), ref: callMessageID, nowMs: nowMs)
+            return
+        }
+        if request.deadlineMs == 0 {
+            reply(to: client, at: from, relayed: relayed, .response,
+                  Response(status: Status.deadlineExceeded.rawValue).encode(), ref: callMessageID, nowMs: nowMs)
+            return
+        }
+        guard makeServeRoom(nowMs: nowMs) else {
+            counters.busyReplies &+= 1
+            reply(to: client, at: from, relayed: relayed, .response,
+                  Response(status: Status.busy.rawValue).encode(), ref: callMessageID, nowMs: nowMs)
+            return
+        }
+        let handle = newServeHandle()
+        serveTable.append(ServeEntry(handle: handle, client: client, callMessageID: callMessageID,
+                                     replyAddress: from, relayed: relayed, stampMs: nowMs))
+        emit(.serve(handle, request, from: client))
+    }
+
+    /// Room for one more remote entry: drops answers older than
+    /// dedupLifetimeMs, else the oldest answer. Entries still being served are
+    /// never dropped (the application will answer them); if all are, no room.
+    @inline(never)
+    mutating func makeServeRoom(nowMs: UInt64) -> Bool {
+        let lifetime = UInt64(config.dedupLifetimeMs)
+        serveTable.removeAll(where: { $0.localCall == nil && $0.answerType != nil && nowMs - $0.stampMs >= lifetime })
+        var remote = 0
+        var oldestAnswered: Int?
+        for i in serveTable.indices where serveTable[i].localCall == nil {
+            remote += 1
+            if serveTable[i].answerType != nil,
+               oldestAnswered == nil || serveTable[i].stampMs < serveTable[oldestAnswered!].stampMs {
+                oldestAnswered = i
+            }
+        }
+        if remote < config.dedupCacheMax { return true }
+        guard let victim = oldestAnswered else { return false }
+        serveTable.remove(at: victim)
+        counters.dedupEvictions &+= 1
+        return true
+    }
+
+    mutating func newServeHandle() -> ServeHandle {
+        let h = ServeHandle(raw: nextServeRaw)
+        nextServeRaw = nextServeRaw == UInt32.max ? 1 : nextServeRaw + 1
+        return h
+    }
+
+    /// The application's answer to `.serve(handle, ...)`, now or later. An
+    /// answer for a request that is gone (the node left, a local caller gave
+    /// up) or already answered is counted and dropped.
+    public mutating func respond(_ handle: ServeHandle, _ response: Response, nowMs: UInt64) {
+        guard lifecycle == .running, let ei = serveTable.firstIndex(where: { $0.handle == handle }) else {
+            counters.lateServeAnswers &+= 1
+            return
+        }
+        let nowMs = advanceClock(nowMs)
+        var answer = response
+        if answer.encode().count > MeshConfig.rpcPayloadBytesMax {
+            answer = Response(status: Status.internalError.rawValue)
+        }
+        if let callID = serveTable[ei].localCall {
+            serveTable.remove(at: ei)
+            counters.requestsServed &+= 1
+            guard let ci = callIndex(callID) else { return }
+            handleAnswer(ci, status: answer.status, response: answer, nowMs: nowMs)
+            return
+        }
+        guard serveTable[ei].answerType == nil else {
+            counters.lateServeAnswers &+= 1
+            return
+        }
+        let payload = answer.encode()
+        serveTable[ei].answerType = .response
+        serveTable[ei].answerPayload = payload
+        serveTable[ei].stampMs = nowMs
+        counters.requestsServed &+= 1
+        let e = serveTable[ei]
+        reply(to: e.client, at: e.replyAddress, relayed: e.relayed, .response, payload, ref: e.callMessageID,
+              nowMs: nowMs)
+    }
+}

@@ -1,0 +1,505 @@
+// The mesh node: discovery, failure detection, RPC with failover, circuit
+// breakers, relaying. A deterministic state machine in the style of quinn-proto:
+// no I/O, no clock, no system randomness. Inputs are `start`, `handleDatagram`,
+// `handleTimeout`, `call`, `respond`, `leave`, each with the current time;
+// outputs are drained with `pollAction()`; `nextTimeoutMs` says when to call
+// `handleTimeout` next (timers are data: the earliest deadline of every peer,
+// service instance, breaker and call, not a periodic sweep).
+//
+// Split by concern over several files: MeshNode+Receive (datagram intake and
+// dispatch), +Discovery (announce/query/heartbeat, the registry), +Health
+// (suspect/dead, probes, relays), +Client (calls, retransmission, failover,
+// breakers, stale tier), +Server (serving, dedup).
+
+public struct MeshNode {
+    // MARK: Identity and configuration
+
+    public let config: MeshConfig
+    public let nodeID: UInt32
+    public let name: [UInt8]
+    public let address: NodeAddress
+    public internal(set) var keys: Keyring
+    /// This node's own services, as announced.
+    public internal(set) var services: [ServiceDescriptor]
+    /// Raised when a peer probes us as suspect (SWIM refutation); carried in heartbeats.
+    public internal(set) var incarnation: UInt32 = 0
+    public internal(set) var counters = MeshCounters()
+
+    // MARK: State
+
+    enum Lifecycle: Equatable { case created, running, left }
+
+    struct Peer {
+        var nodeID: UInt32
+        var name: [UInt8] = []
+        var address: NodeAddress?
+        var state: PeerState = .alive
+        var epoch: UInt32
+        var incarnation: UInt32 = 0
+        var lastHeardMs: UInt64
+        var heardDirectMs: UInt64?
+        var relayVia: UInt32?
+        var nextRelayProbeAtMs: UInt64 = 0
+        var heartbeat: Heartbeat?
+        /// Digest of the service list last announced by it (nil: none seen since it (re)joined).
+        var announcedDigest: UInt16?
+        var lastQueryMs: UInt64?
+        /// Id of its `leave`: older frames of that epoch arriving late do not revive it.
+        var leaveID: MessageID?
+    }
+
+    struct Instance {
+        var node: UInt32
+        var descriptor: ServiceDescriptor
+        var serviceID: UInt32
+        var confirmedMs: UInt64
+        var breaker = CircuitBreaker()
+    }
+
+    // Call and Attempt hold only scalars, so reading one field of calls[i]
+    // is a load, not a copy of the record (on Embedded -Osize a record with
+    // references is copied whole, with retains, into a new stack slot at
+    // every access). Their arrays and names live in CallInputs, same index.
+    struct Attempt {
+        var node: UInt32
+        var serviceID: UInt32
+        var isLocal: Bool
+        /// Id of the first transmission: the `ref` of retransmissions and answers.
+        var callMessageID: MessageID
+        var localHandle: ServeHandle?
+        var transmissions: Int
+        var timeoutMs: UInt64
+        /// Next retransmission (or giving up on the instance); nil: wait for the deadline.
+        var nextEventAtMs: UInt64?
+        /// The server said it has the request (an `ack` to a retransmission).
+        var acked = false
+        /// This attempt is its half-open breaker's trial call.
+        var trial: Bool
+    }
+
+    struct Call {
+        var id: CallID
+        var serviceID: UInt32
+        var version: SemVer
+        var operation: Operation
+        /// A read without arguments: may fall back on the last known value.
+        var readsValue: Bool
+        var deadlineAtMs: UInt64
+        var attempt: Attempt?
+        var lastError: CallError?
+        var failovers: UInt8 = 0
+    }
+
+    struct CallInputs {
+        var serviceName: [UInt8]
+        var arguments: [UInt8]
+        /// Nodes already tried by this call (never tried twice).
+        var tried: [UInt32] = []
+        /// The instance of the current attempt, as it was announced.
+        var descriptor: ServiceDescriptor?
+    }
+
+    struct ServeEntry {
+        var handle: ServeHandle
+        var client: UInt32
+        var callMessageID: MessageID
+        var replyAddress: NodeAddress
+        var relayed: Bool
+        /// Creation, then answer time: answers are kept dedupLifetimeMs from it.
+        var stampMs: UInt64
+        /// nil while the application works on it.
+        var answerType: MessageType?
+        var answerPayload: [UInt8] = []
+        /// Set when the caller is this node itself (no network, no dedup).
+        var localCall: CallID?
+    }
+
+    struct Probe {
+        var target: UInt32
+        var messageID: MessageID
+        var via: UInt32?
+    }
+
+    struct StaleValue {
+        var serviceID: UInt32
+        var node: UInt32
+        var descriptor: ServiceDescriptor
+        var response: Response
+        var receivedMs: UInt64
+    }
+
+    struct RateStamp {
+        var address: NodeAddress
+        var lastMs: UInt64
+    }
+
+    struct Sought {
+        var serviceID: UInt32
+        var lastQueryMs: UInt64
+    }
+
+    var lifecycle: Lifecycle = .created
+    var ids: MessageIDGenerator
+    var replay: ReplayWindow
+    var rng: SeededRandom
+    var startMs: UInt64 = 0
+    var localDigest: UInt16
+    var localFreeMemoryBytes: UInt32 = 0
+    var localActivity: UInt8 = 0
+    var localLoadPercent: UInt8 = 0
+    var nextHeartbeatAtMs: UInt64 = 0
+    var nextAnnounceAtMs: UInt64 = 0
+    var peerTable: [Peer] = []
+    var instanceTable: [Instance] = []
+    var calls: [Call] = []
+    /// Parallel to `calls`.
+    var callInputs: [CallInputs] = []
+    var serveTable: [ServeEntry] = []
+    var probes: [Probe] = []
+    var staleValues: [StaleValue] = []
+    var versionReplies: [RateStamp] = []
+    var sought: [Sought] = []
+    var actions: [MeshAction] = []
+    var actionHead = 0
+    /// Latest time seen: an earlier `nowMs` from a careless caller is taken as
+    /// this one, so no time difference can go negative.
+    var lastNowMs: UInt64 = 0
+    var nextCallRaw: UInt32 = 1
+    var nextServeRaw: UInt32 = 1
+
+    /// `epoch` is this boot's persisted boot counter (see PROTOCOL.md, "Message
+    /// id"); `rngSeed` seeds every random choice the node makes.
+    public init(config: MeshConfig = MeshConfig(), nodeID: UInt32, name: [UInt8], epoch: UInt32, keys: Keyring,
+                address: NodeAddress, services: [ServiceDescriptor], rngSeed: UInt64) {
+        config.check()
+        WireLimits.check()
+        precondition(name.count <= nameBytesMax)
+        MeshNode.checkServices(services)
+        self.config = config
+        self.nodeID = nodeID
+        self.name = name
+        self.address = address
+        self.keys = keys
+        self.services = services
+        self.localDigest = servicesDigest(services)
+        ids = MessageIDGenerator(epoch: epoch)
+        replay = ReplayWindow(capacity: WireLimits.replayPeersMax)
+        rng = SeededRandom(seed: rngSeed)
+        // Everything allocated up front: no table grows after start.
+        peerTable.reserveCapacity(config.peersMax)
+        instanceTable.reserveCapacity(config.instancesMax)
+        calls.reserveCapacity(config.callsInFlightMax)
+        callInputs.reserveCapacity(config.callsInFlightMax)
+        serveTable.reserveCapacity(config.dedupCacheMax + config.callsInFlightMax)
+        probes.reserveCapacity(config.probesMax)
+        staleValues.reserveCapacity(config.staleCacheMax)
+        versionReplies.reserveCapacity(config.versionReplySourcesMax)
+        sought.reserveCapacity(config.callsInFlightMax)
+        actions.reserveCapacity(config.actionQueueMax + config.callsInFlightMax + config.dedupCacheMax)
+    }
+
+    static func checkServices(_ services: [ServiceDescriptor]) {
+        precondition(services.count <= servicesPerNodeMax, "a node announces at most servicesPerNodeMax services")
+        for i in services.indices {
+            for j in services.indices where j > i {
+                precondition(services[i].name != services[j].name, "service names must be unique on a node")
+            }
+        }
+    }
+
+    // MARK: Lifecycle
+
+    mutating func advanceClock(_ nowMs: UInt64) -> UInt64 {
+        lastNowMs = max(lastNowMs, nowMs)
+        return lastNowMs
+    }
+
+    /// Announces this node's services, asks every node for theirs, arms the timers.
+    public mutating func start(nowMs: UInt64) {
+        precondition(lifecycle == .created, "start once")
+        let nowMs = advanceClock(nowMs)
+        lifecycle = .running
+        startMs = nowMs
+        broadcastAnnounce(nowMs: nowMs)
+        emitBroadcast(frame(.query, Query().encode(), nowMs: nowMs))
+        counters.queriesSent &+= 1
+        nextHeartbeatAtMs = nowMs + jittered(config.heartbeatIntervalMs)
+        nextAnnounceAtMs = nowMs + jittered(config.announceIntervalMs)
+    }
+
+    /// Clean leave: broadcasts `leave` (peers drop our services at once), fails
+    /// the calls in flight with `.stopped`, and stops all timers.
+    public mutating func leave(nowMs: UInt64, reason: UInt8 = 0) {
+        guard lifecycle == .running else { return }
+        let nowMs = advanceClock(nowMs)
+        emitBroadcast(frame(.leave, Leave(reason: reason).encode(), priority: .high, nowMs: nowMs))
+        while let call = calls.first {
+            finish(call.id, .stopped, nowMs: nowMs)
+        }
+        serveTable.removeAll(keepingCapacity: true)
+        probes.removeAll(keepingCapacity: true)
+        lifecycle = .left
+    }
+
+    public var isRunning: Bool { lifecycle == .running }
+
+    /// Replaces this node's services (registration / deregistration) and announces at once.
+    public mutating func setServices(_ newServices: [ServiceDescriptor], nowMs: UInt64) {
+        MeshNode.checkServices(newServices)
+        services = newServices
+        localDigest = servicesDigest(newServices)
+        guard lifecycle == .running else { return }
+        let nowMs = advanceClock(nowMs)
+        broadcastAnnounce(nowMs: nowMs)
+        dispatchWaitingCalls(nowMs: nowMs)
+    }
+
+    /// Figures carried by the next heartbeats.
+    public mutating func setLocalMetrics(freeMemoryBytes: UInt32, activity: UInt8, loadPercent: UInt8) {
+        localFreeMemoryBytes = freeMemoryBytes
+        localActivity = min(100, activity)
+        localLoadPercent = min(100, loadPercent)
+    }
+
+    /// Key rotation (see Keyring): the new ring applies to the next frame.
+    public mutating func setKeys(_ newKeys: Keyring) { keys = newKeys }
+
+    public var epoch: UInt32 { ids.epoch }
+
+    // MARK: Actions
+
+    /// The next thing to do, in order; nil when there is nothing left.
+    public mutating func pollAction() -> MeshAction? {
+        guard actionHead < actions.count else { return nil }
+        let action = actions[actionHead]
+        actionHead += 1
+        if actionHead == actions.count {
+            actions.removeAll(keepingCapacity: true)
+            actionHead = 0
+        }
+        return action
+    }
+
+    public var pendingActionCount: Int { actions.count - actionHead }
+
+    @inline(never)
+    mutating func emit(_ action: MeshAction) {
+        switch action {
+        case .complete, .serve:
+            break  // bounded by callsInFlightMax / dedupCacheMax; never dropped
+        default:
+            if pendingActionCount >= config.actionQueueMax {
+                counters.actionsDropped &+= 1
+                return
+            }
+        }
+        actions.append(action)
+    }
+
+    @inline(never)
+    mutating func emit(_ event: MeshEvent) { emit(.event(event)) }
+
+    // MARK: Timers
+
+    /// When `handleTimeout` must next be called; nil when nothing is armed
+    /// (before start, after leave).
+    public var nextTimeoutMs: UInt64? {
+        guard lifecycle == .running else { return nil }
+        var t = min(nextHeartbeatAtMs, nextAnnounceAtMs)
+        for p in peerTable {
+            switch p.state {
+            case .alive: t = min(t, p.lastHeardMs + UInt64(config.suspectAfterMs))
+            case .suspect: t = min(t, p.lastHeardMs + UInt64(config.deadAfterMs))
+            case .dead, .left: continue
+            }
+            if p.relayVia != nil { t = min(t, p.nextRelayProbeAtMs) }
+        }
+        for inst in instanceTable {
+            t = min(t, inst.confirmedMs + UInt64(config.serviceTTLMs))
+            if inst.breaker.state == .open { t = min(t, inst.breaker.openUntilMs) }
+        }
+        for call in calls {
+            t = min(t, call.deadlineAtMs)
+            if let e = call.attempt?.nextEventAtMs { t = min(t, e) }
+        }
+        return t
+    }
+
+    /// Runs every timer that is due at `nowMs` (call it when nowMs >= nextTimeoutMs;
+    /// calling it early is harmless).
+    public mutating func handleTimeout(nowMs: UInt64) {
+        guard lifecycle == .running else { return }
+        let nowMs = advanceClock(nowMs)
+        if nowMs >= nextHeartbeatAtMs {
+            sendHeartbeat(nowMs: nowMs)
+            nextHeartbeatAtMs = nowMs + jittered(config.heartbeatIntervalMs)
+        }
+        if nowMs >= nextAnnounceAtMs {
+            broadcastAnnounce(nowMs: nowMs)
+            nextAnnounceAtMs = nowMs + jittered(config.announceIntervalMs)
+        }
+        checkPeerTimers(nowMs: nowMs)
+        checkInstanceTimers(nowMs: nowMs)
+        checkCallTimers(nowMs: nowMs)
+    }
+
+    /// An interval with the configured +/- jitter.
+    mutating func jittered(_ intervalMs: UInt32) -> UInt64 {
+        let base = UInt64(intervalMs)
+        let spread = base * UInt64(config.heartbeatJitterPercent) / 100
+        return rng.between(base - spread, base + spread)
+    }
+
+    // MARK: Sending
+
+    /// Encodes and authenticates one frame from this node with a fresh id (or `id`).
+    @inline(never)
+    mutating func frame(_ type: MessageType, _ payload: [UInt8], id: MessageID? = nil, ref: MessageID? = nil,
+                        flags: FrameFlags = [], priority: Priority = .normal, nowMs: UInt64) -> [UInt8] {
+        let f = Frame(type: type, sender: nodeID, id: id ?? ids.make(), ref: ref,
+                      timestampMs: UInt32(truncatingIfNeeded: nowMs), payload: payload,
+                      priority: priority, flags: flags, keyID: keys.sendKeyID)
+        // Envelopes carry an already compact frame: no point deflating them.
+        return f.encode(key: keys.sendKey, compress: type != .relay)
+    }
+
+    @inline(never)
+    mutating func emitSend(_ to: NodeAddress, _ bytes: [UInt8]) {
+        counters.framesSent &+= 1
+        emit(.send(to, bytes))
+    }
+
+    @inline(never)
+    mutating func emitBroadcast(_ bytes: [UInt8]) {
+        counters.broadcastsSent &+= 1
+        emit(.broadcast(bytes))
+    }
+
+    /// Sends to a peer along its current route: directly, or wrapped in a
+    /// `relay` envelope to the peer that reaches it. False when there is no route.
+    @inline(never)
+    @discardableResult
+    mutating func sendToNode(_ node: UInt32, _ type: MessageType, _ payload: [UInt8], id: MessageID? = nil,
+                             ref: MessageID? = nil, flags: FrameFlags = [], priority: Priority = .normal,
+                             nowMs: UInt64) -> Bool {
+        guard let pi = peerIndex(node) else { return false }
+        let peer = peerTable[pi]
+        if let via = peer.relayVia, let ri = peerIndex(via), let relayAddress = peerTable[ri].address {
+            return sendRelayed(destination: node, relayAddress: relayAddress, type, payload, id: id, ref: ref,
+                               flags: flags, priority: priority, nowMs: nowMs)
+        }
+        guard let to = peer.address else { return false }
+        emitSend(to, frame(type, payload, id: id, ref: ref, flags: flags, priority: priority, nowMs: nowMs))
+        return true
+    }
+
+    /// The inner frame gets the `relayed` flag (covered by its tag) and goes to
+    /// `relayAddress` inside a type-11 envelope naming `destination`.
+    @inline(never)
+    @discardableResult
+    mutating func sendRelayed(destination: UInt32, relayAddress: NodeAddress, _ type: MessageType, _ payload: [UInt8],
+                              id: MessageID? = nil, ref: MessageID? = nil, flags: FrameFlags = [],
+                              priority: Priority = .normal, nowMs: UInt64) -> Bool {
+        let inner = frame(type, payload, id: id, ref: ref, flags: flags.union(.relayed), priority: priority, nowMs: nowMs)
+        guard inner.count <= WireLimits.frameBytesMax - MeshConfig.relayOverheadBytes else {
+            counters.relaysDropped &+= 1
+            return false
+        }
+        let envelope = RelayEnvelope(destination: destination, frame: inner).encode()
+        emitSend(relayAddress, frame(.relay, envelope, priority: priority, nowMs: nowMs))
+        return true
+    }
+
+    /// Answers a frame along the path it came by (through the same relay if it was relayed).
+    @inline(never)
+    mutating func reply(to client: UInt32, at replyAddress: NodeAddress, relayed: Bool, _ type: MessageType,
+                        _ payload: [UInt8], ref: MessageID?, nowMs: UInt64) {
+        if relayed {
+            sendRelayed(destination: client, relayAddress: replyAddress, type, payload, ref: ref, nowMs: nowMs)
+        } else {
+            emitSend(replyAddress, frame(type, payload, ref: ref, nowMs: nowMs))
+        }
+    }
+
+    /// Sends a message the mesh layer does not generate itself (config_update,
+    /// metrics, application types 128-255, or the `ack` of a delivered
+    /// config_update: pass its id as `ref`) to one peer along its route, or to
+    /// every node when `node` is nil. False when the peer has no route or the
+    /// node is not running; traps on a payload over Frame.payloadBytesMaxUncompressed
+    /// (a caller bug, as in Frame.encode).
+    @discardableResult
+    public mutating func send(_ type: MessageType, payload: [UInt8], to node: UInt32?, ref: MessageID? = nil,
+                              flags: FrameFlags = [], priority: Priority = .normal, nowMs: UInt64) -> Bool {
+        precondition(payload.count <= Frame.payloadBytesMaxUncompressed, "payload over the frame limit")
+        guard lifecycle == .running else { return false }
+        let nowMs = advanceClock(nowMs)
+        guard let node else {
+            emitBroadcast(frame(type, payload, ref: ref, flags: flags, priority: priority, nowMs: nowMs))
+            return true
+        }
+        return sendToNode(node, type, payload, ref: ref, flags: flags, priority: priority, nowMs: nowMs)
+    }
+
+    // MARK: Lookups
+
+    func peerIndex(_ node: UInt32) -> Int? { peerTable.firstIndex(where: { $0.nodeID == node }) }
+
+    func peerIndex(address: NodeAddress) -> Int? {
+        peerTable.firstIndex(where: { $0.address == address && ($0.state == .alive || $0.state == .suspect) })
+    }
+
+    func instanceIndex(node: UInt32, serviceID: UInt32) -> Int? {
+        instanceTable.firstIndex(where: { $0.node == node && $0.serviceID == serviceID })
+    }
+
+    func callIndex(_ id: CallID) -> Int? { calls.firstIndex(where: { $0.id == id }) }
+
+    // MARK: Views (CLI, tests, simulator)
+
+    public var peers: [PeerInfo] {
+        var out: [PeerInfo] = []
+        out.reserveCapacity(peerTable.count)
+        for p in peerTable { out.append(info(p)) }
+        return out
+    }
+
+    public func peer(_ node: UInt32) -> PeerInfo? {
+        guard let i = peerIndex(node) else { return nil }
+        return info(peerTable[i])
+    }
+
+    func info(_ p: Peer) -> PeerInfo {
+        var count = 0
+        for inst in instanceTable where inst.node == p.nodeID { count += 1 }
+        return PeerInfo(nodeID: p.nodeID, name: p.name, address: p.address, state: p.state, epoch: p.epoch,
+                        incarnation: p.incarnation, lastHeardMs: p.lastHeardMs, relayVia: p.relayVia,
+                        heartbeat: p.heartbeat, serviceCount: count)
+    }
+
+    /// Every service instance known, this node's own first.
+    public var registry: [ServiceInstanceInfo] {
+        var out: [ServiceInstanceInfo] = []
+        out.reserveCapacity(services.count + instanceTable.count)
+        for s in services {
+            out.append(ServiceInstanceInfo(node: nodeID, descriptor: s, serviceID: serviceID(s.name), isLocal: true,
+                                           confirmedMs: startMs, breaker: .closed, consecutiveFailures: 0))
+        }
+        for inst in instanceTable {
+            out.append(ServiceInstanceInfo(node: inst.node, descriptor: inst.descriptor, serviceID: inst.serviceID,
+                                           isLocal: false, confirmedMs: inst.confirmedMs, breaker: inst.breaker.state,
+                                           consecutiveFailures: inst.breaker.consecutiveFailures))
+        }
+        return out
+    }
+
+    /// The instances of one service (any version).
+    public func instances(of serviceName: [UInt8]) -> [ServiceInstanceInfo] {
+        var out: [ServiceInstanceInfo] = []
+        for i in registry where i.descriptor.name == serviceName { out.append(i) }
+        return out
+    }
+
+    public var callsInFlight: Int { calls.count }
+    /// Requests being served or remembered for retransmissions.
+    public var serveEntries: Int { serveTable.count }
+}

@@ -1,0 +1,170 @@
+// Wire additions of the mesh layer (docs/PROTOCOL.md, "Mesh behaviour (v1.1)").
+// All of it is a v1.1 minor addition: a v1.0 receiver counts type 11 as unknown
+// and drops it, and skips the status keys it does not know.
+
+extension MessageType {
+    /// Type 11 `relay`: "forward this frame to that node". Key 1 destination
+    /// node id (u32), key 2 the complete inner frame (byte string). The inner
+    /// frame is authenticated end to end by its own tag; it has the `relayed`
+    /// flag set and the same sender as the envelope, and is never itself a relay.
+    public static let relay = MessageType(rawValue: 11)
+}
+
+public struct RelayEnvelope: Equatable {
+    public var destination: UInt32
+    public var frame: [UInt8]
+
+    public init(destination: UInt32, frame: [UInt8]) {
+        self.destination = destination
+        self.frame = frame
+    }
+
+    public func encode() -> [UInt8] {
+        var w = CBORWriter(capacity: 12 + frame.count)
+        w.mapHeader(count: 2)
+        w.unsigned(1); w.unsigned(UInt64(destination))
+        w.unsigned(2); w.bytes(frame)
+        return w.bytes
+    }
+
+    public static func decode(_ payload: [UInt8]) throws(WireError) -> RelayEnvelope {
+        var destination: UInt32?
+        var frame: [UInt8]?
+        try forEachKey(payload) { (key, r) throws(WireError) in
+            switch key {
+            case 1: destination = try readU32(&r)
+            case 2: frame = Array(try r.bytes())
+            default: try r.skip()
+            }
+        }
+        return RelayEnvelope(destination: try required(destination), frame: try required(frame))
+    }
+
+    /// Cheap checks a relay makes on the inner frame without the key: a
+    /// plausible size, the envelope's sender, the `relayed` flag, not a relay.
+    public static func innerFrameIsForwardable(_ inner: [UInt8], envelopeSender: UInt32) -> Bool {
+        guard inner.count >= WireLimits.frameBytesMin && inner.count <= WireLimits.frameBytesMax else { return false }
+        guard inner[0] >> 4 == ProtocolVersion.major else { return false }
+        guard inner[1] != MessageType.relay.rawValue else { return false }
+        guard inner[2] & FrameFlags.relayed.rawValue != 0 else { return false }
+        let sender = UInt32(inner[4]) << 24 | UInt32(inner[5]) << 16 | UInt32(inner[6]) << 8 | UInt32(inner[7])
+        return sender == envelopeSender
+    }
+}
+
+/// Arguments of a node `status` request (service 0, operation 4) when it is a
+/// liveness probe: key 1, the incarnation at which the prober suspects the
+/// target. A target that sees itself suspected at or above its own
+/// incarnation raises it (and broadcasts a heartbeat carrying it): SWIM's refutation.
+public struct ProbeArguments: Equatable {
+    public var suspectedIncarnation: UInt32
+    public init(suspectedIncarnation: UInt32) { self.suspectedIncarnation = suspectedIncarnation }
+
+    public func encode() -> [UInt8] {
+        var w = CBORWriter(capacity: 8)
+        w.mapHeader(count: 1)
+        w.unsigned(1); w.unsigned(UInt64(suspectedIncarnation))
+        return w.bytes
+    }
+
+    /// nil when the arguments are absent or not a probe's (a plain status request).
+    public static func decode(_ item: [UInt8]) -> ProbeArguments? {
+        guard !item.isEmpty else { return nil }
+        var found: UInt32?
+        do {
+            try forEachKey(item) { (key, r) throws(WireError) in
+                if key == 1 { found = try readU32(&r) } else { try r.skip() }
+            }
+        } catch {
+            return nil
+        }
+        guard let found else { return nil }
+        return ProbeArguments(suspectedIncarnation: found)
+    }
+}
+
+/// Result (response key 5) of a node `status` request: key 1 incarnation,
+/// 2 uptime s, 3 services digest, 4 free memory bytes, 5 load %, 6 activity.
+public struct NodeStatus: Equatable {
+    public var incarnation: UInt32
+    public var uptimeS: UInt32
+    public var servicesDigest: UInt16
+    public var freeMemoryBytes: UInt32
+    public var loadPercent: UInt8
+    public var activity: UInt8
+
+    public init(incarnation: UInt32, uptimeS: UInt32, servicesDigest: UInt16, freeMemoryBytes: UInt32,
+                loadPercent: UInt8, activity: UInt8) {
+        self.incarnation = incarnation
+        self.uptimeS = uptimeS
+        self.servicesDigest = servicesDigest
+        self.freeMemoryBytes = freeMemoryBytes
+        self.loadPercent = loadPercent
+        self.activity = activity
+    }
+
+    public func encode() -> [UInt8] {
+        var w = CBORWriter(capacity: 24)
+        w.mapHeader(count: 6)
+        w.unsigned(1); w.unsigned(UInt64(incarnation))
+        w.unsigned(2); w.unsigned(UInt64(uptimeS))
+        w.unsigned(3); w.unsigned(UInt64(servicesDigest))
+        w.unsigned(4); w.unsigned(UInt64(freeMemoryBytes))
+        w.unsigned(5); w.unsigned(UInt64(loadPercent))
+        w.unsigned(6); w.unsigned(UInt64(activity))
+        return w.bytes
+    }
+
+    public static func decode(_ item: [UInt8]) throws(WireError) -> NodeStatus {
+        var s = NodeStatus(incarnation: 0, uptimeS: 0, servicesDigest: 0, freeMemoryBytes: 0, loadPercent: 0, activity: 0)
+        var digest: UInt16?
+        try forEachKey(item) { (key, r) throws(WireError) in
+            switch key {
+            case 1: s.incarnation = try readU32(&r)
+            case 2: s.uptimeS = try readU32(&r)
+            case 3: digest = try readU16(&r)
+            case 4: s.freeMemoryBytes = try readU32(&r)
+            case 5: s.loadPercent = min(100, try readU8(&r))
+            case 6: s.activity = min(100, try readU8(&r))
+            default: try r.skip()
+            }
+        }
+        s.servicesDigest = try required(digest)
+        return s
+    }
+}
+
+/// Heartbeat key 5: FNV-1a-32 over the v1.0 fields of the announced services,
+/// in announce order, folded to 16 bits (high half xor low half). Per service:
+/// name length (1 byte), name, major, minor, patch (2 bytes each, big-endian),
+/// role (1), capabilities (4, big-endian), priority (1), port (2, big-endian).
+/// Keys a later minor adds to the service map are left out, so nodes of
+/// different minors agree on the digest of the same services.
+public func servicesDigest(_ services: [ServiceDescriptor]) -> UInt16 {
+    var h: UInt32 = 0x811C_9DC5
+    var buffer: [UInt8] = []
+    buffer.reserveCapacity(nameBytesMax + 16)
+    for s in services {
+        buffer.removeAll(keepingCapacity: true)
+        buffer.append(UInt8(truncatingIfNeeded: s.name.count))
+        buffer.append(contentsOf: s.name)
+        for v in [s.version.major, s.version.minor, s.version.patch] {
+            buffer.append(UInt8(truncatingIfNeeded: v >> 8))
+            buffer.append(UInt8(truncatingIfNeeded: v))
+        }
+        buffer.append(s.role.rawValue)
+        let caps = s.capabilities.rawValue
+        buffer.append(UInt8(truncatingIfNeeded: caps >> 24))
+        buffer.append(UInt8(truncatingIfNeeded: caps >> 16))
+        buffer.append(UInt8(truncatingIfNeeded: caps >> 8))
+        buffer.append(UInt8(truncatingIfNeeded: caps))
+        buffer.append(s.priority)
+        buffer.append(UInt8(truncatingIfNeeded: s.port >> 8))
+        buffer.append(UInt8(truncatingIfNeeded: s.port))
+        for b in buffer {
+            h ^= UInt32(b)
+            h = h &* 0x0100_0193
+        }
+    }
+    return UInt16(truncatingIfNeeded: h >> 16) ^ UInt16(truncatingIfNeeded: h)
+}

@@ -1,0 +1,271 @@
+// Serialization of config trees: CBOR nested maps with text keys (canonical:
+// keys sorted bytewise, preferred number encodings), and the record kept in the
+// board's config flash region (copies A and B) or a state file on Linux. The
+// record is the provisioning record's (Firmware/Pico/ProvisionRecord.swift):
+//
+//   0    magic "TDCF"
+//   4    format (1)
+//   5    reserved (0)
+//   6    body length n, u16 big-endian
+//   8    sequence, u32 big-endian: of two valid copies the higher one wins
+//   12   body: a CBOR map with unsigned keys
+//   12+n CRC-32 (IEEE 802.3, as zlib's crc32) of bytes 0..<12+n, u32 big-endian
+//
+// Body keys 1-12 are the provisioning fields (node name, Wi-Fi, key, ...): kept
+// here as they are, byte for byte. This file adds key 16, the config version
+// (u32), and key 17, the config overlay: a byte string holding the tree's CBOR
+// map (wrapped, so the provisioning decoder skips it without nesting limits).
+//
+// Erased flash (0xFF) or another format is `.noImage`; a CRC or length that does
+// not check out is `.badChecksum`: the node keeps the config it has.
+
+extension ConfigTree {
+    /// The tree as one CBOR map (maps nested), keys in canonical order.
+    public func encodeCBOR() -> [UInt8] {
+        var w = CBORWriter(capacity: 32 + count * 12)
+        encodeChildren(of: ConfigTree.root, &w)
+        return w.bytes
+    }
+
+    func encodeChildren(of parent: Int, _ w: inout CBORWriter) {
+        let children = sortedChildren(of: parent)
+        w.mapHeader(count: children.count)
+        for c in children {
+            w.text(nodes[c].key)
+            switch nodes[c].value {
+            case .bool(let v): w.bool(v)
+            case .int(let v): w.int(v)
+            case .number(let v): w.double(v)
+            case .text(let v): w.text(v)
+            case .map: encodeChildren(of: c, &w)
+            }
+        }
+    }
+
+    /// Reads a tree from one CBOR map; trailing bytes are malformed. Values are
+    /// not checked against the schema here (see ConfigSchema.validate/sanitize).
+    public static func decodeCBOR(_ bytes: [UInt8]) throws(ConfigError) -> ConfigTree {
+        var r = CBORReader(bytes, depthMax: ConfigLimits.depthMax + 1)
+        var tree = ConfigTree()
+        try tree.decodeMap(&r, into: ConfigTree.root, depth: 0)
+        guard r.isAtEnd else { throw .malformed }
+        return tree
+    }
+
+    /// Reads a CBOR map into the children of `parent` (merging: existing keys
+    /// are replaced, maps on both sides merge).
+    mutating func decodeMap(_ r: inout CBORReader, into parent: Int, depth: Int) throws(ConfigError) {
+        guard depth < ConfigLimits.depthMax else { throw .badPath }
+        let n: Int
+        do { n = try r.mapHeader() } catch { throw .wrongType }
+        for _ in 0..<n {
+            let key: ArraySlice<UInt8>
+            do { key = try r.text() } catch { throw .malformed }
+            guard configValidKey(key) else { throw .badPath }
+            if try ConfigTree.peekIsMap(&r) {
+                let slot = try setChild(of: parent, key: key, .map)
+                try decodeMap(&r, into: slot, depth: depth + 1)
+            } else {
+                _ = try setChild(of: parent, key: key, try ConfigTree.decodeScalar(&r))
+            }
+        }
+    }
+
+    static func peekIsMap(_ r: inout CBORReader) throws(ConfigError) -> Bool {
+        do { return try r.peekMajor() == .map } catch { throw .malformed }
+    }
+
+    /// bool, integer, float or text; anything else (null, arrays, byte strings,
+    /// tags) has no config kind.
+    static func decodeScalar(_ r: inout CBORReader) throws(ConfigError) -> ConfigValue {
+        let major: CBORMajor
+        do { major = try r.peekMajor() } catch { throw .malformed }
+        switch major {
+        case .unsigned, .negative:
+            do { return .int(try r.int()) } catch { throw .malformed }
+        case .text:
+            let t: ArraySlice<UInt8>
+            do { t = try r.text() } catch { throw .malformed }
+            guard t.count <= ConfigLimits.textBytesMax else { throw .outOfRange }
+            return .text(Array(t))
+        case .simple:
+            let b = r.data[r.position]
+            if b == 0xF4 || b == 0xF5 {
+                do { return .bool(try r.bool()) } catch { throw .malformed }
+            }
+            if b >= 0xF9 && b <= 0xFB {
+                do { return .number(try r.number()) } catch { throw .malformed }
+            }
+            throw .wrongType
+        default:
+            throw .wrongType
+        }
+    }
+
+    /// Sets the child `key` of `parent` (deep-merge semantics) and returns its slot.
+    mutating func setChild(of parent: Int, key: ArraySlice<UInt8>, _ value: ConfigValue) throws(ConfigError) -> Int {
+        if let c = child(of: parent, key: key) {
+            if !(value == .map && nodes[c].value == .map) {
+                removeChildren(of: c)
+                nodes[c].value = value
+            }
+            return c
+        }
+        guard count < capacity else { throw .full }
+        return allocate(key: key, parent: parent, value: value)
+    }
+}
+
+/// What the config flash region holds: a version and a tree (the overlay of
+/// runtime updates, see ConfigManager), beside the provisioning fields.
+public struct ConfigImage: Equatable {
+    /// A body entry this file does not interpret (the provisioning fields).
+    public struct Entry: Equatable {
+        public var key: UInt64
+        /// The value's CBOR item, unparsed.
+        public var value: [UInt8]
+        public init(key: UInt64, value: [UInt8]) {
+            self.key = key
+            self.value = value
+        }
+    }
+
+    public static let magic: StaticString = "TDCF"
+    public static let format: UInt8 = 1
+    public static let headerBytes = 12
+    public static let checksumBytes = 4
+    /// Body key of the config version (u32).
+    public static let versionKey: UInt64 = 16
+    /// Body key of the overlay (a byte string holding the tree's CBOR map).
+    public static let overlayKey: UInt64 = 17
+
+    /// Write counter of the region: the copy (A or B) with the higher one wins.
+    public var sequence: UInt32
+    public var version: UInt32
+    public var tree: ConfigTree
+    /// The other body entries, in key order.
+    public var others: [Entry]
+
+    public init(sequence: UInt32 = 0, version: UInt32, tree: ConfigTree, others: [Entry] = []) {
+        self.sequence = sequence
+        self.version = version
+        self.tree = tree
+        self.others = others
+    }
+
+    /// The record bytes; `.full` if they would exceed ConfigLimits.imageBytesMax.
+    public func encode() throws(ConfigError) -> [UInt8] {
+        var w = CBORWriter(capacity: 64 + tree.count * 12)
+        let mine = others.filter { $0.key != ConfigImage.versionKey && $0.key != ConfigImage.overlayKey }
+        w.mapHeader(count: mine.count + 2)
+        var wroteOwn = false
+        func writeOwn(_ w: inout CBORWriter) {
+            w.unsigned(ConfigImage.versionKey); w.unsigned(UInt64(version))
+            w.unsigned(ConfigImage.overlayKey); w.bytes(tree.encodeCBOR())
+        }
+        for e in mine {
+            if !wroteOwn && e.key > ConfigImage.overlayKey { writeOwn(&w); wroteOwn = true }
+            w.unsigned(e.key)
+            w.bytes.append(contentsOf: e.value)
+        }
+        if !wroteOwn { writeOwn(&w) }
+        let body = w.bytes
+        let total = ConfigImage.headerBytes + body.count + ConfigImage.checksumBytes
+        guard total <= ConfigLimits.imageBytesMax else { throw .full }
+        var out = ByteWriter(capacity: total)
+        out.append(contentsOf: configBytes(ConfigImage.magic))
+        out.u8(ConfigImage.format)
+        out.u8(0)
+        out.u16(UInt16(body.count))
+        out.u32(sequence)
+        out.append(contentsOf: body)
+        out.u32(ConfigImage.crc32(out.bytes[...]))
+        return out.bytes
+    }
+
+    /// Reads a record from the start of `region` (bytes after it are ignored:
+    /// the region is a whole flash sector). A record without keys 16 and 17 (as
+    /// `tdos provision` writes it) has version 0 and an empty overlay.
+    public static func decode(_ region: [UInt8]) throws(ConfigError) -> ConfigImage {
+        let m = configBytes(magic)
+        guard region.count >= headerBytes + checksumBytes, region[0..<4].elementsEqual(m) else { throw .noImage }
+        let n = Int(region[6]) << 8 | Int(region[7])
+        let end = headerBytes + n
+        guard end + checksumBytes <= region.count, end + checksumBytes <= ConfigLimits.imageBytesMax else {
+            throw .badChecksum  // a length that runs off the record is corruption too
+        }
+        let stored = UInt32(region[end]) << 24 | UInt32(region[end + 1]) << 16
+            | UInt32(region[end + 2]) << 8 | UInt32(region[end + 3])
+        guard crc32(region[0..<end]) == stored else { throw .badChecksum }
+        guard region[4] == format else { throw .noImage }
+        let sequence = UInt32(region[8]) << 24 | UInt32(region[9]) << 16 | UInt32(region[10]) << 8 | UInt32(region[11])
+        var image = ConfigImage(sequence: sequence, version: 0, tree: ConfigTree())
+        var r = CBORReader(region, start: headerBytes, end: end, depthMax: WireLimits.cborDepthMax)
+        var sawVersion = false, sawOverlay = false
+        do throws(WireError) {
+            let count = try r.mapHeader()
+            for _ in 0..<count {
+                guard try r.peekMajor() == .unsigned else {  // not a key this format writes: dropped
+                    try r.skip(); try r.skip()
+                    continue
+                }
+                let key = try r.unsigned()
+                switch key {
+                case versionKey:
+                    guard !sawVersion else { throw WireError.malformedCBOR }
+                    sawVersion = true
+                    let v = try r.unsigned()
+                    guard v <= UInt64(UInt32.max) else { throw WireError.malformedCBOR }
+                    image.version = UInt32(v)
+                case overlayKey:
+                    guard !sawOverlay else { throw WireError.malformedCBOR }
+                    sawOverlay = true
+                    let wrapped = Array(try r.bytes())
+                    image.tree = try ConfigTree.decodeCBORWire(wrapped)
+                default:
+                    image.others.append(Entry(key: key, value: Array(try r.skipRaw())))
+                }
+            }
+            guard r.isAtEnd else { throw WireError.malformedCBOR }
+        } catch {
+            throw .malformed
+        }
+        return image
+    }
+
+    /// Of the two copies of the region, the valid one with the higher sequence
+    /// (A on a tie); if neither is valid, the error of copy A.
+    public static func newest(a: [UInt8], b: [UInt8]) throws(ConfigError) -> ConfigImage {
+        var ia: ConfigImage? = nil
+        var failureA = ConfigError.noImage
+        do { ia = try decode(a) } catch { failureA = error }
+        var ib: ConfigImage? = nil
+        do { ib = try decode(b) } catch { ib = nil }
+        switch (ia, ib) {
+        case let (x?, y?): return y.sequence > x.sequence ? y : x
+        case let (x?, nil): return x
+        case let (nil, y?): return y
+        case (nil, nil): throw failureA
+        }
+    }
+
+    /// CRC-32 (reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF),
+    /// bit by bit: no table in flash, and records are read once per boot.
+    public static func crc32(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for b in bytes {
+            crc ^= UInt32(b)
+            for _ in 0..<8 {
+                crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1
+            }
+        }
+        return ~crc
+    }
+}
+
+extension ConfigTree {
+    /// decodeCBOR with its errors as WireError, for use inside a CBOR reader's do block.
+    static func decodeCBORWire(_ bytes: [UInt8]) throws(WireError) -> ConfigTree {
+        do { return try decodeCBOR(bytes) } catch { throw .malformedCBOR }
+    }
+}

@@ -1,0 +1,212 @@
+// The node's config in two layers, deep-merged into `effective`:
+//
+//   local   built-in defaults, merged on Linux with the JSON file and the
+//           environment (HostTools/Host/ConfigFile.swift); on the board just
+//           the defaults.
+//   remote  the overlay of versioned updates: what the config flash region
+//           (or the Linux state file) holds, in the provisioning record
+//           (ConfigImage). Every applied `config_update` merges into it, bumps
+//           `version` and `sequence`, and asks the platform to persist `image()`.
+//
+// An update older than `version` never overwrites a newer one, and the version
+// is persisted with the overlay, so this holds across reboots too.
+
+/// What `ConfigManager.apply` did with a `config_update`.
+public enum ConfigUpdateOutcome: Equatable {
+    /// Every entry applied: persist `image()`, then acknowledge.
+    case applied(version: UInt32, entries: Int)
+    /// The version in force already (a retransmission): nothing changes; acknowledge again.
+    case duplicate(version: UInt32)
+    /// Older than the version in force: ignored; acknowledged so the sender stops retrying.
+    case stale(current: UInt32)
+    /// Entry `entry` (or, for a size limit, the last one) was refused and nothing
+    /// was applied: answer with an `error`, status bad arguments.
+    case rejected(entry: Int, reason: ConfigError)
+
+    /// Answer with an `ack` (true) or an `error` (false).
+    public var acknowledge: Bool {
+        if case .rejected = self { return false }
+        return true
+    }
+
+    /// The overlay changed: write `image()` to the config region before acknowledging.
+    public var persist: Bool {
+        if case .applied = self { return true }
+        return false
+    }
+
+    /// The status for the reply: ok, or bad arguments for a rejected update.
+    public var replyStatus: Status { acknowledge ? .ok : .badArguments }
+}
+
+/// What `ConfigManager.restore` found in the config region.
+public enum ConfigRestoreOutcome: Equatable {
+    /// The overlay is in force; `dropped` entries this firmware does not know were left out.
+    case restored(version: UInt32, dropped: Int)
+    /// Blank region (or another format): the local config alone is in force.
+    case noImage
+    /// The region is corrupt (`.badChecksum`, `.malformed`, `.full`): ignored, and
+    /// the config in force before is kept.
+    case corrupt(ConfigError)
+}
+
+public struct ConfigManager {
+    /// nil = the built-in defaults, regenerated when needed: on the board the
+    /// local layer is just the defaults, and not keeping a copy saves a tree.
+    var localTree: ConfigTree?
+    public var local: ConfigTree { localTree ?? ConfigSchema.defaults() }
+    public private(set) var remote: ConfigTree
+    /// Version of the last applied update (0 = none).
+    public private(set) var version: UInt32
+    /// local deep-merged with remote: what the node runs with.
+    public private(set) var effective: ConfigTree
+
+    /// Sequence of the record last read or due to be written (A/B copies: the
+    /// higher wins); each applied update bumps it.
+    public private(set) var sequence: UInt32 = 0
+    /// The record's other fields (provisioning), written back unchanged.
+    public private(set) var provisioning: [ConfigImage.Entry] = []
+
+    /// Counters for metrics and `tdos config`.
+    public private(set) var updatesApplied: UInt32 = 0
+    public private(set) var updatesIgnored: UInt32 = 0
+    public private(set) var updatesRejected: UInt32 = 0
+
+    /// The board's: the defaults alone as the local layer.
+    public init() {
+        localTree = nil
+        remote = ConfigTree()
+        version = 0
+        effective = ConfigSchema.defaults()
+    }
+
+    /// Linux: defaults merged with the file and environment (ConfigFile.load).
+    public init(local: ConfigTree) {
+        localTree = local
+        remote = ConfigTree()
+        version = 0
+        effective = local
+    }
+
+    /// Replaces the local layer (a reloaded file). On any error the config in
+    /// force is kept: the last good one.
+    public mutating func replaceLocal(_ tree: ConfigTree) throws(ConfigError) {
+        let checked = try ConfigSchema.validate(tree)
+        var merged = checked
+        try merged.merge(remote)
+        localTree = checked
+        effective = merged
+    }
+
+    /// Loads the overlay from the config region (at boot), or from the newer
+    /// of its two copies.
+    public mutating func restore(image region: [UInt8]) -> ConfigRestoreOutcome {
+        do {
+            return restore(try ConfigImage.decode(region))
+        } catch {
+            return error == .noImage ? .noImage : .corrupt(error)
+        }
+    }
+
+    public mutating func restore(regionA: [UInt8], regionB: [UInt8]) -> ConfigRestoreOutcome {
+        do {
+            return restore(try ConfigImage.newest(a: regionA, b: regionB))
+        } catch {
+            return error == .noImage ? .noImage : .corrupt(error)
+        }
+    }
+
+    mutating func restore(_ decoded: ConfigImage) -> ConfigRestoreOutcome {
+        var image = decoded
+        let dropped = ConfigSchema.sanitize(&image.tree)
+        var merged = local
+        do {
+            try merged.merge(image.tree)
+        } catch {
+            return .corrupt(error)
+        }
+        remote = image.tree
+        version = image.version
+        sequence = image.sequence
+        provisioning = image.others
+        effective = merged
+        return .restored(version: image.version, dropped: dropped)
+    }
+
+    /// The record to write to the config region (to the copy not holding the
+    /// current one): `sequence`, the provisioning fields, `version`, the overlay.
+    public func image() -> [UInt8] {
+        // apply() and restore() only accept overlays whose record fits.
+        do {
+            return try ConfigImage(sequence: sequence, version: version, tree: remote, others: provisioning).encode()
+        } catch {
+            preconditionFailure("config overlay outgrew its record")
+        }
+    }
+
+    /// Applies a runtime update, all or nothing. Entry values: a scalar sets the
+    /// leaf, a map deep-merges under the path, null resets the path to its
+    /// local value (removes it from the overlay).
+    public mutating func apply(_ update: ConfigUpdate) -> ConfigUpdateOutcome {
+        if update.version < version {
+            updatesIgnored &+= 1
+            return .stale(current: version)
+        }
+        if update.version == version {
+            updatesIgnored &+= 1
+            return .duplicate(version: version)
+        }
+        var candidate = remote
+        for (i, entry) in update.entries.enumerated() {
+            do {
+                try ConfigManager.applyEntry(entry, to: &candidate)
+            } catch {
+                updatesRejected &+= 1
+                return .rejected(entry: i, reason: error)
+            }
+        }
+        let last = max(0, update.entries.count - 1)
+        var merged = local
+        do {
+            try merged.merge(candidate)
+            _ = try ConfigImage(sequence: sequence &+ 1, version: update.version, tree: candidate, others: provisioning).encode()
+        } catch {
+            updatesRejected &+= 1
+            return .rejected(entry: last, reason: error)
+        }
+        remote = candidate
+        effective = merged
+        version = update.version
+        sequence &+= 1
+        updatesApplied &+= 1
+        return .applied(version: update.version, entries: update.entries.count)
+    }
+
+    static func applyEntry(_ entry: ConfigUpdate.Entry, to tree: inout ConfigTree) throws(ConfigError) {
+        guard let segments = configSegments(entry.path) else { throw .badPath }
+        for s in segments where !configValidKey(entry.path[s]) { throw .badPath }
+        var r = CBORReader(entry.value, depthMax: ConfigLimits.depthMax + 1)
+        let isNull: Bool
+        do { isNull = try r.isNull() } catch { throw .malformed }
+        if isNull {
+            guard ConfigSchema.kind(at: entry.path) != nil else { throw .unknownField }
+            tree.remove(entry.path)
+        } else if try ConfigTree.peekIsMap(&r) {
+            var sub = ConfigTree()
+            try sub.set(entry.path, .map)
+            guard let at = sub.find(entry.path) else { throw .badPath }
+            try sub.decodeMap(&r, into: at, depth: segments.count)
+            try tree.merge(try ConfigSchema.validate(sub))
+        } else {
+            let value = try ConfigSchema.validate(entry.path, try ConfigTree.decodeScalar(&r))
+            try tree.set(entry.path, value)
+        }
+        guard r.isAtEnd else { throw .malformed }
+    }
+
+    // Getters on the config in force, as ConfigTree's.
+    public func bool(_ path: StaticString, default d: Bool) -> Bool { effective.bool(path, default: d) }
+    public func int(_ path: StaticString, default d: Int64) -> Int64 { effective.int(path, default: d) }
+    public func number(_ path: StaticString, default d: Double) -> Double { effective.number(path, default: d) }
+    public func text(_ path: StaticString, default d: [UInt8]) -> [UInt8] { effective.text(path, default: d) }
+}
