@@ -4,7 +4,7 @@ SWIFT ?= swift
 CONFIG ?= debug
 SEEDS ?= 500
 
-.PHONY: all build test host-test embedded-check sim bench fuzz vopr firmware clean help
+.PHONY: all build test host-test embedded-check firmware-check firmware-smoke sim bench fuzz vopr firmware clean help
 
 all: build
 
@@ -14,7 +14,9 @@ help:
 	@echo "make bench           wire-format, simulation and mesh benchmarks"
 	@echo "make fuzz            libFuzzer on the frame decoder (FUZZ_SECONDS=120)"
 	@echo "make vopr            many-seed deterministic simulation (VOPR_SEEDS=10000)"
-	@echo "make firmware PICO_SDK_PATH=...   Pico W UF2 images"
+	@echo "make firmware PICO_SDK_PATH=...   Pico W UF2 images (docs/FIRMWARE.md)"
+	@echo "make firmware-check  armv6m link of every Firmware module against the stub board (part of make test)"
+	@echo "make firmware-smoke  boot the UF2 in the rp2040py emulator (needs make firmware first)"
 
 build:
 	$(SWIFT) build -c $(CONFIG)
@@ -25,7 +27,20 @@ host-test:
 embedded-check:
 	scripts/embedded-check.sh
 
-test: host-test embedded-check
+firmware-check:
+	scripts/firmware-check.sh
+
+test: host-test embedded-check firmware-check
+
+sim:
+	$(SWIFT) build -c release --product tdos
+	.build/release/tdos sim up
+
+firmware:
+	scripts/firmware.sh "$(PICO_SDK_PATH)"
+
+firmware-smoke:
+	scripts/firmware-smoke.sh
 
 bench:
 	scripts/bench.sh

@@ -6,15 +6,18 @@ import PackageDescription
 let package = Package(
     name: "TDOS",
     products: [
+        .executable(name: "tdos", targets: ["tdos"]),
         .executable(name: "tdos-bench", targets: ["tdos-bench"]),
     ],
     targets: [
         .target(name: "TDOSCore", path: "Firmware/Core"),
-        .target(name: "TDOSHost", dependencies: ["TDOSCore"], path: "HostTools/Host"),
+        .target(name: "TDOSNode", dependencies: ["TDOSCore"], path: "Firmware/Node"),
+        .target(name: "TDOSHost", dependencies: ["TDOSCore", "TDOSNode"], path: "HostTools/Host"),
+        .executableTarget(name: "tdos", dependencies: ["TDOSHost"], path: "HostTools/CLI"),
         .executableTarget(name: "tdos-bench", dependencies: ["TDOSHost"], path: "HostTools/Bench"),
         .testTarget(
             name: "TDOSTests",
-            dependencies: ["TDOSCore", "TDOSHost"],
+            dependencies: ["TDOSCore", "TDOSNode", "TDOSHost"],
             path: "Tests",
             exclude: ["Embedded", "Fuzz", "tools"],
             sources: ["CoreTests", "Vectors"]

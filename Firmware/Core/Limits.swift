@@ -42,7 +42,7 @@ public enum WireLimits {
 /// reply that names `majorMin...majorMax`.
 public enum ProtocolVersion {
     public static let major: UInt8 = 1
-    public static let minor: UInt8 = 0
+    public static let minor: UInt8 = 1
     public static let majorMin: UInt8 = 1
     public static let majorMax: UInt8 = 1
 }

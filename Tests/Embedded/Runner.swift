@@ -10,6 +10,7 @@ let embeddedTests: [(name: StaticString, run: () -> Void)] = [
     ("frame", frameTests),
     ("config+metrics", configMetricsTests),
     ("mesh", meshTests),
+    ("scheduler", schedulerTests),
 ]
 
 // Memory high-water marks, from runtime.c.

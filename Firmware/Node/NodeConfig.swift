@@ -1,0 +1,93 @@
+import TDOSCore
+
+/// One sensor service a sensor node offers.
+public struct SensorService {
+    public var name: [UInt8]
+    public var kind: SensorKind
+    public var version: SemVer
+    /// 0 = primary, n = n-th backup.
+    public var priority: UInt8
+    /// Added to every raw sample (config `sensors.<name>.calibration_offset`).
+    public var calibrationOffset: Double
+
+    public init(name: [UInt8], kind: SensorKind, version: SemVer = SemVer(1, 0, 0), priority: UInt8 = 0,
+                calibrationOffset: Double = 0) {
+        self.name = name
+        self.kind = kind
+        self.version = version
+        self.priority = priority
+        self.calibrationOffset = calibrationOffset
+    }
+
+    public static func standardName(_ kind: SensorKind) -> StaticString {
+        switch kind {
+        case .temperature: return "temp_sensor"
+        case .humidity: return "humidity_sensor"
+        case .light: return "light_sensor"
+        }
+    }
+}
+
+/// Everything a node needs to start; the platform fills it from its config
+/// (the config flash region on the board, a JSON file and flags on Linux).
+public struct NodeConfig {
+    public var name: [UInt8]
+    public var nodeID: UInt32
+    public var role: NodeRole
+    public var address: NodeAddress
+    public var keyID: UInt8
+    public var key: [UInt8]
+    public var sensors: [SensorService] = []
+    public var mesh = MeshConfig()
+    public var scheduler = SchedulerConfig.standard
+    public var rngSeed: UInt64
+    /// Sensor nodes sample this often.
+    public var sampleIntervalMs: UInt32 = 1000
+    /// The kernel's weather station refreshes this often (the seeds: 5 s).
+    public var weatherIntervalMs: UInt32 = 5000
+    /// Deadline of each weather-station read.
+    public var readDeadlineMs: UInt32 = 3000
+    /// Services the weather station reads, with the versions it accepts (caret).
+    public var weatherServices: [(name: StaticString, version: SemVer)] = [
+        ("temp_sensor", SemVer(1, 0, 0)), ("humidity_sensor", SemVer(1, 0, 0)), ("light_sensor", SemVer(1, 0, 0)),
+    ]
+
+    public init(name: [UInt8], nodeID: UInt32, role: NodeRole, address: NodeAddress, keyID: UInt8, key: [UInt8],
+                rngSeed: UInt64) {
+        self.name = name
+        self.nodeID = nodeID
+        self.role = role
+        self.address = address
+        self.keyID = keyID
+        self.key = key
+        self.rngSeed = rngSeed
+    }
+
+    /// The services this node announces.
+    public var services: [ServiceDescriptor] {
+        var out: [ServiceDescriptor] = []
+        switch role {
+        case .sensor:
+            for s in sensors {
+                out.append(ServiceDescriptor(name: s.name, version: s.version, role: .sensor,
+                                             capabilities: [.read, .subscribe], priority: s.priority, port: address.port))
+            }
+        case .kernel:
+            out.append(ServiceDescriptor(name: bytes("kernel"), version: SemVer(1, 0, 0), role: .kernel,
+                                         capabilities: [.read], priority: 0, port: address.port))
+        case .storage:
+            out.append(ServiceDescriptor(name: bytes("logger"), version: SemVer(1, 0, 0), role: .storage,
+                                         capabilities: [.log], priority: 0, port: address.port))
+            out.append(ServiceDescriptor(name: bytes("config"), version: SemVer(1, 0, 0), role: .storage,
+                                         capabilities: [.config], priority: 0, port: address.port))
+        case .client:
+            break
+        }
+        return out
+    }
+}
+
+@inline(__always)
+public func bytes(_ s: StaticString) -> [UInt8] {
+    Array(UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+}

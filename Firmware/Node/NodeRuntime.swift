@@ -1,0 +1,322 @@
+// A TDOS node: the scheduler every node runs on, the mesh state machine, and
+// the role's tasks, over a Platform. The same class runs on the board, in a
+// Linux process and inside the deterministic simulation.
+//
+// Tasks (priority 0 runs first):
+//   net         urgent, critical  drains datagrams into the mesh
+//   mesh-timer  urgent, critical  fires the mesh's timers (heartbeats, retransmissions, expiry)
+//   sampler     normal            sensor role: samples its sensors
+//   weather     normal            kernel role: the weather-station app
+//   power       background        activity decay and the metrics the heartbeats carry
+//
+// Platform loop contract:
+//   runtime.start()
+//   loop {
+//       let next = runtime.runOnce()            // runs every ready task
+//       wait until a datagram arrives or the clock reaches `next` (µs)
+//       if a datagram arrived { runtime.datagramsReady() }
+//   }
+import TDOSCore
+
+public final class NodeRuntime<P: Platform> {
+    public let platform: P
+    public let config: NodeConfig
+    public var scheduler: Scheduler
+    public var mesh: MeshNode
+    public let bootUs: UInt64
+
+    /// Calls completed but not yet claimed by the task that made them.
+    var completed: [(id: CallID, result: CallResult)] = []
+    static var completedMax: Int { 32 }
+
+    // Sensor role: the latest calibrated sample per configured service.
+    public private(set) var latest: [(value: Double, atMs: UInt64)?]
+    public private(set) var samplesTaken: UInt64 = 0
+
+    // Kernel role.
+    public private(set) var station = WeatherStation()
+    public private(set) var lastReadings = WeatherReadings()
+    public private(set) var displayUpdates: UInt64 = 0
+    var weatherCalls: [CallID] = []
+    var weatherResults: [CallResult?] = []
+    var weatherDeadlineUs: UInt64 = 0
+
+    // Storage role: records held in RAM until the durable log lands (issue 8).
+    public private(set) var logRecords: [[UInt8]] = []
+    public static var logRecordsMax: Int { 256 }
+
+    // Power manager (seeds' PowerManager): 100 = busy, decays while idle.
+    public private(set) var activity: Double = 100
+    var lastActivityMs: UInt64 = 0
+
+    public private(set) var requestsServed: UInt64 = 0
+    public private(set) var schedulerEvents: UInt64 = 0
+
+    public static var datagramSource: SourceID { SourceID(0) }
+    static var meshWake: SignalID { SignalID(0) }
+    static var callDone: SignalID { SignalID(1) }
+
+    public init(platform: P, config: NodeConfig) {
+        self.platform = platform
+        self.config = config
+        bootUs = platform.nowUs()
+        let epoch = platform.nextBootEpoch()
+        mesh = MeshNode(config: config.mesh, nodeID: config.nodeID, name: config.name, epoch: epoch,
+                        keys: Keyring(id: config.keyID, key: config.key), address: config.address,
+                        services: config.services, rngSeed: config.rngSeed)
+        scheduler = Scheduler(config: config.scheduler, clockUs: { platform.nowUs() })
+        latest = Array(repeating: nil, count: config.sensors.count)
+    }
+
+    @inline(__always) func ms(_ us: UInt64) -> UInt64 { us / 1000 }
+    public var nowMs: UInt64 { platform.nowUs() / 1000 }
+    public var uptimeMs: UInt64 { (platform.nowUs() - bootUs) / 1000 }
+
+    // MARK: - Lifecycle
+
+    public func start() {
+        mesh.start(nowMs: nowMs)
+        pump { scheduler.raise($0) }
+        spawnTasks()
+        var l = TextLine("node ")
+        l.append(bytes: config.name)
+        l.append(" started as ")
+        l.append(config.role.name)
+        l.append(", epoch ")
+        l.append(UInt64(mesh.epoch))
+        platform.log(l)
+    }
+
+    /// Clean leave: peers drop this node at once instead of waiting for the timeout.
+    public func stop() {
+        mesh.leave(nowMs: nowMs)
+        pump { _ in }
+    }
+
+    public func datagramsReady() { scheduler.markReadable(Self.datagramSource) }
+
+    /// Runs every ready task; returns when to call again (µs), nil if idle.
+    @discardableResult
+    public func runOnce() -> UInt64? {
+        let next = scheduler.runReady(nowUs: platform.nowUs())
+        while let e = scheduler.popEvent() {
+            schedulerEvents &+= 1
+            platform.log(describe(e))
+        }
+        if scheduler.criticalTasksHealthy { platform.feedHardwareWatchdog() }
+        return next
+    }
+
+    // MARK: - Tasks
+
+    func spawnTasks() {
+        // Task bodies reach the runtime unretained (Embedded Swift has no
+        // `unowned`): the scheduler is owned by the runtime, so they never outlive it.
+        let me = Unmanaged.passUnretained(self)
+        do {
+            try scheduler.spawn("net", options: TaskOptions(priority: TaskPriority.urgent, watchdogTimeoutUs: 5_000_000,
+                                                             critical: true)) { ctx in
+                me.takeUnretainedValue().netTick(&ctx)
+            }
+            try scheduler.spawn("mesh-timer", options: TaskOptions(priority: TaskPriority.urgent, watchdogTimeoutUs: 5_000_000,
+                                                                    critical: true)) { ctx in
+                me.takeUnretainedValue().meshTimerTick(&ctx)
+            }
+            switch config.role {
+            case .sensor:
+                try scheduler.spawn("sampler", options: TaskOptions(priority: TaskPriority.normal,
+                                                                     watchdogTimeoutUs: 10_000_000)) { ctx in
+                    me.takeUnretainedValue().samplerTick(&ctx)
+                }
+            case .kernel:
+                try scheduler.spawn("weather", options: TaskOptions(priority: TaskPriority.normal,
+                                                                     watchdogTimeoutUs: 60_000_000)) { ctx in
+                    me.takeUnretainedValue().weatherTick(&ctx)
+                }
+            case .storage, .client:
+                break
+            }
+            try scheduler.spawn("power", options: TaskOptions(priority: TaskPriority.background,
+                                                               rate: .periodic(hz: 1))) { ctx in
+                me.takeUnretainedValue().powerTick(&ctx)
+            }
+        } catch {
+            preconditionFailure("task table too small for the node's tasks: raise SchedulerConfig.taskCapacity")
+        }
+    }
+
+    /// Datagrams per tick before the net task yields, so one flood cannot hold the CPU.
+    static var datagramsPerTickMax: Int { 32 }
+
+    func netTick(_ ctx: inout TaskContext) -> TaskStep {
+        var n = 0
+        while n < Self.datagramsPerTickMax, let d = platform.receive() {
+            mesh.handleDatagram(d.bytes, from: d.from, nowMs: ms(ctx.nowUs))
+            pump { ctx.signal($0) }
+            n += 1
+        }
+        if n == Self.datagramsPerTickMax { return .yield }
+        // Wake at least every second: the watchdog sees progress on a quiet network too.
+        return .waitReadable(Self.datagramSource, untilUs: ctx.nowUs + 1_000_000)
+    }
+
+    func meshTimerTick(_ ctx: inout TaskContext) -> TaskStep {
+        let now = ms(ctx.nowUs)
+        if let t = mesh.nextTimeoutMs, t <= now {
+            mesh.handleTimeout(nowMs: now)
+            pump { ctx.signal($0) }
+        }
+        let cap = ctx.nowUs + 1_000_000
+        let next = mesh.nextTimeoutMs.map { $0 * 1000 } ?? cap
+        return .waitSignal(Self.meshWake, untilUs: min(next, cap))
+    }
+
+    func samplerTick(_ ctx: inout TaskContext) -> TaskStep {
+        let now = ms(ctx.nowUs)
+        for i in config.sensors.indices {
+            let s = config.sensors[i]
+            if let raw = platform.sample(s.kind, nowMs: now) {
+                latest[i] = (raw + s.calibrationOffset, now)
+                samplesTaken &+= 1
+            }
+        }
+        return .sleep(untilUs: ctx.nowUs + UInt64(config.sampleIntervalMs) * 1000)
+    }
+
+    func powerTick(_ ctx: inout TaskContext) -> TaskStep {
+        let now = ms(ctx.nowUs)
+        // The seeds' PowerManager: activity decays by 5 % a second after 10 s idle.
+        if now > lastActivityMs + 10_000 { activity *= 0.95 }
+        mesh.setLocalMetrics(freeMemoryBytes: platform.freeMemoryBytes(), activity: UInt8(max(0, min(100, activity))),
+                             loadPercent: 0)
+        return .yield
+    }
+
+    func noteActivity(_ nowMs: UInt64) {
+        lastActivityMs = nowMs
+        activity = min(100, activity + 10)
+    }
+
+    // MARK: - Kernel: the weather station
+
+    func weatherTick(_ ctx: inout TaskContext) -> TaskStep {
+        let now = ms(ctx.nowUs)
+        if weatherCalls.isEmpty {
+            for svc in config.weatherServices {
+                weatherCalls.append(mesh.call(service: svc.name, version: svc.version, deadlineMs: config.readDeadlineMs, nowMs: now))
+            }
+            weatherResults = Array(repeating: nil, count: weatherCalls.count)
+            weatherDeadlineUs = ctx.nowUs + UInt64(config.readDeadlineMs) * 1000
+            pump { ctx.signal($0) }
+        }
+        claimCompletions(weatherCalls, into: &weatherResults)
+        // The mesh completes every call by its deadline; the slack covers timer granularity.
+        if weatherResults.contains(where: { $0 == nil }) && ctx.nowUs < weatherDeadlineUs + 500_000 {
+            return .waitSignal(Self.callDone, untilUs: weatherDeadlineUs + 500_000)
+        }
+        var r = WeatherReadings()
+        for i in weatherCalls.indices {
+            guard case .value(let v)? = weatherResults[i], let value = v.response.value else { continue }
+            switch i {
+            case 0: r.temperatureC = value; r.temperatureAgeMs = v.staleAgeMs
+            case 1: r.humidityPercent = value; r.humidityAgeMs = v.staleAgeMs
+            default: r.lightLux = value; r.lightAgeMs = v.staleAgeMs
+            }
+        }
+        station.record(r)
+        lastReadings = r
+        platform.show(station.lines(r))
+        displayUpdates &+= 1
+        weatherCalls.removeAll(keepingCapacity: true)
+        noteActivity(now)
+        return .sleep(untilUs: ctx.nowUs + UInt64(config.weatherIntervalMs) * 1000)
+    }
+
+    /// Moves finished calls named in `ids` into `results` (same order).
+    func claimCompletions(_ ids: [CallID], into results: inout [CallResult?]) {
+        var i = 0
+        while i < completed.count {
+            if let k = ids.firstIndex(of: completed[i].id) {
+                results[k] = completed[i].result
+                completed.remove(at: i)
+            } else {
+                i += 1
+            }
+        }
+    }
+
+    // MARK: - Serving
+
+    func serve(_ request: Request, from: UInt32, nowMs: UInt64) -> Response {
+        requestsServed &+= 1
+        noteActivity(nowMs)
+        if request.operation == .status || request.service == 0 {
+            return statusResponse(nowMs: nowMs)
+        }
+        switch config.role {
+        case .sensor:
+            guard let i = config.sensors.firstIndex(where: { serviceID($0.name) == request.service }) else {
+                return Response(status: Status.unknownService.rawValue)
+            }
+            guard request.operation == .read else { return Response(status: Status.unknownOperation.rawValue) }
+            guard let sample = latest[i] else { return Response(status: Status.unavailable.rawValue) }
+            return Response(value: sample.value, unit: config.sensors[i].kind.unit,
+                            ageMs: UInt32(min(nowMs - sample.atMs, UInt64(UInt32.max))))
+        case .storage:
+            guard request.operation == .logAppend || request.operation == .logQuery else {
+                return Response(status: Status.unknownOperation.rawValue)
+            }
+            if request.operation == .logAppend {
+                if logRecords.count == Self.logRecordsMax { logRecords.removeFirst() }
+                logRecords.append(request.arguments)
+                return Response()
+            }
+            var w = CBORWriter()
+            w.unsigned(UInt64(logRecords.count))
+            return Response(result: w.bytes)
+        case .kernel, .client:
+            return Response(status: Status.unknownService.rawValue)
+        }
+    }
+
+    /// `status`: key 1 uptime s, 2 role, 3 tasks, 4 requests served, 5 samples taken.
+    func statusResponse(nowMs: UInt64) -> Response {
+        var w = CBORWriter()
+        w.mapHeader(count: 5)
+        w.unsigned(1); w.unsigned(uptimeMs / 1000)
+        w.unsigned(2); w.unsigned(UInt64(config.role.rawValue))
+        w.unsigned(3); w.unsigned(UInt64(scheduler.taskCount))
+        w.unsigned(4); w.unsigned(requestsServed)
+        w.unsigned(5); w.unsigned(samplesTaken)
+        return Response(result: w.bytes)
+    }
+
+    // MARK: - Actions
+
+    /// Carries out every action the mesh produced. `signal` raises a scheduler
+    /// signal: through the TaskContext inside a task, on the scheduler outside.
+    func pump(_ signal: (SignalID) -> Void) {
+        let now = nowMs
+        var callsDone = false
+        while let action = mesh.pollAction() {
+            switch action {
+            case .send(let to, let bytes):
+                platform.send(bytes, to: to)
+            case .broadcast(let bytes):
+                platform.broadcast(bytes)
+            case .serve(let handle, let request, let from):
+                mesh.respond(handle, serve(request, from: from, nowMs: now), nowMs: now)
+            case .complete(let id, let result):
+                if completed.count == Self.completedMax { completed.removeFirst() }
+                completed.append((id, result))
+                callsDone = true
+            case .deliver:
+                break
+            case .event(let e):
+                platform.log(describe(e))
+            }
+        }
+        if callsDone { signal(Self.callDone) }
+        signal(Self.meshWake)
+    }
+}

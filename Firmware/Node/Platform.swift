@@ -1,0 +1,65 @@
+// The platform contract: one protocol per resource, each implemented three
+// times — Pico (Firmware/Pico over BoardSupport), POSIX (HostTools, UDP
+// processes) and Simulation (HostTools, in-process virtual network). Node code
+// is generic over `Platform`, never over a concrete board.
+import TDOSCore
+
+/// Monotonic time since boot.
+public protocol Clock: AnyObject {
+    func nowUs() -> UInt64
+}
+
+public struct Datagram {
+    public var bytes: [UInt8]
+    public var from: NodeAddress
+    public init(bytes: [UInt8], from: NodeAddress) {
+        self.bytes = bytes
+        self.from = from
+    }
+}
+
+/// UDP on the board (lwIP), on Linux (sockets), or the simulated network.
+public protocol DatagramPort: AnyObject {
+    func send(_ bytes: [UInt8], to: NodeAddress)
+    func broadcast(_ bytes: [UInt8])
+    /// One queued datagram, without blocking; nil when none is waiting.
+    func receive() -> Datagram?
+}
+
+public enum SensorKind: UInt8 {
+    case temperature = 1, humidity = 2, light = 3
+    public var unit: Unit {
+        switch self {
+        case .temperature: return .celsius
+        case .humidity: return .percentRH
+        case .light: return .lux
+        }
+    }
+}
+
+/// Raw sensor readings (before calibration); nil when the sensor is absent or failed.
+public protocol SensorPort: AnyObject {
+    func sample(_ kind: SensorKind, nowMs: UInt64) -> Double?
+}
+
+/// The kernel's display: the ST7789 panel on the board, the console elsewhere.
+public protocol DisplayPort: AnyObject {
+    func show(_ lines: [TextLine])
+}
+
+/// Persistent small state: the boot epoch (PROTOCOL.md "Message id").
+public protocol PersistentState: AnyObject {
+    /// Reads the stored epoch, stores epoch + 1 durably, returns the new one.
+    /// Must not return before the new value is durable: the message ids of this
+    /// boot depend on it never repeating.
+    func nextBootEpoch() -> UInt32
+}
+
+public protocol Platform: Clock, DatagramPort, SensorPort, DisplayPort, PersistentState {
+    /// Operator-facing log line (UART on the board, stderr on Linux).
+    func log(_ line: TextLine)
+    func freeMemoryBytes() -> UInt32
+    /// Feeds the board's hardware watchdog; the runtime calls it only while
+    /// every critical task is healthy.
+    func feedHardwareWatchdog()
+}

@@ -1,0 +1,135 @@
+// The reserved flash regions (linker/tdos_flash_layout.h, imported through
+// tdos_board.h) as Swift values, and the boot epoch kept in the state region.
+import TDOSBoard
+
+public enum FlashError: Error, Equatable {
+    case range, invalid, io, unsupported
+
+    init(code: Int32) {
+        switch code {
+        case TDOS_E_RANGE: self = .range
+        case TDOS_E_INVALID: self = .invalid
+        case TDOS_E_UNSUPPORTED: self = .unsupported
+        default: self = .io
+        }
+    }
+}
+
+/// One reserved region. Offsets given to its methods are relative to the region.
+public struct FlashRegion {
+    public let offset: UInt32
+    public let size: UInt32
+
+    public static let sectorBytes = UInt32(TDOS_FLASH_SECTOR_BYTES)
+    public static let configA = FlashRegion(offset: UInt32(TDOS_FLASH_CONFIG_A_OFFSET), size: UInt32(TDOS_FLASH_CONFIG_BYTES))
+    public static let configB = FlashRegion(offset: UInt32(TDOS_FLASH_CONFIG_B_OFFSET), size: UInt32(TDOS_FLASH_CONFIG_BYTES))
+    public static let state = FlashRegion(offset: UInt32(TDOS_FLASH_STATE_OFFSET), size: UInt32(TDOS_FLASH_STATE_BYTES))
+    public static let log = FlashRegion(offset: UInt32(TDOS_FLASH_LOG_OFFSET), size: UInt32(TDOS_FLASH_LOG_BYTES))
+
+    public init(offset: UInt32, size: UInt32) {
+        self.offset = offset
+        self.size = size
+    }
+
+    public func read(at position: UInt32, count: Int) throws(FlashError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        let rc = out.withUnsafeMutableBufferPointer {
+            tdos_flash_read(offset + position, $0.baseAddress, UInt32($0.count))
+        }
+        guard rc >= 0 else { throw FlashError(code: rc) }
+        return out
+    }
+
+    /// Erases whole sectors: `position` and `count` multiples of sectorBytes.
+    public func erase(at position: UInt32, count: UInt32) throws(FlashError) {
+        let rc = tdos_flash_erase(offset + position, count)
+        guard rc >= 0 else { throw FlashError(code: rc) }
+    }
+
+    /// Programs bytes that were erased (flash only clears bits).
+    public func program(at position: UInt32, _ bytes: [UInt8]) throws(FlashError) {
+        let rc = bytes.withUnsafeBufferPointer {
+            tdos_flash_program(offset + position, $0.baseAddress, UInt32($0.count))
+        }
+        guard rc >= 0 else { throw FlashError(code: rc) }
+    }
+}
+
+/// The boot counter that makes message ids unique across reboots (PROTOCOL.md,
+/// "Message id"): persisted before the first frame of a boot is sent.
+///
+/// The state region's two sectors hold 8-byte slots: epoch (u32 BE) and its
+/// complement, so a torn write or an erased slot never reads as an epoch. A new
+/// epoch goes into the first erased slot of the sector holding the newest one;
+/// when that sector is full the other sector is erased and used, so one intact
+/// copy of the newest epoch always survives a power cut during the erase.
+/// 512 boots per sector: a sector is erased once every 512 boots.
+public struct BootEpochStore {
+    public static let slotBytes: UInt32 = 8
+    let region: FlashRegion
+
+    public init(region: FlashRegion = .state) {
+        precondition(region.size >= 2 * FlashRegion.sectorBytes)
+        self.region = region
+    }
+
+    struct Scan {
+        var newest: UInt32 = 0
+        var newestSector: UInt32 = 0
+        /// First erased slot in each sector (nil: full).
+        var freeSlot: (UInt32?, UInt32?) = (nil, nil)
+    }
+
+    func scan() throws(FlashError) -> Scan {
+        var s = Scan()
+        let slotsPerSector = FlashRegion.sectorBytes / BootEpochStore.slotBytes
+        let chunk: UInt32 = 256
+        for sector: UInt32 in 0..<2 {
+            var free: UInt32? = nil
+            var base: UInt32 = 0
+            while base < FlashRegion.sectorBytes {
+                let bytes = try region.read(at: sector * FlashRegion.sectorBytes + base, count: Int(chunk))
+                var i = 0
+                while i < bytes.count {
+                    let slot = (base + UInt32(i)) / BootEpochStore.slotBytes
+                    let a = UInt32(bytes[i]) << 24 | UInt32(bytes[i + 1]) << 16 | UInt32(bytes[i + 2]) << 8 | UInt32(bytes[i + 3])
+                    let b = UInt32(bytes[i + 4]) << 24 | UInt32(bytes[i + 5]) << 16 | UInt32(bytes[i + 6]) << 8 | UInt32(bytes[i + 7])
+                    if a == 0xFFFF_FFFF && b == 0xFFFF_FFFF {
+                        if free == nil { free = slot }
+                    } else if a == ~b && a >= s.newest {
+                        s.newest = a
+                        s.newestSector = sector
+                    }
+                    i += Int(BootEpochStore.slotBytes)
+                }
+                base += chunk
+            }
+            precondition(slotsPerSector > 0)
+            if sector == 0 { s.freeSlot.0 = free } else { s.freeSlot.1 = free }
+        }
+        return s
+    }
+
+    /// The newest persisted epoch (0 when none).
+    public func current() throws(FlashError) -> UInt32 { try scan().newest }
+
+    /// Persists and returns the epoch after the newest one.
+    public func advance() throws(FlashError) -> UInt32 {
+        let s = try scan()
+        let next = s.newest &+ 1
+        let sector = s.newestSector
+        let free = sector == 0 ? s.freeSlot.0 : s.freeSlot.1
+        var target: UInt32
+        if let free {
+            target = sector * FlashRegion.sectorBytes + free * BootEpochStore.slotBytes
+        } else {
+            let other = 1 - sector
+            try region.erase(at: other * FlashRegion.sectorBytes, count: FlashRegion.sectorBytes)
+            target = other * FlashRegion.sectorBytes
+        }
+        let c = ~next
+        try region.program(at: target, [UInt8(next >> 24), UInt8(next >> 16 & 0xFF), UInt8(next >> 8 & 0xFF), UInt8(next & 0xFF),
+                                        UInt8(c >> 24), UInt8(c >> 16 & 0xFF), UInt8(c >> 8 & 0xFF), UInt8(c & 0xFF)])
+        return next
+    }
+}

@@ -1,0 +1,247 @@
+// The node's provisioned configuration: what `tdos provision` writes into the
+// config region (as a small UF2) and the node validates at boot.
+//
+// This file depends on TDOSCore only (no board code), so that the host's
+// `tdos provision` can share it: it belongs in Firmware/Core once the config
+// work there settles (see the firmware notes in docs/FIRMWARE.md).
+//
+// Record layout, at the start of config A or config B (4 KB each):
+//
+//   0   4  magic "TDCF"
+//   4   1  format version (1); another value is refused (a newer layout)
+//   5   1  reserved, 0
+//   6   2  body length, u16 big-endian (<= bodyBytesMax)
+//   8   4  sequence, u32 big-endian: of two valid copies the higher one wins
+//   12  n  body: a CBOR map with unsigned keys (PROTOCOL.md's CBOR rules;
+//          unknown keys are skipped, so later fields need no new version)
+//   12+n 4 CRC-32 (IEEE 802.3, as zlib's crc32) of bytes 0 ..< 12+n, big-endian
+//
+// Body keys: 1 node name (text, 1-24 bytes) *; 2 role (1 kernel, 2 sensor,
+// 3 storage) *; 3 Wi-Fi SSID (text, 1-32 bytes) *; 4 Wi-Fi passphrase (text,
+// 8-64 bytes; absent = open network); 5 key id (0-63) *; 6 key (bytes, 16-64) *;
+// 7 node id (u32, nonzero; absent = derived from the board's unique id);
+// 8 UDP port (absent = 4210); 9 Wi-Fi country (text, 2 letters; absent = "XX",
+// worldwide); 10 display (0 none, 1 Pimoroni Pico Display; absent = 0);
+// 11 sensors (bit 0 internal temperature, bit 1 light on GPIO26, bit 2 SHT3x on
+// I2C0 GPIO4/5; absent = 0); 12 Wi-Fi auth (0 open, 1 WPA2, 2 WPA2/WPA3;
+// absent = 1). * = required.
+import TDOSCore
+
+public struct ProvisionRecord: Equatable {
+    public static let magic: [UInt8] = [0x54, 0x44, 0x43, 0x46]  // "TDCF"
+    public static let formatVersion: UInt8 = 1
+    public static let headerBytes = 12
+    public static let trailerBytes = 4
+    /// Fits one 4 KB config copy with its header and CRC.
+    public static let bodyBytesMax = 4096 - headerBytes - trailerBytes
+    public static let defaultUDPPort: UInt16 = 4210
+
+    public enum Role: UInt8 {
+        case kernel = 1, sensor = 2, storage = 3
+    }
+
+    public enum Failure: Error, Equatable {
+        /// No record (erased flash, or something else): the board is not provisioned.
+        case missing
+        /// A record from a newer `tdos provision`.
+        case unsupportedVersion
+        case badLength
+        case badChecksum
+        /// The body is not the CBOR this format wants, or a required key is missing.
+        case badBody
+    }
+
+    public var sequence: UInt32
+    public var nodeName: [UInt8]
+    public var role: Role
+    public var wifiSSID: [UInt8]
+    public var wifiPassphrase: [UInt8]
+    public var wifiAuth: UInt8
+    public var wifiCountry: [UInt8]
+    public var keyID: UInt8
+    public var key: [UInt8]
+    public var nodeID: UInt32?
+    public var udpPort: UInt16
+    public var display: UInt8
+    public var sensors: UInt8
+
+    public init(sequence: UInt32, nodeName: [UInt8], role: Role, wifiSSID: [UInt8], wifiPassphrase: [UInt8],
+                keyID: UInt8, key: [UInt8], nodeID: UInt32? = nil, udpPort: UInt16 = ProvisionRecord.defaultUDPPort,
+                wifiCountry: [UInt8] = [0x58, 0x58], wifiAuth: UInt8 = 1, display: UInt8 = 0, sensors: UInt8 = 0) {
+        self.sequence = sequence
+        self.nodeName = nodeName
+        self.role = role
+        self.wifiSSID = wifiSSID
+        self.wifiPassphrase = wifiPassphrase
+        self.wifiAuth = wifiAuth
+        self.wifiCountry = wifiCountry
+        self.keyID = keyID
+        self.key = key
+        self.nodeID = nodeID
+        self.udpPort = udpPort
+        self.display = display
+        self.sensors = sensors
+    }
+
+    // MARK: encoding (the host's `tdos provision`, and tests)
+
+    public func encode() -> [UInt8] {
+        var w = CBORWriter(capacity: 128)
+        var count = 5 + (wifiPassphrase.isEmpty ? 0 : 1) + (nodeID == nil ? 0 : 1)
+        count += 5  // port, country, display, sensors, auth: always written, explicit beats defaults
+        w.mapHeader(count: count)
+        w.unsigned(1); w.text(nodeName)
+        w.unsigned(2); w.unsigned(UInt64(role.rawValue))
+        w.unsigned(3); w.text(wifiSSID)
+        if !wifiPassphrase.isEmpty { w.unsigned(4); w.text(wifiPassphrase) }
+        w.unsigned(5); w.unsigned(UInt64(keyID))
+        w.unsigned(6); w.bytes(key)
+        if let nodeID { w.unsigned(7); w.unsigned(UInt64(nodeID)) }
+        w.unsigned(8); w.unsigned(UInt64(udpPort))
+        w.unsigned(9); w.text(wifiCountry)
+        w.unsigned(10); w.unsigned(UInt64(display))
+        w.unsigned(11); w.unsigned(UInt64(sensors))
+        w.unsigned(12); w.unsigned(UInt64(wifiAuth))
+        let body = w.bytes
+        precondition(body.count <= ProvisionRecord.bodyBytesMax)
+        var out = ProvisionRecord.magic
+        out.append(ProvisionRecord.formatVersion)
+        out.append(0)
+        out.append(UInt8(body.count >> 8))
+        out.append(UInt8(body.count & 0xFF))
+        out.append(UInt8(sequence >> 24))
+        out.append(UInt8(sequence >> 16 & 0xFF))
+        out.append(UInt8(sequence >> 8 & 0xFF))
+        out.append(UInt8(sequence & 0xFF))
+        out.append(contentsOf: body)
+        let crc = crc32(out)
+        out.append(UInt8(crc >> 24))
+        out.append(UInt8(crc >> 16 & 0xFF))
+        out.append(UInt8(crc >> 8 & 0xFF))
+        out.append(UInt8(crc & 0xFF))
+        return out
+    }
+
+    // MARK: decoding (the node at boot)
+
+    /// Validates and decodes a record at the start of `bytes` (a config copy).
+    public static func decode(_ bytes: [UInt8]) throws(Failure) -> ProvisionRecord {
+        guard bytes.count >= headerBytes + trailerBytes,
+              bytes[0] == magic[0], bytes[1] == magic[1], bytes[2] == magic[2], bytes[3] == magic[3]
+        else { throw .missing }
+        guard bytes[4] == formatVersion else { throw .unsupportedVersion }
+        let bodyCount = Int(bytes[6]) << 8 | Int(bytes[7])
+        guard bodyCount <= bodyBytesMax, headerBytes + bodyCount + trailerBytes <= bytes.count else { throw .badLength }
+        let end = headerBytes + bodyCount
+        let stored = UInt32(bytes[end]) << 24 | UInt32(bytes[end + 1]) << 16 | UInt32(bytes[end + 2]) << 8 | UInt32(bytes[end + 3])
+        guard crc32(bytes[0..<end]) == stored else { throw .badChecksum }
+        let sequence = UInt32(bytes[8]) << 24 | UInt32(bytes[9]) << 16 | UInt32(bytes[10]) << 8 | UInt32(bytes[11])
+        do {
+            return try decodeBody(bytes, start: headerBytes, end: end, sequence: sequence)
+        } catch {
+            throw .badBody
+        }
+    }
+
+    static func decodeBody(_ bytes: [UInt8], start: Int, end: Int, sequence: UInt32) throws(WireError) -> ProvisionRecord {
+        var r = CBORReader(bytes, start: start, end: end, depthMax: WireLimits.cborDepthMax)
+        var name: [UInt8]? = nil, role: Role? = nil, ssid: [UInt8]? = nil, keyID: UInt8? = nil, key: [UInt8]? = nil
+        var record = ProvisionRecord(sequence: sequence, nodeName: [], role: .sensor, wifiSSID: [], wifiPassphrase: [],
+                                     keyID: 0, key: [])
+        let count = try r.mapHeader()
+        for _ in 0..<count {
+            if try r.peekMajor() != .unsigned {
+                try r.skip(); try r.skip()
+                continue
+            }
+            let k = try r.unsigned()
+            switch k {
+            case 1:
+                let t = try r.text()
+                guard !t.isEmpty && t.count <= 24 else { throw .malformedCBOR }
+                name = Array(t)
+            case 2:
+                guard let v = Role(rawValue: UInt8(truncatingIfNeeded: min(try r.unsigned(), 255))) else { throw .malformedCBOR }
+                role = v
+            case 3:
+                let t = try r.text()
+                guard !t.isEmpty && t.count <= 32 else { throw .malformedCBOR }
+                ssid = Array(t)
+            case 4:
+                let t = try r.text()
+                guard t.count >= 8 && t.count <= 64 else { throw .malformedCBOR }
+                record.wifiPassphrase = Array(t)
+            case 5:
+                let v = try r.unsigned()
+                guard v <= 63 else { throw .malformedCBOR }
+                keyID = UInt8(v)
+            case 6:
+                let b = try r.bytes()
+                guard b.count >= 16 && b.count <= 64 else { throw .malformedCBOR }
+                key = Array(b)
+            case 7:
+                let v = try r.unsigned()
+                guard v != 0 && v <= UInt64(UInt32.max) else { throw .malformedCBOR }
+                record.nodeID = UInt32(v)
+            case 8:
+                let v = try r.unsigned()
+                guard v != 0 && v <= 65535 else { throw .malformedCBOR }
+                record.udpPort = UInt16(v)
+            case 9:
+                let t = try r.text()
+                guard t.count == 2 else { throw .malformedCBOR }
+                record.wifiCountry = Array(t)
+            case 10:
+                let v = try r.unsigned()
+                guard v <= 1 else { throw .malformedCBOR }
+                record.display = UInt8(v)
+            case 11:
+                let v = try r.unsigned()
+                guard v <= 0xFF else { throw .malformedCBOR }
+                record.sensors = UInt8(v)
+            case 12:
+                let v = try r.unsigned()
+                guard v <= 2 else { throw .malformedCBOR }
+                record.wifiAuth = UInt8(v)
+            default:
+                try r.skip()
+            }
+        }
+        guard r.isAtEnd, let name, let role, let ssid, let keyID, let key else { throw .malformedCBOR }
+        record.nodeName = name
+        record.role = role
+        record.wifiSSID = ssid
+        record.keyID = keyID
+        record.key = key
+        return record
+    }
+
+    /// Of the two copies, the valid one with the higher sequence; if neither is
+    /// valid, the failure of copy A (the one `tdos provision` writes).
+    public static func newest(a: [UInt8], b: [UInt8]) throws(Failure) -> ProvisionRecord {
+        let ra: ProvisionRecord?
+        var failureA = Failure.missing
+        do { ra = try decode(a) } catch { ra = nil; failureA = error }
+        let rb: ProvisionRecord? = try? decode(b)
+        switch (ra, rb) {
+        case let (x?, y?): return y.sequence > x.sequence ? y : x
+        case let (x?, nil): return x
+        case let (nil, y?): return y
+        case (nil, nil): throw failureA
+        }
+    }
+}
+
+/// CRC-32 as zlib computes it (reflected, polynomial 0xEDB88320, init and final
+/// xor 0xFFFFFFFF): crc32("123456789") = 0xCBF43926. Bitwise: small, and the
+/// record is read once per boot.
+public func crc32<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
+    var crc: UInt32 = 0xFFFF_FFFF
+    for byte in bytes {
+        crc ^= UInt32(byte)
+        for _ in 0..<8 {
+            crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1
+        }
+    }
+    return ~crc
+}

@@ -1,0 +1,82 @@
+import Foundation
+import TDOSCore
+
+/// The CLI's seat in the mesh: a client node (no services) that speaks the same
+/// authenticated protocol as every node, learns the mesh from announces and
+/// heartbeats, and makes calls through the same MeshNode (retries, failover,
+/// breakers and all).
+public final class MeshClient {
+    public let transport: UDPTransport
+    public var mesh: MeshNode
+    public private(set) var completed: [(CallID, CallResult)] = []
+    public private(set) var events: [MeshEvent] = []
+    public var onEvent: ((MeshEvent) -> Void)?
+    public var onDeliver: ((Frame) -> Void)?
+
+    public init(key: MeshKey, discovery: DiscoveryMode = .defaultLoopback, name: String = "tdos-cli") throws {
+        transport = try UDPTransport(mode: discovery)
+        var config = MeshConfig()
+        config.peersMax = 64
+        config.instancesMax = 128
+        let id = hostNodeID(name: "\(name)-\(getpid())")
+        mesh = MeshNode(config: config, nodeID: id, name: Array(name.utf8), epoch: UInt32(truncatingIfNeeded: time(nil)),
+                        keys: Keyring(id: key.id, key: key.bytes), address: transport.local, services: [],
+                        rngSeed: UInt64(id) ^ UInt64(monotonicNs()))
+        mesh.start(nowMs: monotonicMs())
+        pump()
+    }
+
+    deinit {
+        mesh.leave(nowMs: monotonicMs())
+        pump()
+    }
+
+    func pump() {
+        while let a = mesh.pollAction() {
+            switch a {
+            case .send(let to, let bytes): transport.send(bytes, to: to)
+            case .broadcast(let bytes): transport.broadcast(bytes)
+            case .serve(let h, _, _): mesh.respond(h, Response(status: Status.unknownService.rawValue), nowMs: monotonicMs())
+            case .complete(let id, let r): completed.append((id, r))
+            case .deliver(let f): onDeliver?(f)
+            case .event(let e): events.append(e); onEvent?(e)
+            }
+        }
+    }
+
+    /// Runs the mesh for `ms` milliseconds, or until `until` says stop.
+    public func run(ms: UInt64, until: () -> Bool = { false }) {
+        let end = monotonicMs() + ms
+        while monotonicMs() < end && !until() && !isStopRequested {
+            let now = monotonicMs()
+            var wait = end - now
+            if let t = mesh.nextTimeoutMs { wait = t <= now ? 0 : min(wait, t - now) }
+            if transport.waitReadable(timeoutMs: Int32(min(wait, 200))) {
+                while let d = transport.receive() {
+                    mesh.handleDatagram(d.bytes, from: d.from, nowMs: monotonicMs())
+                    pump()
+                }
+            }
+            let after = monotonicMs()
+            if let t = mesh.nextTimeoutMs, t <= after {
+                mesh.handleTimeout(nowMs: after)
+                pump()
+            }
+        }
+    }
+
+    /// Waits until at least one heartbeat round has been heard (or `ms` passes).
+    /// Nodes answer the start-up query with announces at once; heartbeats carry
+    /// uptime and load, so waiting a little over one interval fills the table.
+    public func discover(ms: UInt64 = 1500) { run(ms: ms) }
+
+    public func call(service: String, version: SemVer = SemVer(1, 0, 0), operation: TDOSCore.Operation = .read,
+                     arguments: [UInt8] = [], deadlineMs: UInt32) -> CallResult {
+        let id = mesh.call(service: Array(service.utf8), version: version, operation: operation, arguments: arguments,
+                           deadlineMs: deadlineMs, nowMs: monotonicMs())
+        pump()
+        run(ms: UInt64(deadlineMs) + 1000) { self.completed.contains { $0.0 == id } }
+        if let i = completed.firstIndex(where: { $0.0 == id }) { return completed.remove(at: i).1 }
+        return .failed(.deadlineExceeded)
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import TDOSCore
+import TDOSNode
+
+/// Set by SIGINT/SIGTERM; the loops check it between polls.
+nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
+
+public func installStopHandlers() {
+    signal(SIGINT) { _ in stopRequested = 1 }
+    signal(SIGTERM) { _ in stopRequested = 1 }
+    signal(SIGPIPE, SIG_IGN)
+}
+
+public var isStopRequested: Bool { stopRequested != 0 }
+
+/// What `tdos node` takes on its command line.
+public struct NodeOptions {
+    public var role: NodeRole = .sensor
+    public var name = "node"
+    /// (service name, kind, priority, calibration offset)
+    public var services: [SensorService] = []
+    public var seed: UInt64 = 1
+    public var keyFile: String?
+    public var discovery = DiscoveryMode.defaultLoopback
+    public var bindHost: UInt32 = 0x7F00_0001
+    public var port: UInt16?
+    public var stateDirectory = defaultRunDirectory() + "/state"
+    public var timeScale = 60.0
+    /// Exit when the parent process goes away (set by `tdos sim up`), so a
+    /// killed supervisor never leaves nodes behind.
+    public var parentPID: Int32?
+    public var heartbeatIntervalMs: UInt32?
+    public init() {}
+}
+
+public func defaultRunDirectory() -> String {
+    ProcessInfo.processInfo.environment["TDOS_RUN_DIR"] ?? "/tmp/tdos-sim-\(getuid())"
+}
+
+/// Stable node id on Linux: FNV-1a of the node name (the board uses its flash unique id).
+public func hostNodeID(name: String) -> UInt32 {
+    let id = serviceID(Array(name.utf8))
+    return id == 0 ? 1 : id
+}
+
+public func makeNodeConfig(_ o: NodeOptions, key: MeshKey, address: NodeAddress) -> NodeConfig {
+    var c = NodeConfig(name: Array(o.name.utf8), nodeID: hostNodeID(name: o.name), role: o.role, address: address,
+                       keyID: key.id, key: key.bytes, rngSeed: o.seed ^ UInt64(hostNodeID(name: o.name)))
+    c.sensors = o.services
+    if let hb = o.heartbeatIntervalMs { c.mesh.heartbeatIntervalMs = hb }
+    return c
+}
+
+/// Runs one node until SIGINT/SIGTERM (or its parent exits); leaves the mesh cleanly.
+public func runNodeProcess(_ o: NodeOptions) throws -> Int32 {
+    let key = try MeshKey.load(keyFile: o.keyFile)
+    makeDirectories(o.stateDirectory)
+    let transport = try UDPTransport(mode: o.discovery, bindHost: o.bindHost, port: o.port)
+    let platform = PosixPlatform(transport: transport, nodeName: o.name, stateDirectory: o.stateDirectory,
+                                 seed: o.seed, timeScale: o.timeScale)
+    if key.isDevelopmentKey { platform.logSink("\(o.name): \(MeshKey.developmentWarning)") }
+    let runtime = NodeRuntime(platform: platform, config: makeNodeConfig(o, key: key, address: transport.local))
+    installStopHandlers()
+    runtime.start()
+    platform.logSink("\(o.name): listening on \(ipv4String(transport.local.host)):\(transport.local.port), node id \(hexID(runtime.config.nodeID))")
+    while !isStopRequested {
+        let nextUs = runtime.runOnce()
+        let nowUs = platform.nowUs()
+        var waitMs: Int32 = 1000
+        if let n = nextUs { waitMs = n <= nowUs ? 0 : Int32(min((n - nowUs + 999) / 1000, 1000)) }
+        if transport.waitReadable(timeoutMs: waitMs) { runtime.datagramsReady() }
+        if let parent = o.parentPID, getppid() != parent { break }
+    }
+    runtime.stop()
+    platform.logSink("\(o.name): stopped (left the mesh)")
+    return 0
+}
+
+public func hexID(_ v: UInt32) -> String {
+    let s = String(v, radix: 16)
+    return String(repeating: "0", count: 8 - s.count) + s
+}

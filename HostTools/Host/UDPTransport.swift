@@ -1,0 +1,149 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TDOSCore
+
+/// How a host node reaches "every node" without configuration.
+public enum DiscoveryMode: Equatable {
+    /// One machine, no root: every node binds a port in `base..<base+count` on
+    /// 127.0.0.1 and a broadcast is a unicast copy to each port of the range.
+    /// (Loopback has no broadcast and, by default, no multicast route; this is
+    /// the equivalent that always works.)
+    case loopbackRange(base: UInt16, count: UInt16)
+    /// Real interfaces (network namespaces, a LAN): SO_BROADCAST to the subnet
+    /// broadcast address on one well-known port, as the boards do.
+    case subnetBroadcast(broadcast: UInt32, port: UInt16)
+
+    public static let defaultLoopback = DiscoveryMode.loopbackRange(base: 42100, count: 32)
+}
+
+public struct HostError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A non-blocking UDP socket with the TDOS discovery scheme.
+public final class UDPTransport {
+    public let fd: Int32
+    public let mode: DiscoveryMode
+    public private(set) var local: NodeAddress
+    public private(set) var sendErrors: UInt64 = 0
+    private var buffer = [UInt8](repeating: 0, count: 2048)
+
+    /// Binds `bindHost:port`; with `port == nil` in loopback mode, the first free
+    /// port of the range (nodes and CLI alike), else an ephemeral one.
+    public init(mode: DiscoveryMode = .defaultLoopback, bindHost: UInt32 = 0x7F00_0001, port: UInt16? = nil) throws {
+        self.mode = mode
+        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw HostError("socket() failed: errno \(errno)") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, socklen_t(MemoryLayout<Int32>.size))
+        var size: Int32 = 1 << 20
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        local = NodeAddress(host: bindHost, port: 0)
+        var candidates: [UInt16] = []
+        if let port { candidates = [port] } else {
+            switch mode {
+            case .loopbackRange(let base, let count): candidates = (0..<count).map { base + $0 }
+            case .subnetBroadcast(_, let p): candidates = [p]
+            }
+        }
+        var bound = false
+        for p in candidates where Self.bind(fd: fd, host: bindHost, port: p) {
+            local.port = p
+            bound = true
+            break
+        }
+        guard bound else {
+            close(fd)
+            switch mode {
+            case .loopbackRange(let base, let count):
+                throw HostError("no free UDP port in 127.0.0.1:\(base)-\(base + count - 1): stop other TDOS nodes (tdos sim down) or pick another range with --port-base")
+            case .subnetBroadcast(_, let p):
+                throw HostError("cannot bind UDP port \(port ?? p): \(String(cString: strerror(errno))); is another node running on this address?")
+            }
+        }
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+    }
+
+    deinit { close(fd) }
+
+    private static func bind(fd: Int32, host: UInt32, port: UInt16) -> Bool {
+        var addr = sockaddrIn(host: host, port: port)
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+
+    static func sockaddrIn(host: UInt32, port: UInt16) -> sockaddr_in {
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        addr.sin_addr.s_addr = host.bigEndian
+        return addr
+    }
+
+    @discardableResult
+    public func send(_ bytes: [UInt8], to: NodeAddress) -> Bool {
+        var addr = Self.sockaddrIn(host: to.host, port: to.port)
+        let n = bytes.withUnsafeBytes { raw in
+            withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+        if n != bytes.count { sendErrors += 1; return false }
+        return true
+    }
+
+    public func broadcast(_ bytes: [UInt8]) {
+        switch mode {
+        case .loopbackRange(let base, let count):
+            for i in 0..<count where base + i != local.port {
+                send(bytes, to: NodeAddress(host: 0x7F00_0001, port: base + i))
+            }
+        case .subnetBroadcast(let b, let p):
+            send(bytes, to: NodeAddress(host: b, port: p))
+        }
+    }
+
+    /// One datagram if one is queued, without blocking.
+    public func receive() -> (bytes: [UInt8], from: NodeAddress)? {
+        var addr = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let n = buffer.withUnsafeMutableBytes { raw in
+            withUnsafeMutablePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &len)
+                }
+            }
+        }
+        guard n >= 0 else { return nil }
+        return (Array(buffer[0..<n]), NodeAddress(host: UInt32(bigEndian: addr.sin_addr.s_addr), port: UInt16(bigEndian: addr.sin_port)))
+    }
+
+    /// Blocks until a datagram is readable or `timeoutMs` passes (-1 = forever).
+    public func waitReadable(timeoutMs: Int32) -> Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, timeoutMs) > 0
+    }
+}
+
+public func ipv4String(_ host: UInt32) -> String {
+    "\(host >> 24).\((host >> 16) & 0xFF).\((host >> 8) & 0xFF).\(host & 0xFF)"
+}
+
+public func parseIPv4(_ s: String) -> UInt32? {
+    let parts = s.split(separator: ".")
+    guard parts.count == 4 else { return nil }
+    var v: UInt32 = 0
+    for p in parts {
+        guard let b = UInt8(p) else { return nil }
+        v = v << 8 | UInt32(b)
+    }
+    return v
+}

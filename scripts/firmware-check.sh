@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# firmware-check.sh — the firmware's Swift links for the board, with no pico-sdk:
+# compiles every Firmware module (TDOSCore, TDOSNode if it has sources, TDOSPico)
+# for armv6m-none-none-eabi with the board's flags, links them with the stub
+# BoardSupport (BoardSupport/stub: every function of tdos_board.h, no hardware),
+# a small start-up and a linker script with the board's memory map, against
+# newlib-nano as pico-sdk does. Every undefined symbol fails the link. Then prints
+# the sizes of the image against issue 5's budgets (scripts/image-sizes.sh).
+# The image is linked and measured, never run. Last, the same Swift compiled for
+# Linux runs Tests/PicoHost against the stub board with flash faked in RAM: the
+# Pico module's formats and conversions (config record, boot epoch, sensor maths).
+# Part of `make test`.
+#
+# Environment: SWIFTC (default: swiftc on PATH, else /opt/swift/usr/bin/swiftc).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="$root/.build-firmware-check"
+
+ENSURE_PACKAGES_FOR="the firmware check" "$root/scripts/ensure-packages.sh" \
+    gcc-arm-none-eabi libnewlib-arm-none-eabi
+
+swiftc="${SWIFTC:-$(command -v swiftc || true)}"
+[ -n "$swiftc" ] || swiftc=/opt/swift/usr/bin/swiftc
+if [ ! -x "$swiftc" ]; then
+    echo "firmware-check: no swiftc (set SWIFTC, or put a Swift 6 toolchain on PATH)" >&2
+    exit 1
+fi
+
+# The board's flags (DESIGN.md, "Firmware build facts"; the same list is in
+# BoardSupport/CMakeLists.txt). The Pico module sees the board contract as the
+# Clang module TDOSBoard (BoardSupport/include/module.modulemap).
+swift_flags=(
+    -target armv6m-none-none-eabi
+    -enable-experimental-feature Embedded
+    -wmo -Osize -parse-as-library
+    -Xfrontend -function-sections
+    -Xcc -fshort-enums -Xcc -mfloat-abi=soft
+    -Xfrontend -disable-stack-protector
+    -module-cache-path "$build/module-cache"
+    -I "$build"
+    -I "$root/BoardSupport/include" -Xcc "-I$root/linker"
+)
+c_flags=(
+    -mcpu=cortex-m0plus -mthumb -std=c11 -Os -ffunction-sections -fdata-sections
+    -Wall -Wextra -Werror
+    -I "$root/BoardSupport/include" -I "$root/linker"
+)
+
+mkdir -p "$build"
+find "$build" -mindepth 1 -maxdepth 1 ! -name module-cache -exec rm -rf {} +
+
+sources_of() { # DIR: its Swift files, sorted, one per line
+    [ -d "$1" ] || return 0
+    find "$1" -name '*.swift' -type f | LC_ALL=C sort
+}
+
+objects=()
+for entry in TDOSCore:Firmware/Core TDOSNode:Firmware/Node TDOSPico:Firmware/Pico; do
+    name="${entry%%:*}"
+    mapfile -t sources < <(sources_of "$root/${entry#*:}")
+    if [ "${#sources[@]}" -eq 0 ]; then
+        [ "$name" = TDOSNode ] && continue  # the node runtime may not exist yet
+        echo "firmware-check: no Swift sources in ${entry#*:}" >&2
+        exit 1
+    fi
+    echo "firmware-check: swiftc $name (${#sources[@]} files)"
+    "$swiftc" "${swift_flags[@]}" -module-name "$name" \
+        -emit-module -emit-module-path "$build/$name.swiftmodule" \
+        -c -o "$build/$name.o" "${sources[@]}"
+    objects+=("$build/$name.o")
+done
+
+for c in "$root"/BoardSupport/stub/*.c "$root"/BoardSupport/common/*.c; do
+    o="$build/$(basename "${c%.c}").c.o"
+    arm-none-eabi-gcc "${c_flags[@]}" -c -o "$o" "$c"
+    objects+=("$o")
+done
+
+# The linker script takes its flash regions from linker/tdos_flash_layout.h.
+arm-none-eabi-gcc -E -P -x c -I "$root/linker" -o "$build/stub.ld" "$root/BoardSupport/stub/stub.ld.in"
+
+elf="$build/tdos-node-stub.elf"
+arm-none-eabi-gcc -mcpu=cortex-m0plus -mthumb -nostartfiles \
+    --specs=nano.specs --specs=nosys.specs \
+    -T "$build/stub.ld" -Wl,--gc-sections -Wl,-Map="$build/tdos-node-stub.map" \
+    -Wl,-z,noexecstack -Wl,--no-warn-rwx-segments \
+    -o "$elf" "${objects[@]}" -lgcc 2>"$build/link.log" || {
+        cat "$build/link.log" >&2
+        echo "firmware-check: FAILED: the firmware does not link against the stub board" >&2
+        exit 1
+    }
+# libnosys warns that its I/O stubs "will always fail": expected, nothing calls them.
+grep -v 'is not implemented and will always fail' "$build/link.log" | grep -v '^.*: in function' >&2 || true
+
+echo "firmware-check: sizes (stub board, newlib-nano; the pico-sdk image adds the SDK, lwIP and the CYW43 firmware)"
+"$root/scripts/image-sizes.sh" tdos-node-stub "$elf" "$build/tdos-node-stub.map"
+
+# ---- host run of the Pico module's board-independent logic -------------------------
+
+host="$build/host"
+mkdir -p "$host"
+host_swift_flags=(-Onone -module-cache-path "$build/module-cache-host" -I "$host"
+    -I "$root/BoardSupport/include" -Xcc "-I$root/linker")
+host_libs=()
+for entry in TDOSCore:Firmware/Core TDOSNode:Firmware/Node TDOSPico:Firmware/Pico; do
+    name="${entry%%:*}"
+    mapfile -t sources < <(sources_of "$root/${entry#*:}")
+    [ "${#sources[@]}" -eq 0 ] && continue
+    extra=()
+    # The image's @main becomes a plain function, so the checks bring their own main.
+    [ "$name" = TDOSPico ] && extra=(-Xfrontend -entry-point-function-name -Xfrontend tdos_pico_image_main)
+    "$swiftc" "${host_swift_flags[@]}" -parse-as-library "${extra[@]}" -module-name "$name" \
+        -emit-module -emit-module-path "$host/$name.swiftmodule" \
+        -emit-library -static -o "$host/lib$name.a" "${sources[@]}"
+    host_libs=("$host/lib$name.a" "${host_libs[@]}")
+done
+cc -std=c11 -Wall -Wextra -Werror -I "$root/BoardSupport/include" -I "$root/linker" \
+    -c -o "$host/stub.o" "$root/BoardSupport/stub/tdos_board_stub.c"
+# fake_flash.c replaces the stub's flash functions.
+objcopy --weaken-symbol=tdos_flash_read --weaken-symbol=tdos_flash_erase \
+    --weaken-symbol=tdos_flash_program "$host/stub.o"
+cc -std=c11 -Wall -Wextra -Werror -I "$root/BoardSupport/include" -I "$root/linker" \
+    -c -o "$host/fake_flash.o" "$root/Tests/PicoHost/fake_flash.c"
+"$swiftc" "${host_swift_flags[@]}" -module-name TDOSPicoHostChecks \
+    -o "$host/pico-host-checks" "$root"/Tests/PicoHost/*.swift \
+    "${host_libs[@]}" "$host/stub.o" "$host/fake_flash.o" -lm
+"$host/pico-host-checks"
