@@ -77,7 +77,6 @@ link_flags=(
     -T "$root/Tests/Embedded/tests.ld"
     -Wl,--gc-sections
     -Wl,-z,noexecstack  # picolibc's memcmp.o has no .note.GNU-stack: ld would warn
-    -Wl,-Map="$build/tests.map"
 )
 
 # ---- build ----------------------------------------------------------------------
@@ -120,59 +119,66 @@ done
 
 # The runner declares putchar with @_extern(c), hence the Extern feature.
 mapfile -t test_sources < <(sources_of "$root/Tests/Embedded"; sources_of "$root/Tests/Vectors" -maxdepth 1)
-echo "embedded-check: swiftc TDOSEmbeddedTests (${#test_sources[@]} files)"
-extra_swift_flags=(-enable-experimental-feature Extern)
-compile_module TDOSEmbeddedTests "${test_sources[@]}"
 
 arm-none-eabi-gcc "${cpu_flags[@]}" --specs=picolibc.specs -Os -ffunction-sections \
     -Wall -Wextra -Werror -c -o "$build/runtime.o" "$root/Tests/Embedded/runtime.c"
 
-objects=()
-for name in "${modules[@]}" TDOSEmbeddedTests; do objects+=("$build/$name.o"); done
-arm-none-eabi-gcc "${link_flags[@]}" -o "$build/tests.elf" \
-    "${objects[@]}" "$build/runtime.o" -lgcc
+# The emulated board has 256 KB of flash, so the groups run as several images
+# (Runner.swift: EMBEDDED_PART_n); --gc-sections keeps only each part's code.
+parts=(1 2)
+stack_used=0
+for part in "${parts[@]}"; do
+    echo "embedded-check: swiftc TDOSEmbeddedTests part $part (${#test_sources[@]} files)"
+    extra_swift_flags=(-enable-experimental-feature Extern -D "EMBEDDED_PART_$part")
+    compile_module TDOSEmbeddedTests "${test_sources[@]}"
+    mv "$build/TDOSEmbeddedTests.o" "$build/TDOSEmbeddedTests$part.o"
 
-# ---- run ------------------------------------------------------------------------
+    objects=()
+    for name in "${modules[@]}"; do objects+=("$build/$name.o"); done
+    arm-none-eabi-gcc "${link_flags[@]}" -Wl,-Map="$build/tests$part.map" -o "$build/tests$part.elf" \
+        "${objects[@]}" "$build/TDOSEmbeddedTests$part.o" "$build/runtime.o" -lgcc
 
-echo "embedded-check: qemu ${qemu_machine[*]}"
-status=0
-timeout "$timeout_s" qemu-system-arm "${qemu_machine[@]}" -nographic -monitor none \
-    -serial null -semihosting-config enable=on,target=native \
-    -kernel "$build/tests.elf" >"$build/run.log" 2>&1 || status=$?
-# lm3s6965evb's emulation says this on every boot; it is not ours.
-grep -v '^Timer with period zero, disabling$' "$build/run.log" >"$build/run.out" || true
+    echo "embedded-check: qemu ${qemu_machine[*]} (part $part)"
+    status=0
+    timeout "$timeout_s" qemu-system-arm "${qemu_machine[@]}" -nographic -monitor none \
+        -serial null -semihosting-config enable=on,target=native \
+        -kernel "$build/tests$part.elf" >"$build/run.log" 2>&1 || status=$?
+    # lm3s6965evb's emulation says this on every boot; it is not ours.
+    grep -v '^Timer with period zero, disabling$' "$build/run.log" >"$build/run.out" || true
 
-if [ "$status" -ne 0 ]; then
-    cat "$build/run.out"
-    if [ "$status" -eq 124 ]; then
-        echo "embedded-check: FAILED: the runner did not finish within ${timeout_s} s" >&2
-    elif ! grep -q '^embedded: ' "$build/run.out"; then
-        echo "embedded-check: FAILED: the runner stopped (exit $status) without its summary:" \
-             "a Swift trap in the last group listed above" >&2
-        # picolibc's fault handler dumps the registers; a Swift trap is a `udf`, so
-        # PC is the trap itself, in the function it was inlined into.
-        pc="$(awk '$1 == "PC:" { print $2; exit }' "$build/run.out")"
-        if [ -n "$pc" ]; then
-            demangle="$(dirname "$swiftc")/swift-demangle"
-            where="$(arm-none-eabi-addr2line -f -e "$build/tests.elf" "$pc" | head -1)"
-            [ -x "$demangle" ] && where="$("$demangle" --simplified "$where")"
-            echo "embedded-check: the trap is at $pc, in $where" >&2
+    if [ "$status" -ne 0 ]; then
+        cat "$build/run.out"
+        if [ "$status" -eq 124 ]; then
+            echo "embedded-check: FAILED: the runner did not finish within ${timeout_s} s" >&2
+        elif ! grep -q '^embedded: ' "$build/run.out"; then
+            echo "embedded-check: FAILED: the runner stopped (exit $status) without its summary:" \
+                 "a Swift trap in the last group listed above" >&2
+            # picolibc's fault handler dumps the registers; a Swift trap is a `udf`, so
+            # PC is the trap itself, in the function it was inlined into.
+            pc="$(awk '$1 == "PC:" { print $2; exit }' "$build/run.out")"
+            if [ -n "$pc" ]; then
+                demangle="$(dirname "$swiftc")/swift-demangle"
+                where="$(arm-none-eabi-addr2line -f -e "$build/tests$part.elf" "$pc" | head -1)"
+                [ -x "$demangle" ] && where="$("$demangle" --simplified "$where")"
+                echo "embedded-check: the trap is at $pc, in $where" >&2
+            fi
+        else
+            echo "embedded-check: FAILED: exit status $status (= failed checks, capped at 100)" >&2
         fi
-    else
-        echo "embedded-check: FAILED: exit status $status (= failed checks, capped at 100)" >&2
+        exit 1
     fi
-    exit 1
-fi
-if ! grep -q '^embedded: .* 0 failures$' "$build/run.out"; then
-    cat "$build/run.out"
-    echo "embedded-check: FAILED: exit status 0 but no passing summary line" >&2
-    exit 1
-fi
-grep '^embedded: ' "$build/run.out"
+    if ! grep -q '^embedded: .* 0 failures$' "$build/run.out"; then
+        cat "$build/run.out"
+        echo "embedded-check: FAILED: exit status 0 but no passing summary line" >&2
+        exit 1
+    fi
+    grep '^embedded: ' "$build/run.out" | sed "s/^embedded: /embedded (part $part): /"
+    used="$(sed -n 's/^embedded: stack high-water \([0-9]*\) B.*/\1/p' "$build/run.out")"
+    [ -n "$used" ] && [ "$used" -gt "$stack_used" ] && stack_used="$used"
+done
 
 # pico-sdk gives core 0 a 2 KB stack unless the image sets PICO_STACK_SIZE.
-stack_used="$(sed -n 's/^embedded: stack high-water \([0-9]*\) B.*/\1/p' "$build/run.out")"
-if [ -n "$stack_used" ] && [ "$stack_used" -gt 2048 ]; then
+if [ "$stack_used" -gt 2048 ]; then
     echo "embedded-check: note: stack high-water ${stack_used} B (with ~170 B of startup and" \
          "harness) is above pico-sdk's default 2048 B: images need a larger PICO_STACK_SIZE"
 fi
@@ -180,7 +186,7 @@ fi
 # ---- sizes ----------------------------------------------------------------------
 
 # "object": the whole module as compiled (what a firmware using all of it pays);
-# "linked": what survives --gc-sections in tests.elf, read from the link map.
+# "linked": what survives --gc-sections in each part's image, read from its link map.
 size_of() { # OBJECT -> "text data bss"
     arm-none-eabi-size -B "$1" | awk 'NR == 2 { print $1, $2, $3 }'
 }
@@ -210,17 +216,23 @@ linked_of() { # OBJECT -> "text data bss" kept in the link, by input section kin
             else if (sec ~ /^\.bss/) bss += n
         }
         END { print text + 0, data + 0, bss + 0 }
-    ' "$build/tests.map"
+    ' "$2"
 }
 
 echo "embedded-check: sizes (armv6m, -Osize)"
-for name in "${modules[@]}" TDOSEmbeddedTests; do
+for name in "${modules[@]}"; do
     read -r t d b < <(size_of "$build/$name.o")
-    read -r lt _ _ < <(linked_of "$build/$name.o")
-    printf '  armv6m %-18s text %6s B, data %4s B, bss %4s B   (linked in tests.elf: text %6s B)\n' \
-        "$name:" "$t" "$d" "$b" "$lt"
+    linked=""
+    for part in "${parts[@]}"; do
+        read -r lt _ _ < <(linked_of "$build/$name.o" "$build/tests$part.map")
+        linked="$linked part $part: $lt B"
+    done
+    printf '  armv6m %-18s text %6s B, data %4s B, bss %4s B   (linked text:%s)\n' \
+        "$name:" "$t" "$d" "$b" "$linked"
 done
-read -r t d b < <(size_of "$build/tests.elf")
-printf '  armv6m %-18s text %6s B, data %4s B, bss %4s B   (+ picolibc, libgcc, runtime.c)\n' \
-    "tests.elf:" "$t" "$d" "$b"
-echo "  (object = whole module; bss of tests.elf includes its 8 KB stack)"
+for part in "${parts[@]}"; do
+    read -r t d b < <(size_of "$build/tests$part.elf")
+    printf '  armv6m %-18s text %6s B, data %4s B, bss %4s B   (+ picolibc, libgcc, runtime.c; flash 256 KB)\n' \
+        "tests$part.elf:" "$t" "$d" "$b"
+done
+echo "  (object = whole module; bss of each image includes its 8 KB stack)"

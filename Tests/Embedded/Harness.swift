@@ -8,7 +8,7 @@
 //              expect(1 + 1 == 2, "addition")
 //              expectEqual(SHA256.hash(ascii("abc")), hex("ba78..."), "sha256 abc")
 //          }
-//   2. Register it in `embeddedTests` in Runner.swift: ("thing", thingTests).
+//   2. Register it in `embeddedTests` in Runner.swift (in the part with room): ("thing", thingTests).
 //   3. Run scripts/embedded-check.sh.
 //
 // Checks:  expect(cond, "what")                   any condition
