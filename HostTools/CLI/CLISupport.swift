@@ -41,7 +41,7 @@ struct Args {
     }
 }
 
-let common: Set<String> = ["key-file", "port-base", "help", "json"]
+let common: Set<String> = ["key-file", "port-base", "help", "json", "broadcast", "bind", "port"]
 
 func discoveryMode(_ args: Args) throws -> DiscoveryMode {
     if let b = args.value("broadcast") {
@@ -54,7 +54,12 @@ func discoveryMode(_ args: Args) throws -> DiscoveryMode {
 func client(_ args: Args) throws -> MeshClient {
     let key = try MeshKey.load(keyFile: args.value("key-file"))
     if key.isDevelopmentKey { FileHandle.standardError.write((MeshKey.developmentWarning + "\n").data(using: .utf8)!) }
-    return try MeshClient(key: key, discovery: try discoveryMode(args))
+    var bind: UInt32 = 0x7F00_0001
+    if let b = args.value("bind") {
+        guard let a = parseIPv4(b) else { throw UsageError(message: "--bind expects an IPv4 address") }
+        bind = a
+    }
+    return try MeshClient(key: key, discovery: try discoveryMode(args), bindHost: bind)
 }
 
 func fail(_ message: String, code: Int32 = 1) -> Never {

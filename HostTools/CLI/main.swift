@@ -29,6 +29,8 @@ running nodes:
 common options:
   --key-file FILE     the mesh key (32 bytes raw or hex); or $TDOS_KEY_FILE / $TDOS_KEY
   --port-base P       loopback discovery range start (default 42100, 32 ports)
+  --broadcast ADDR    a real network instead of loopback: subnet broadcast address (port 4210, --port P)
+  --bind ADDR         this host's address on that network (e.g. 10.42.0.1 in `scripts/netns-mesh.sh`)
   --help              this text
 """
 

@@ -13,8 +13,9 @@ public final class MeshClient {
     public var onEvent: ((MeshEvent) -> Void)?
     public var onDeliver: ((Frame) -> Void)?
 
-    public init(key: MeshKey, discovery: DiscoveryMode = .defaultLoopback, name: String = "tdos-cli") throws {
-        transport = try UDPTransport(mode: discovery)
+    public init(key: MeshKey, discovery: DiscoveryMode = .defaultLoopback, bindHost: UInt32 = 0x7F00_0001,
+                name: String = "tdos-cli") throws {
+        transport = try UDPTransport(mode: discovery, bindHost: bindHost)
         var config = MeshConfig()
         config.peersMax = 64
         config.instancesMax = 128

@@ -48,8 +48,17 @@ public final class UDPTransport {
             case .subnetBroadcast(_, let p): candidates = [p]
             }
         }
+        // Subnet mode binds the wildcard address: Linux delivers a broadcast only
+        // to sockets bound to INADDR_ANY, and several listeners (a node and the
+        // CLI on one host) may share the port to all hear the broadcasts.
+        var socketHost = bindHost
+        if case .subnetBroadcast = mode {
+            socketHost = 0
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
         var bound = false
-        for p in candidates where Self.bind(fd: fd, host: bindHost, port: p) {
+        for p in candidates where Self.bind(fd: fd, host: socketHost, port: p) {
             local.port = p
             bound = true
             break
