@@ -26,17 +26,8 @@ private func cborError<T>(_ body: () throws -> T) -> WireError? {
     do { _ = try body(); return nil } catch let e as WireError { return e } catch { return .badCompression }
 }
 
-/// Deterministic PRNG so failures reproduce.
-private struct CBORTestRNG: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The shared seeded generator (TestSupport.swift), so a failure reproduces.
+private typealias CBORTestRNG = TestRNG
 
 /// Same text form as cbor_ref.py, built with the typed readers only.
 private func cborDescribe(_ r: inout CBORReader) throws(WireError) -> String {

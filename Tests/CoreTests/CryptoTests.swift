@@ -6,21 +6,8 @@ import Testing
 
 private func ascii(_ text: String) -> [UInt8] { Array(text.utf8) }
 
-/// SplitMix64: a tiny seeded generator so failures reproduce exactly.
-private struct SplitMix64 {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func bytes(_ count: Int) -> [UInt8] {
-        (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) }
-    }
-}
+/// The shared seeded generator (TestSupport.swift), so a failure reproduces.
+private typealias SplitMix64 = TestRNG
 
 /// Runs a Python script that reads one job per line from a temp file and prints one
 /// hex digest per line. Returns nil (and records an issue) if Python is unavailable.

@@ -4,19 +4,8 @@ import Foundation
 import Testing
 @testable import TDOSCore
 
-/// Deterministic PRNG (SplitMix64) so a failure reproduces.
-private struct DeflateRNG {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) } }
-}
+/// The shared seeded generator (TestSupport.swift), so a failure reproduces.
+private typealias DeflateRNG = TestRNG
 
 /// Test payloads of one size: random, all zero, a short period, and a small alphabet.
 private func samples(size: Int, rng: inout DeflateRNG) -> [[UInt8]] {
