@@ -45,6 +45,10 @@ firmware-smoke:
 bench:
 	scripts/bench.sh
 
+VOPR_SEEDS ?= 10000
+vopr:
+	$(SWIFT) run -c release tdos-sim --seeds 1..$(VOPR_SEEDS)
+
 FUZZ_SECONDS ?= 120
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)

@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .executable(name: "tdos", targets: ["tdos"]),
         .executable(name: "tdos-bench", targets: ["tdos-bench"]),
+        .executable(name: "tdos-sim", targets: ["tdos-sim"]),
     ],
     targets: [
         .target(name: "TDOSCore", path: "Firmware/Core"),
@@ -15,6 +16,7 @@ let package = Package(
         .target(name: "TDOSHost", dependencies: ["TDOSCore", "TDOSNode"], path: "HostTools/Host"),
         .executableTarget(name: "tdos", dependencies: ["TDOSHost"], path: "HostTools/CLI"),
         .executableTarget(name: "tdos-bench", dependencies: ["TDOSHost"], path: "HostTools/Bench"),
+        .executableTarget(name: "tdos-sim", dependencies: ["TDOSHost"], path: "HostTools/Sim"),
         .testTarget(
             name: "TDOSTests",
             dependencies: ["TDOSCore", "TDOSNode", "TDOSHost"],

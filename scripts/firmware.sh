@@ -8,8 +8,8 @@
 #      missing;
 #   2. configures BoardSupport/CMakeLists.txt in build/firmware (picotool is not
 #      needed: PICO_NO_PICOTOOL=1) and builds every image (ELF + link map);
-#   3. converts each ELF to UF2 with the project's converter
-#      (HostTools/Host/UF2.swift) and validates it: magics, RP2040 family id,
+#   3. converts each ELF to UF2 with the project's converter (`tdos uf2`, over
+#      HostTools/Host/UF2.swift) and validates it: magics, RP2040 family id,
 #      256-byte payloads, flash addresses below the reserved regions, block
 #      numbering, boot2 CRC; then again with the independent
 #      Tests/tools/uf2_check.py against the ELF;
@@ -18,7 +18,8 @@
 # PICO_SDK_PATH comes from the argument or the environment, as for every pico-sdk
 # project: TDOS never downloads or vendors the SDK.
 # Environment: FIRMWARE_BUILD_DIR (default build/firmware), FIRMWARE_BUILD_TYPE
-# (default MinSizeRel), SWIFTC, JOBS (default: number of CPUs).
+# (default MinSizeRel), SWIFTC, JOBS (default: number of CPUs), TDOS_CLI (a built
+# tdos to convert with; default: swift build -c release --product tdos).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -83,13 +84,19 @@ make -C "$build" -j"$jobs" --no-print-directory >"$build/build.log" 2>&1 || {
 
 # ---- UF2 --------------------------------------------------------------------------
 
-# The project's converter, compiled on its own (standard library + Foundation)
-# until the `tdos` CLI offers `tdos uf2`.
-tool="$build/tdos-uf2"
-tool_sources=("$root/HostTools/Host/UF2.swift" "$root/HostTools/UF2Tool/main.swift")
-if [ ! -x "$tool" ] || [ -n "$(find "${tool_sources[@]}" -newer "$tool")" ]; then
-    echo "firmware: swiftc tdos-uf2"
-    "$swiftc" -O "${tool_sources[@]}" -o "$tool"
+# The project's converter: `tdos uf2` (HostTools/CLI/FirmwareCommands.swift over
+# HostTools/Host/UF2.swift). TDOS_CLI names a built tdos; else it is built here.
+tdos="${TDOS_CLI:-}"
+if [ -z "$tdos" ]; then
+    swift="$(dirname "$swiftc")/swift"
+    [ -x "$swift" ] || swift=swift
+    echo "firmware: swift build -c release --product tdos (the UF2 converter)"
+    (cd "$root" && "$swift" build -c release --product tdos >"$build/tdos-cli.log" 2>&1) || {
+        tail -n 20 "$build/tdos-cli.log" >&2
+        echo "firmware: FAILED: building the tdos CLI (log: $build/tdos-cli.log)" >&2
+        exit 1
+    }
+    tdos="$root/.build/release/tdos"
 fi
 
 # Images must end below the reserved flash regions (linker/tdos_flash_layout.h).
@@ -107,7 +114,7 @@ status=0
 for elf in "${elfs[@]}"; do
     name="$(basename "${elf%.elf}")"
     uf2="$build/$name.uf2"
-    "$tool" convert "$elf" "$uf2" --below "$reserved_start"
+    "$tdos" uf2 "$elf" -o "$uf2" --below "$reserved_start"
     python3 "$root/Tests/tools/uf2_check.py" "$uf2" "$elf" --image
 done
 

@@ -15,6 +15,11 @@ swift_flash_max=$((96 * 1024))
 image_flash_max=$((512 * 1024))
 static_ram_max=$((128 * 1024))
 
+# --report-only: print the sizes and say which budgets are exceeded, exit 0
+# (scripts/firmware-check.sh while the full node runtime is over the Swift
+# budget: docs/FIRMWARE.md, "Sizes"; `make firmware` still fails on it).
+report_only=0
+if [ "${1:-}" = --report-only ]; then report_only=1; shift; fi
 name="$1" elf="$2" map="$3"
 
 sym() { # NAME -> value (decimal)
@@ -74,4 +79,8 @@ check() { # WHAT VALUE MAX
 check "Swift flash" "$swift_flash" "$swift_flash_max"
 check "image flash" "$image_flash" "$image_flash_max"
 check "static RAM" "$static_ram" "$static_ram_max"
+if [ "$status" -ne 0 ] && [ "$report_only" -eq 1 ]; then
+    echo "image-sizes: $name: OVER BUDGET (reported, not failed: see docs/FIRMWARE.md, \"Sizes\")" >&2
+    exit 0
+fi
 exit "$status"

@@ -164,16 +164,25 @@ public struct SHA256: Sendable {
             // A homogeneous tuple's memory is also bound to its element type.
             let w = raw.baseAddress!.assumingMemoryBound(to: UInt32.self)
             sha256RoundConstants.withUnsafeBufferPointer { k in
-                for t in 0..<64 {
-                    let wt: UInt32
-                    if t < 16 {
-                        wt = loadBigEndian(block, 4 * t)
-                    } else {
-                        let w15 = w[(t &- 15) & 15], w2 = w[(t &- 2) & 15]
-                        let s0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 &>> 3)
-                        let s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 &>> 10)
-                        wt = w[t & 15] &+ s0 &+ w[(t &- 7) & 15] &+ s1
-                    }
+                // Two loops, not one with a branch per round: rounds 0-15 read the
+                // block, 16-63 extend the schedule (the compiler unrolls each better).
+                for t in 0..<16 {
+                    let wt = loadBigEndian(block, 4 &* t)
+                    w[t] = wt
+                    let sum1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+                    let choose = (e & f) ^ (~e & g)
+                    let t1 = hh &+ sum1 &+ choose &+ k[t] &+ wt
+                    let sum0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+                    let majority = (a & b) ^ (a & c) ^ (b & c)
+                    let t2 = sum0 &+ majority
+                    hh = g; g = f; f = e; e = d &+ t1
+                    d = c; c = b; b = a; a = t1 &+ t2
+                }
+                for t in 16..<64 {
+                    let w15 = w[(t &- 15) & 15], w2 = w[(t &- 2) & 15]
+                    let s0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 &>> 3)
+                    let s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 &>> 10)
+                    let wt = w[t & 15] &+ s0 &+ w[(t &- 7) & 15] &+ s1
                     w[t & 15] = wt
                     let sum1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
                     let choose = (e & f) ^ (~e & g)

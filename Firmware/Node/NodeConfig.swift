@@ -40,6 +40,10 @@ public struct NodeConfig {
     public var sensors: [SensorService] = []
     public var mesh = MeshConfig()
     public var scheduler = SchedulerConfig.standard
+    /// The local config layer (defaults merged with the file and environment on
+    /// Linux); nil = the built-in defaults (the board). Read with `config get`;
+    /// `rate_limit.*` sets the mesh's per-sender limiter unless `mesh.rateLimit` is set.
+    public var settings: ConfigTree? = nil
     public var rngSeed: UInt64
     /// Sensor nodes sample this often.
     public var sampleIntervalMs: UInt32 = 1000

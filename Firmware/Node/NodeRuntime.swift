@@ -52,6 +52,19 @@ public final class NodeRuntime<P: Platform> {
     public private(set) var requestsServed: UInt64 = 0
     public private(set) var schedulerEvents: UInt64 = 0
 
+    /// The node's metrics (served by NodeOps) and its config: the built-in
+    /// defaults, merged on Linux with the file and environment (`NodeConfig.settings`).
+    public internal(set) var metrics: MetricsRegistry
+    public internal(set) var settings: ConfigManager
+
+    /// Test hook (the deterministic simulation): sees every mesh action before it is carried out.
+    public var actionObserver: ((MeshAction) -> Void)? = nil
+    /// Set by the power task; runOnce refreshes the metrics outside the scheduler.
+    var metricsDue = false
+    /// Requests whose answer reads `scheduler` (metrics, tasks, status), served
+    /// by runOnce after runReady for the same reason (NodeOps).
+    var deferredServes: [DeferredServe] = []
+
     public static var datagramSource: SourceID { SourceID(0) }
     static var meshWake: SignalID { SignalID(0) }
     static var callDone: SignalID { SignalID(1) }
@@ -61,7 +74,15 @@ public final class NodeRuntime<P: Platform> {
         self.config = config
         bootUs = platform.nowUs()
         let epoch = platform.nextBootEpoch()
-        mesh = MeshNode(config: config.mesh, nodeID: config.nodeID, name: config.name, epoch: epoch,
+        let manager = config.settings.map { ConfigManager(local: $0) } ?? ConfigManager()
+        settings = manager
+        metrics = MetricsRegistry(nowMs: bootUs / 1000,
+                                  slaTargetMs: UInt32(clamping: manager.int("metrics.sla_target_ms", default: 100)))
+        var meshConfig = config.mesh
+        if meshConfig.rateLimit == nil {  // rate_limit.* of the config (20/s, burst 40 by default)
+            meshConfig.rateLimit = RateLimiterConfig(config: manager.effective, sendersMax: meshConfig.peersMax)
+        }
+        mesh = MeshNode(config: meshConfig, nodeID: config.nodeID, name: config.name, epoch: epoch,
                         keys: Keyring(id: config.keyID, key: config.key), address: config.address,
                         services: config.services, rngSeed: config.rngSeed)
         scheduler = Scheduler(config: config.scheduler, clockUs: { platform.nowUs() })
@@ -95,10 +116,23 @@ public final class NodeRuntime<P: Platform> {
 
     public func datagramsReady() { scheduler.markReadable(Self.datagramSource) }
 
+    /// A call made outside any task (the simulation's extra clients); its
+    /// result is seen by `actionObserver` as `.complete`.
+    public func call(service name: [UInt8], version: SemVer, arguments: [UInt8], deadlineMs: UInt32) -> CallID {
+        let id = mesh.call(service: name, version: version, arguments: arguments, deadlineMs: deadlineMs, nowMs: nowMs)
+        pump { scheduler.raise($0) }
+        return id
+    }
+
     /// Runs every ready task; returns when to call again (µs), nil if idle.
     @discardableResult
     public func runOnce() -> UInt64? {
-        let next = scheduler.runReady(nowUs: platform.nowUs())
+        var next = scheduler.runReady(nowUs: platform.nowUs())
+        if metricsDue {
+            metricsDue = false
+            refreshMetrics()
+        }
+        if !deferredServes.isEmpty { next = answerDeferredServes() }
         while let e = scheduler.popEvent() {
             schedulerEvents &+= 1
             platform.log(describe(e))
@@ -189,6 +223,9 @@ public final class NodeRuntime<P: Platform> {
         if now > lastActivityMs + 10_000 { activity *= 0.95 }
         mesh.setLocalMetrics(freeMemoryBytes: platform.freeMemoryBytes(), activity: UInt8(max(0, min(100, activity))),
                              loadPercent: 0)
+        // Not refreshMetrics() here: it reads `scheduler`, which runReady is
+        // modifying while this task runs (an exclusivity violation, a trap).
+        metricsDue = true
         return .yield
     }
 
@@ -250,9 +287,8 @@ public final class NodeRuntime<P: Platform> {
     func serve(_ request: Request, from: UInt32, nowMs: UInt64) -> Response {
         requestsServed &+= 1
         noteActivity(nowMs)
-        if request.operation == .status || request.service == 0 {
-            return statusResponse(nowMs: nowMs)
-        }
+        if request.service == 0 { return serveNodeOperation(request, nowMs: nowMs) }
+        if request.operation == .status { return statusResponse(nowMs: nowMs) }
         switch config.role {
         case .sensor:
             guard let i = config.sensors.firstIndex(where: { serviceID($0.name) == request.service }) else {
@@ -299,13 +335,14 @@ public final class NodeRuntime<P: Platform> {
         let now = nowMs
         var callsDone = false
         while let action = mesh.pollAction() {
+            actionObserver?(action)
             switch action {
             case .send(let to, let bytes):
                 platform.send(bytes, to: to)
             case .broadcast(let bytes):
                 platform.broadcast(bytes)
             case .serve(let handle, let request, let from):
-                mesh.respond(handle, serve(request, from: from, nowMs: now), nowMs: now)
+                serveAndRecord(handle, request, from: from, nowMs: now)
             case .complete(let id, let result):
                 if completed.count == Self.completedMax { completed.removeFirst() }
                 completed.append((id, result))

@@ -59,7 +59,13 @@ public protocol Platform: Clock, DatagramPort, SensorPort, DisplayPort, Persiste
     /// Operator-facing log line (UART on the board, stderr on Linux).
     func log(_ line: TextLine)
     func freeMemoryBytes() -> UInt32
+    /// Heap bytes in use (metrics); 0 when the platform cannot tell.
+    func heapInUseBytes() -> UInt32
     /// Feeds the board's hardware watchdog; the runtime calls it only while
     /// every critical task is healthy.
     func feedHardwareWatchdog()
+}
+
+extension Platform {
+    public func heapInUseBytes() -> UInt32 { 0 }
 }

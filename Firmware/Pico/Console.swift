@@ -1,7 +1,8 @@
 // UART console output without String: a single String interpolation costs ~20 KB
 // of flash (DESIGN.md, house rule 3), so the firmware writes StaticStrings and
-// bytes (StatusText formats numbers).
+// bytes (TDOSNode's TextLine formats numbers).
 import TDOSBoard
+import TDOSNode
 
 public enum Console {
     public static func write(_ text: StaticString) {
@@ -12,14 +13,14 @@ public enum Console {
         bytes.withUnsafeBufferPointer { tdos_console_write($0.baseAddress, UInt32($0.count)) }
     }
 
-    public static func write(_ line: StatusText) { write(bytes: line.bytes) }
+    public static func write(_ line: TextLine) { write(bytes: line.bytes) }
 
     public static func line(_ text: StaticString) {
         write(text)
         write("\n")
     }
 
-    public static func line(_ line: StatusText) {
+    public static func line(_ line: TextLine) {
         write(bytes: line.bytes)
         write("\n")
     }

@@ -1,12 +1,18 @@
 // Entry point of the TDOS Pico W image (one image for every role: the role is
 // provisioning data, read from the config region at boot).
 //
-// Boot: board init, banner, watchdog, config (A/B), radio, boot epoch, then the
-// heartbeat node's poll loop. A board that cannot run (no config, bad config, no
-// radio, unwritable state) stays in a clear error state: a blink code on the LED
-// and a UART message every 10 s, the watchdog fed, never a reboot loop.
+// Boot: board init, banner and reset reason, watchdog, config (A/B, validated:
+// magic, format version, length, CRC, fields), radio, boot epoch, then the node
+// runtime (Firmware/Node/NodeRuntime.swift) over PicoPlatform, with the loop its
+// header describes: run the ready tasks, sleep in tdos_board_wait_until_us until
+// the next wake or a datagram. The hardware watchdog is fed by the runtime, and
+// only while every critical task is healthy. A board that cannot run (no config,
+// bad config, no radio, unwritable state) stays in a clear error state: a blink
+// code on the LED and a UART message every 10 s, the watchdog fed, never a
+// reboot loop.
 import TDOSBoard
 import TDOSCore
+import TDOSNode
 
 /// Blink codes (long pause, then this many blinks).
 public enum BlinkCode: Int {
@@ -18,12 +24,29 @@ public enum BlinkCode: Int {
 
 public enum FirmwareInfo {
     public static let name: StaticString = "TDOS Pico W node"
-    public static let version: StaticString = "0.1.0"
+    public static let version: StaticString = "0.2.0"
     /// Longer than any step of the loop, well under the RP2040's 8.3 s maximum.
     public static let watchdogTimeoutMs: UInt32 = 8000
     /// Watchdog checkpoints: what the loop was doing if it hangs.
     public static let checkpointBoot: UInt32 = 1
     public static let checkpointLoop: UInt32 = 2
+    /// The status line on the UART.
+    public static let statusIntervalMs: UInt64 = 10_000
+}
+
+/// The runtime's config from the provisioned record. `nodeID`: the record's, or
+/// derived from the board's unique id.
+public func makeNodeConfig(_ record: ProvisionRecord, nodeID: UInt32, rngSeed: UInt64) -> NodeConfig {
+    var c = NodeConfig(name: record.nodeName, nodeID: nodeID, role: record.role,
+                       address: NodeAddress(host: 0, port: record.udpPort), keyID: record.keyID, key: record.key,
+                       rngSeed: rngSeed)
+    if record.role == .sensor {
+        for s in record.effectiveServices {
+            guard let kind = SensorKind(rawValue: s.kind) else { continue }
+            c.sensors.append(SensorService(name: bytes(SensorService.standardName(kind)), kind: kind, priority: s.priority))
+        }
+    }
+    return c
 }
 
 @main
@@ -31,12 +54,100 @@ struct TDOSPicoMain {
     static func main() {
         _ = tdos_board_init()
         let watchdog = BoardWatchdog()
-        let clock = BoardClock()
         printBanner(watchdog)
         watchdog.enable(timeoutMs: FirmwareInfo.watchdogTimeoutMs)
         watchdog.checkpoint(FirmwareInfo.checkpointBoot)
         WireLimits.check()
 
+        let record = readConfig()
+        guard tdos_radio_init(record.wifiCountry[0], record.wifiCountry[1]) == TDOS_OK else {
+            halt(.radioFailed, "CYW43 radio did not start: is this a Pico W?")
+        }
+        let epoch: UInt32
+        do {
+            epoch = try BootEpochStore().advance()
+        } catch {
+            halt(.stateUnwritable, "cannot persist the boot epoch in the state region.")
+        }
+        watchdog.feed()
+        let nodeID = record.nodeID ?? derivedNodeID(boardUniqueID())
+        let seed = UInt64(tdos_random_u32()) << 32 | UInt64(tdos_random_u32())
+
+        var line = TextLine("tdos: node ")
+        line.append(bytes: record.nodeName)
+        line.append(" id ")
+        line.appendHex32(nodeID)
+        line.append(" role ")
+        line.append(record.role.name)
+        line.append(" epoch ")
+        line.append(UInt64(epoch))
+        line.append(" port ")
+        line.append(UInt64(record.udpPort))
+        Console.line(line)
+
+        let platform = PicoPlatform(record: record, epoch: epoch)
+        guard platform.startNetwork(record) else {
+            halt(.radioFailed, "Wi-Fi or UDP socket did not start.")
+        }
+        let runtime = NodeRuntime(platform: platform, config: makeNodeConfig(record, nodeID: nodeID, rngSeed: seed))
+        runtime.start()
+        watchdog.checkpoint(FirmwareInfo.checkpointLoop)
+        run(runtime, platform)
+    }
+
+    /// The platform loop (NodeRuntime.swift's header).
+    static func run(_ runtime: NodeRuntime<PicoPlatform>, _ platform: PicoPlatform) -> Never {
+        var nextStatusMs = tdos_time_ms() + FirmwareInfo.statusIntervalMs
+        while true {
+            let next = runtime.runOnce()
+            let nowUs = tdos_time_us()
+            platform.poll(nowUs: nowUs)
+            if nowUs / 1000 >= nextStatusMs {
+                printStatus(runtime, platform)
+                nextStatusMs += FirmwareInfo.statusIntervalMs
+            }
+            var deadlineUs = min(next ?? nowUs + 1_000_000, nextStatusMs * 1000)
+            if let b = platform.nextBoardWakeUs { deadlineUs = min(deadlineUs, b) }
+            // Radio work (and so a datagram landing in the ring) ends the wait early.
+            if !platform.datagramWaiting { tdos_board_wait_until_us(deadlineUs) }
+            if platform.datagramWaiting { runtime.datagramsReady() }
+        }
+    }
+
+    static func printStatus(_ runtime: NodeRuntime<PicoPlatform>, _ platform: PicoPlatform) {
+        let mem = BoardMemory().stats
+        let udp = UDPSocket().stats
+        var l = TextLine("tdos: up_s=")
+        l.append(runtime.uptimeMs / 1000)
+        l.append(" hb_sent=")
+        l.append(UInt64(platform.framesSent[Int(MessageType.heartbeat.rawValue)]))
+        l.append(" announces=")
+        l.append(UInt64(platform.framesSent[Int(MessageType.announce.rawValue)]))
+        l.append(" tx_fail=")
+        l.append(UInt64(platform.sendFailures))
+        l.append(" rx=")
+        l.append(UInt64(udp.received))
+        l.append(" ring_dropped=")
+        l.append(UInt64(udp.dropped_full &+ udp.dropped_oversized))
+        l.append(" tasks=")
+        l.append(runtime.scheduler.taskCount)
+        l.append(" sched_events=")
+        l.append(runtime.schedulerEvents)
+        l.append(" served=")
+        l.append(runtime.requestsServed)
+        l.append(" samples=")
+        l.append(runtime.samplesTaken)
+        l.append(" wd_feeds=")
+        l.append(UInt64(platform.watchdogFeeds))
+        l.append(" heap_free=")
+        l.append(UInt64(mem.heap_free_bytes))
+        l.append(" stack_high_water=")
+        l.append(UInt64(mem.stack_high_water_bytes))
+        Console.line(l)
+    }
+
+    /// The newest valid config copy, or the error state saying what is wrong.
+    static func readConfig() -> ProvisionRecord {
         let copyA: [UInt8], copyB: [UInt8]
         do {
             copyA = try FlashRegion.configA.read(at: 0, count: Int(FlashRegion.configA.size))
@@ -44,9 +155,8 @@ struct TDOSPicoMain {
         } catch {
             halt(.badConfig, "config region unreadable.")
         }
-        let config: ProvisionRecord
         do {
-            config = try ProvisionRecord.newest(a: copyA, b: copyB)
+            return try ProvisionRecord.newest(a: copyA, b: copyB)
         } catch {
             switch error {
             case .missing:
@@ -59,48 +169,6 @@ struct TDOSPicoMain {
                 halt(.badConfig, "config record invalid (fields): provision again.")
             }
         }
-
-        guard tdos_radio_init(config.wifiCountry[0], config.wifiCountry[1]) == TDOS_OK else {
-            halt(.radioFailed, "CYW43 radio did not start: is this a Pico W?")
-        }
-
-        let epoch: UInt32
-        do {
-            epoch = try BootEpochStore().advance()
-        } catch {
-            halt(.stateUnwritable, "cannot persist the boot epoch in the state region.")
-        }
-        let nodeID = config.nodeID ?? derivedNodeID(boardUniqueID())
-
-        var line = StatusText(capacity: 96)
-        line.append("tdos: node ")
-        line.append(bytes: config.nodeName)
-        line.append(" id ")
-        line.append(hex: nodeID)
-        line.append(" role ")
-        line.append(UInt32(config.role.rawValue))
-        line.append(" epoch ")
-        line.append(epoch)
-        line.append(" port ")
-        line.append(UInt32(config.udpPort))
-        Console.line(line)
-
-        var node = HeartbeatNode(config: config, nodeID: nodeID, epoch: epoch)
-        guard node.start(nowMs: clock.nowMs) else {
-            halt(.radioFailed, "Wi-Fi or UDP socket did not start.")
-        }
-        watchdog.checkpoint(FirmwareInfo.checkpointLoop)
-        while true {
-            let startUs = clock.nowUs
-            watchdog.feed()
-            tdos_board_poll()
-            let nextMs = node.poll(nowMs: clock.nowMs)
-            node.accountBusy(us: clock.nowUs - startUs)
-            // Sleep until the node's next deadline, but wake at least every
-            // 100 ms: the radio's work wakes us earlier anyway.
-            let deadlineUs = min(nextMs * 1000, clock.nowUs + 100_000)
-            clock.wait(untilUs: deadlineUs)
-        }
     }
 
     static func printBanner(_ watchdog: BoardWatchdog) {
@@ -108,21 +176,19 @@ struct TDOSPicoMain {
         Console.write(FirmwareInfo.name)
         Console.write(" ")
         Console.write(FirmwareInfo.version)
-        Console.write(" (TDOS protocol ")
-        var v = StatusText()
-        v.append(UInt32(ProtocolVersion.major))
+        var v = TextLine(" (TDOS protocol ")
+        v.append(UInt64(ProtocolVersion.major))
         v.append(".")
-        v.append(UInt32(ProtocolVersion.minor))
-        Console.write(v)
-        Console.line(")")
-        var reset = StatusText()
-        reset.append("tdos: reset ")
+        v.append(UInt64(ProtocolVersion.minor))
+        v.append(")")
+        Console.line(v)
+        var reset = TextLine("tdos: reset ")
         switch watchdog.lastReset {
         case .powerOn: reset.append("power-on")
-        case .watchdog: reset.append("WATCHDOG (hang) at checkpoint ")
+        case .watchdog: reset.append("WATCHDOG (hang, or a critical task unhealthy) at checkpoint ")
         case .software: reset.append("software, code ")
         }
-        if watchdog.lastReset != .powerOn { reset.append(watchdog.lastResetCode) }
+        if watchdog.lastReset != .powerOn { reset.append(UInt64(watchdog.lastResetCode)) }
         Console.line(reset)
     }
 
@@ -136,11 +202,10 @@ struct TDOSPicoMain {
         while true {
             watchdog.feed()
             if clock.nowMs >= nextMessageMs {
-                Console.write("tdos: ERROR ")
-                var c = StatusText()
-                c.append(UInt32(code.rawValue))
+                var c = TextLine("tdos: ERROR ")
+                c.append(code.rawValue)
+                c.append(": ")
                 Console.write(c)
-                Console.write(": ")
                 Console.line(message)
                 nextMessageMs = clock.nowMs + 10_000
             }

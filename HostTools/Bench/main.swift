@@ -2,6 +2,8 @@
 // with its name; run one with `tdos-bench wire` or all with no argument.
 let groups: [(String, () -> Void)] = [
     ("wire", wireBench),
+    ("sim", simBench),
+    ("rpc", rpcBench),
 ]
 let wanted = CommandLine.arguments.dropFirst()
 for (name, run) in groups where wanted.isEmpty || wanted.contains(name) {

@@ -20,11 +20,24 @@ mesh inspection (any mesh on this machine's loopback range, or --broadcast):
                                               read a sensor through the mesh (failover included)
   tdos watch [--interval MS]                  live view of nodes and readings (Ctrl-C to stop)
 
+node operations (one node, no failover; NODE is a name or a hex id from `tdos nodes`):
+  tdos call NODE OP [ARG] [--timeout MS] [--json]   OP: status, metrics, tasks, config-get PATH, read, ... or a number
+  tdos metrics [NODE] [--json | --prometheus]       metrics of one node or of every live node
+  tdos metrics --serve PORT [--listen ADDR]         Prometheus endpoint: GET /metrics scrapes the whole mesh
+  tdos tasks NODE [--json]                          the node's scheduler tasks (state, ticks, failures, watchdog...)
+
 running nodes:
   tdos node --role kernel|sensor|storage --name NAME [--service SVC[:backup[N]]]...
             [--calibration C] [--seed N] [--port P] [--heartbeat-ms MS]
   tdos sim up                                 start the simulator mesh (6 nodes); Ctrl-C stops it
   tdos sim down | status | kill NODE | restart NODE
+
+boards (docs/FIRMWARE.md):
+  tdos uf2 IMAGE.elf -o IMAGE.uf2 [--merge CONFIG.uf2]   firmware ELF -> UF2 (validated)
+  tdos uf2 --validate FILE.uf2 [--kind image|config]     check a UF2 before copying it to a board
+  tdos provision --ssid S [--psk P] --name N --role kernel|sensor|storage [--service SVC[:backupN]]...
+            --key-file F -o CONFIG.uf2 [--sensors internal-temp,light,sht3x] [--display pico-display]
+            [--country XX] [--node-id HEX] [--port P]  the config region's UF2 for one board
 
 common options:
   --key-file FILE     the mesh key (32 bytes raw or hex); or $TDOS_KEY_FILE / $TDOS_KEY
@@ -42,8 +55,11 @@ let commands: [String: (Args) throws -> Int32] = [
     "watch": watchCommand,
     "node": nodeCommand,
     "sim": simCommand,
+    "call": callCommand, "metrics": metricsCommand, "tasks": tasksCommand,
+    "uf2": uf2Command,
+    "provision": provisionCommand,
 ]
-let switches: Set<String> = ["json", "help"]
+let switches: Set<String> = ["json", "help", "prometheus"]
 
 setvbuf(stdout, nil, _IOLBF, 0)
 let argv = CommandLine.arguments

@@ -80,4 +80,37 @@ public final class MeshClient {
         if let i = completed.firstIndex(where: { $0.0 == id }) { return completed.remove(at: i).1 }
         return .failed(.deadlineExceeded)
     }
+
+    /// Calls service 0 of one node (status, metrics, tasks, config get...): no failover.
+    public func call(node: UInt32, operation: TDOSCore.Operation, arguments: [UInt8] = [],
+                     deadlineMs: UInt32) -> CallResult {
+        call(nodes: [node], operation: operation, arguments: arguments, deadlineMs: deadlineMs)[0]
+    }
+
+    /// The same node call on several nodes at once (a whole-mesh scrape), at most
+    /// callsInFlightMax in flight; results in the order of `nodes`.
+    public func call(nodes: [UInt32], operation: TDOSCore.Operation, arguments: [UInt8] = [],
+                     deadlineMs: UInt32) -> [CallResult] {
+        var results: [CallResult] = []
+        var start = 0
+        while start < nodes.count {
+            let batch = nodes[start..<min(nodes.count, start + mesh.config.callsInFlightMax)]
+            var ids: [CallID] = []
+            for n in batch {
+                ids.append(mesh.call(node: n, operation: operation, arguments: arguments, deadlineMs: deadlineMs,
+                                     nowMs: monotonicMs()))
+            }
+            pump()
+            run(ms: UInt64(deadlineMs) + 1000) { ids.allSatisfy { id in self.completed.contains { $0.0 == id } } }
+            for id in ids {
+                if let i = completed.firstIndex(where: { $0.0 == id }) {
+                    results.append(completed.remove(at: i).1)
+                } else {
+                    results.append(.failed(.deadlineExceeded))
+                }
+            }
+            start += batch.count
+        }
+        return results
+    }
 }

@@ -62,7 +62,15 @@ public func runNodeProcess(_ o: NodeOptions) throws -> Int32 {
     let platform = PosixPlatform(transport: transport, nodeName: o.name, stateDirectory: o.stateDirectory,
                                  seed: o.seed, timeScale: o.timeScale)
     if key.isDevelopmentKey { platform.logSink("\(o.name): \(MeshKey.developmentWarning)") }
-    let runtime = NodeRuntime(platform: platform, config: makeNodeConfig(o, key: key, address: transport.local))
+    var nodeConfig = makeNodeConfig(o, key: key, address: transport.local)
+    do {
+        // Defaults merged with $TDOS_CONFIG_FILE and the TDOS_*__* variables (docs/CONFIG.md).
+        let env = ProcessInfo.processInfo.environment
+        nodeConfig.settings = try ConfigFile.load(path: env["TDOS_CONFIG_FILE"], environment: env)
+    } catch {
+        throw HostError("\(o.name): bad config, node not started:\n\(error.description)")
+    }
+    let runtime = NodeRuntime(platform: platform, config: nodeConfig)
     installStopHandlers()
     runtime.start()
     platform.logSink("\(o.name): listening on \(ipv4String(transport.local.host)):\(transport.local.port), node id \(hexID(runtime.config.nodeID))")

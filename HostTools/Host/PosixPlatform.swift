@@ -73,6 +73,15 @@ public final class PosixPlatform: Platform {
         return UInt32(min(UInt64(pages) * UInt64(size), UInt64(UInt32.max)))
     }
 
+    /// On Linux: the process's resident memory (/proc/self/statm), the nearest
+    /// thing to the board's heap in use (glibc's mallinfo2 is not in the Glibc module).
+    public func heapInUseBytes() -> UInt32 {
+        guard let text = try? readTextFile("/proc/self/statm") else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = UInt64(fields[1]) else { return 0 }
+        return UInt32(clamping: pages * UInt64(max(0, sysconf(Int32(_SC_PAGESIZE)))))
+    }
+
     public func feedHardwareWatchdog() { lastWatchdogFeedUs = nowUs() }
 
     public func nextBootEpoch() -> UInt32 {

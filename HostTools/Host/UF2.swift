@@ -13,8 +13,8 @@
 //   32   payload (256 bytes used of 476; the rest is zero)
 //   508  magic 0x0AB16F30
 //
-// This file uses nothing but the standard library, so the firmware build can
-// compile it on its own (scripts/firmware.sh) before the `tdos` CLI exists.
+// This file uses nothing but the standard library; `tdos uf2` and `tdos
+// provision` (HostTools/CLI/FirmwareCommands.swift) are its commands.
 
 public enum UF2 {
     public static let blockBytes = 512
@@ -29,6 +29,27 @@ public enum UF2 {
     public static let flashBase: UInt32 = 0x1000_0000
     /// The Pico W's flash (linker/tdos_flash_layout.h: TDOS_FLASH_SIZE_BYTES).
     public static let picoWFlashBytes: UInt32 = 0x20_0000
+    /// The reserved regions (linker/tdos_flash_layout.h): an image ends below
+    /// `reservedStart`; a provisioning UF2 writes config A and clears config B.
+    public static let reservedStart: UInt32 = 0x101B_C000
+    public static let configAAddress: UInt32 = 0x101F_E000
+    public static let configBAddress: UInt32 = 0x101F_F000
+    public static let configBytes: UInt32 = 0x1000
+    /// Where a provisioning UF2 may write: config A and config B.
+    public static var configRange: Range<UInt32> { configAAddress..<(configBAddress + configBytes) }
+
+    /// The provisioning UF2 for a config record: the record at config A (padded
+    /// with 0xFF to whole pages), and one page of 0xFF at config B. The bootrom
+    /// erases each sector it writes into, so copy B is cleared: a copy B left by
+    /// runtime config updates (with a higher sequence) cannot outrank the new record.
+    public static func provisioning(record: [UInt8]) throws(Failure) -> [UInt8] {
+        guard !record.isEmpty, record.count <= Int(configBytes) else { throw .badSegment("a config record is 1-4096 bytes, got \(record.count)") }
+        var a = record
+        while a.count % payloadBytes != 0 { a.append(0xFF) }
+        return try encode(segments: [Segment(address: configAAddress, bytes: a),
+                                     Segment(address: configBAddress, bytes: [UInt8](repeating: 0xFF, count: payloadBytes))])
+    }
+
     /// boot2: the first 256 bytes of flash; the bootrom checks a CRC-32/MPEG-2 of
     /// bytes 0..<252 stored little-endian at 252..<256 before running it.
     public static let boot2Bytes = 256

@@ -13,6 +13,8 @@ let embeddedTests: [(name: StaticString, run: () -> Void)] = [
     ("deflate", deflateTests),
     ("frame", frameTests),
     ("scheduler", schedulerTests),
+    ("storage", storageTests),
+    ("raft", raftTests),
 ]
 #else
 let embeddedTests: [(name: StaticString, run: () -> Void)] = [

@@ -6,6 +6,7 @@
 import Glibc
 #endif
 import TDOSCore
+import TDOSNode
 import TDOSPico
 
 @_silgen_name("tdos_fake_flash_erase_count")
@@ -28,7 +29,7 @@ func provisionRecord() {
                                  wifiSSID: Array("lab".utf8), wifiPassphrase: Array("correct horse".utf8),
                                  keyID: 1, key: key, nodeID: 0x0A0B_0C0D)
     record.display = 1
-    record.sensors = NodeSensors.internalTemperature | NodeSensors.sht3x
+    record.sensors = ProvisionRecord.sensorInternalTemperature | ProvisionRecord.sensorSHT3x
     let encoded = record.encode()
     var copy = encoded + [UInt8](repeating: 0xFF, count: 4096 - encoded.count)
     expect((try? ProvisionRecord.decode(copy)) == record, "record round trip")
@@ -51,7 +52,7 @@ func provisionRecord() {
     w.mapHeader(count: 1)
     w.unsigned(2); w.unsigned(2)
     var bodyOnly = ProvisionRecord.magic + [ProvisionRecord.formatVersion, 0, 0, UInt8(w.bytes.count), 0, 0, 0, 1] + w.bytes
-    let crc = crc32(bodyOnly)
+    let crc = ConfigImage.crc32(bodyOnly[...])
     bodyOnly += [UInt8(crc >> 24), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc & 0xFF)]
     do { _ = try ProvisionRecord.decode(bodyOnly); expect(false, "incomplete record decoded") } catch {
         expect(error == .badBody, "missing required keys is .badBody")
@@ -63,7 +64,19 @@ func provisionRecord() {
     expect((try? ProvisionRecord.newest(a: encoded, b: b.encode()))?.nodeName == Array("temp-b".utf8), "B newer wins")
     expect((try? ProvisionRecord.newest(a: b.encode(), b: encoded))?.nodeName == Array("temp-b".utf8), "A newer wins")
     expect((try? ProvisionRecord.newest(a: encoded, b: erased)) == record, "A alone")
-    expect(crc32(Array("123456789".utf8)) == 0xCBF4_3926, "CRC-32 check value")
+}
+
+func nodeConfig() {
+    var record = ProvisionRecord(sequence: 1, nodeName: Array("s".utf8), role: .sensor, wifiSSID: Array("n".utf8),
+                                 wifiPassphrase: [], keyID: 1, key: [UInt8](repeating: 7, count: 32))
+    record.sensors = ProvisionRecord.sensorSHT3x | ProvisionRecord.sensorLight
+    let c = makeNodeConfig(record, nodeID: 9, rngSeed: 1)
+    expect(c.sensors.map { $0.kind } == [.temperature, .humidity, .light], "services from the attached sensors")
+    expect(c.sensors.first?.name == Array("temp_sensor".utf8), "standard service names")
+    record.services = [ProvisionRecord.Service(kind: 2, priority: 1)]
+    let d = makeNodeConfig(record, nodeID: 9, rngSeed: 1)
+    expect(d.sensors.count == 1 && d.sensors[0].kind == .humidity && d.sensors[0].priority == 1, "explicit services")
+    expect(d.services.count == 1 && d.address.port == 4210, "announced services and port")
 }
 
 func sensors() {
@@ -99,40 +112,21 @@ func bootEpoch() {
 }
 
 func text() {
-    var line = StatusText()
-    line.append(centi: -512)
+    var line = TextLine()
+    line.append(-5.12, decimals: 2)
     line.append(" ")
-    line.append(ipv4: 0xC0A8_0102)
+    line.appendIPv4(0xC0A8_0102)
     line.append(" ")
-    line.append(hex: 0xBEEF)
+    line.appendHex32(0xBEEF)
     line.append(" ")
     line.append(UInt64.max)
-    expect(line.bytes == Array("-5.12 192.168.1.2 0000beef 18446744073709551615".utf8), "StatusText formats")
+    expect(line.bytes == Array("-5.12 192.168.1.2 0000beef 18446744073709551615".utf8), "TextLine formats")
     let id = derivedNodeID([0xE6, 0x61, 0x38, 0x52, 0x83, 0x2F, 0x4A, 0x21])
     expect(id != 0 && id == derivedNodeID([0xE6, 0x61, 0x38, 0x52, 0x83, 0x2F, 0x4A, 0x21]), "node id from board id")
 }
 
-/// The config scripts/firmware-smoke.sh flashes with the image: an open test
-/// network (the emulator's radio accepts any), the golden vectors' key.
-func writeTestConfig(to path: String) {
-    var record = ProvisionRecord(sequence: 1, nodeName: Array("smoke".utf8), role: .sensor,
-                                 wifiSSID: Array("tdos-smoke".utf8), wifiPassphrase: [],
-                                 keyID: 1, key: (0..<32).map { UInt8($0) }, nodeID: 0x0A0B_0C0D)
-    record.wifiAuth = 0
-    record.sensors = NodeSensors.internalTemperature
-    let bytes = record.encode()
-    guard let f = fopen(path, "wb"), fwrite(bytes, 1, bytes.count, f) == bytes.count, fclose(f) == 0 else {
-        print("pico-host: cannot write \(path)")
-        exit(1)
-    }
-}
-
-if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "--write-test-config" {
-    writeTestConfig(to: CommandLine.arguments[2])
-    exit(0)
-}
-
 provisionRecord()
+nodeConfig()
 sensors()
 bootEpoch()
 text()

@@ -92,6 +92,10 @@ public struct MeshConfig: Equatable {
     public var versionReplyIntervalMs: UInt32 = 1000
     /// Whether this node forwards `relay` envelopes for others.
     public var relayEnabled: Bool = true
+    /// Per-sender token bucket on authentic, fresh frames (after the tag and the
+    /// replay window: a forger or a replayer cannot spend an honest sender's
+    /// tokens); what it drops is counted in `counters.rateLimited`. nil = off.
+    public var rateLimit: RateLimiterConfig? = nil
 
     public init() {}
 

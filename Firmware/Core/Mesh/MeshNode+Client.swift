@@ -129,6 +129,10 @@ extension MeshNode {
     @inline(never)
     mutating func dispatch(_ id: CallID, previousNode: UInt32?, nowMs: UInt64) {
         guard let ci = callIndex(id) else { return }
+        if let target = calls[ci].targetNode {  // one node only: never fails over
+            dispatchNodeCall(ci, target: target, nowMs: nowMs)
+            return
+        }
         switch choose(ci, nowMs: nowMs) {
         case .remote(let ii):
             noteFailover(ci, from: previousNode, to: instanceTable[ii].node)
@@ -501,7 +505,7 @@ extension MeshNode {
         case .remoteError(let code):
             return code == Status.busy.rawValue || code == Status.unavailable.rawValue
                 || code == Status.internalError.rawValue || code == Status.deadlineExceeded.rawValue
-        case .tooManyCalls, .argumentsTooLarge, .stopped:
+        case .tooManyCalls, .argumentsTooLarge, .stopped, .unknownNode, .nodeDown:
             return false
         }
     }

@@ -30,6 +30,10 @@ extension MeshNode {
             reject(error, from: from)
             return
         }
+        if rateLimiter?.admit(sender: frame.sender, nowMs: nowMs) == false {
+            counters.rateLimited &+= 1
+            return
+        }
         do {
             try dispatch(frame, from: from, nowMs: nowMs)
         } catch {

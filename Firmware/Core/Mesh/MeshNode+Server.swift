@@ -15,7 +15,9 @@ extension MeshNode {
         let client = frame.sender
         let callMessageID = frame.ref ?? frame.id
 
-        if request.service == 0 && (request.operation == .status || request.operation == .metrics) {
+        // `status` is the SWIM probe: answered by the mesh itself. Every other
+        // service-0 operation (metrics, tasks, config get...) goes to the application.
+        if request.service == 0 && request.operation == .status {
             answerNodeRequest(frame, request, from: from, relayed: relayed, nowMs: nowMs)
             return
         }
@@ -93,8 +95,10 @@ extension MeshNode {
         }
         let nowMs = advanceClock(nowMs)
         var answer = response
-        if answer.encode().count > MeshConfig.rpcPayloadBytesMax {
+        var payload = answer.encode()  // encoded once: the size check and the reply use it
+        if payload.count > MeshConfig.rpcPayloadBytesMax {
             answer = Response(status: Status.internalError.rawValue)
+            payload = answer.encode()
         }
         if let callID = serveTable[ei].localCall {
             serveTable.remove(at: ei)
@@ -107,7 +111,6 @@ extension MeshNode {
             counters.lateServeAnswers &+= 1
             return
         }
-        let payload = answer.encode()
         serveTable[ei].answerType = .response
         serveTable[ei].answerPayload = payload
         serveTable[ei].stampMs = nowMs

@@ -46,6 +46,9 @@ public struct MeshNode {
         var lastQueryMs: UInt64?
         /// Id of its `leave`: older frames of that epoch arriving late do not revive it.
         var leaveID: MessageID?
+        /// While suspect: when the probes are sent a second time (one lost
+        /// round must not evict a healthy node at 10 % loss).
+        var reprobeAtMs: UInt64?
     }
 
     struct Instance {
@@ -88,6 +91,8 @@ public struct MeshNode {
         var attempt: Attempt?
         var lastError: CallError?
         var failovers: UInt8 = 0
+        /// Set for a node-targeted call (service 0 on this node only; MeshNode+NodeCall).
+        var targetNode: UInt32? = nil
     }
 
     struct CallInputs {
@@ -141,6 +146,7 @@ public struct MeshNode {
     var lifecycle: Lifecycle = .created
     var ids: MessageIDGenerator
     var replay: ReplayWindow
+    var rateLimiter: RateLimiter?
     var rng: SeededRandom
     var startMs: UInt64 = 0
     var localDigest: UInt16
@@ -184,6 +190,7 @@ public struct MeshNode {
         self.localDigest = servicesDigest(services)
         ids = MessageIDGenerator(epoch: epoch)
         replay = ReplayWindow(capacity: WireLimits.replayPeersMax)
+        if let limit = config.rateLimit { rateLimiter = RateLimiter(limit) }
         rng = SeededRandom(seed: rngSeed)
         // Everything allocated up front: no table grows after start.
         peerTable.reserveCapacity(config.peersMax)
@@ -309,7 +316,9 @@ public struct MeshNode {
         for p in peerTable {
             switch p.state {
             case .alive: t = min(t, p.lastHeardMs + UInt64(config.suspectAfterMs))
-            case .suspect: t = min(t, p.lastHeardMs + UInt64(config.deadAfterMs))
+            case .suspect:
+                t = min(t, p.lastHeardMs + UInt64(config.deadAfterMs))
+                if let r = p.reprobeAtMs { t = min(t, r) }
             case .dead, .left: continue
             }
             if p.relayVia != nil { t = min(t, p.nextRelayProbeAtMs) }

@@ -113,6 +113,10 @@ public enum CallError: Error, Equatable {
     case argumentsTooLarge
     /// The node is not running (before start, or after leave).
     case stopped
+    /// A node-targeted call (`call(node:...)`) names a node not in the peer table.
+    case unknownNode
+    /// A node-targeted call's node is dead or has left (or died during the call).
+    case nodeDown
 
     public var name: StaticString {
         switch self {
@@ -125,6 +129,8 @@ public enum CallError: Error, Equatable {
         case .tooManyCalls: return "too_many_calls"
         case .argumentsTooLarge: return "arguments_too_large"
         case .stopped: return "stopped"
+        case .unknownNode: return "unknown_node"
+        case .nodeDown: return "node_down"
         }
     }
 }
@@ -250,6 +256,8 @@ public struct MeshCounters: Equatable {
     public var registryFull: UInt32 = 0
     public var actionsDropped: UInt32 = 0
     public var notRunningDrops: UInt32 = 0
+    /// Authentic, fresh frames dropped by the per-sender rate limiter (MeshConfig.rateLimit).
+    public var rateLimited: UInt32 = 0
 
     public init() {}
 

@@ -217,6 +217,24 @@ public struct MetricsRegistry {
         taskRestarts = restarts
     }
 
+    /// Totals the mesh keeps (MeshCounters), replacing the counts here.
+    public mutating func setFrameTotals(sent: UInt32, received: UInt32, rateLimited: UInt32) {
+        framesSent = sent
+        framesReceived = received
+        rateLimitedDrops = rateLimited
+    }
+
+    /// The mesh's total of rejections for one reason (`WireError.code`); the
+    /// all-reasons total follows.
+    public mutating func setRejectedTotal(code: UInt8, _ total: UInt32) {
+        let c = Int(code)
+        guard c > 0 && c < rejectedByCode.count else { return }
+        rejectedByCode[c] = total
+        var sum: UInt32 = 0
+        for n in rejectedByCode { sum &+= n }
+        framesRejected = sum
+    }
+
     public mutating func setBootCount(_ boots: UInt32) { bootCount = boots }
     public mutating func setActiveServices(_ n: UInt32) { activeServices = n }
     public mutating func setConfigVersion(_ v: UInt32) { configVersion = v }

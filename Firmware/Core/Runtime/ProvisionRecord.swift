@@ -1,9 +1,8 @@
 // The node's provisioned configuration: what `tdos provision` writes into the
-// config region (as a small UF2) and the node validates at boot.
-//
-// This file depends on TDOSCore only (no board code), so that the host's
-// `tdos provision` can share it: it belongs in Firmware/Core once the config
-// work there settles (see the firmware notes in docs/FIRMWARE.md).
+// config region (as a small UF2) and the node validates at boot. Shared by the
+// host CLI and the board, so it lives here (no I/O, Embedded-clean). The same
+// record carries the runtime config overlay (ConfigImage, keys 16 and 17),
+// which this decoder skips like any unknown key.
 //
 // Record layout, at the start of config A or config B (4 KB each):
 //
@@ -14,7 +13,8 @@
 //   8   4  sequence, u32 big-endian: of two valid copies the higher one wins
 //   12  n  body: a CBOR map with unsigned keys (PROTOCOL.md's CBOR rules;
 //          unknown keys are skipped, so later fields need no new version)
-//   12+n 4 CRC-32 (IEEE 802.3, as zlib's crc32) of bytes 0 ..< 12+n, big-endian
+//   12+n 4 CRC-32 (IEEE 802.3, as zlib's crc32: ConfigImage.crc32) of bytes
+//          0 ..< 12+n, big-endian
 //
 // Body keys: 1 node name (text, 1-24 bytes) *; 2 role (1 kernel, 2 sensor,
 // 3 storage) *; 3 Wi-Fi SSID (text, 1-32 bytes) *; 4 Wi-Fi passphrase (text,
@@ -22,11 +22,12 @@
 // 7 node id (u32, nonzero; absent = derived from the board's unique id);
 // 8 UDP port (absent = 4210); 9 Wi-Fi country (text, 2 letters; absent = "XX",
 // worldwide); 10 display (0 none, 1 Pimoroni Pico Display; absent = 0);
-// 11 sensors (bit 0 internal temperature, bit 1 light on GPIO26, bit 2 SHT3x on
-// I2C0 GPIO4/5; absent = 0); 12 Wi-Fi auth (0 open, 1 WPA2, 2 WPA2/WPA3;
-// absent = 1). * = required.
-import TDOSCore
-
+// 11 sensors attached (bit 0 internal temperature, bit 1 light on GPIO26, bit 2
+// SHT3x on I2C0 GPIO4/5; absent = 0); 12 Wi-Fi auth (0 open, 1 WPA2,
+// 2 WPA2/WPA3; absent = 1); 13 services a sensor node offers (bytes: pairs of
+// sensor kind (1 temperature, 2 humidity, 3 light) and priority (0 primary,
+// n = n-th backup), at most servicesMax pairs; absent = one primary service per
+// attached sensor). * = required.
 public struct ProvisionRecord: Equatable {
     public static let magic: [UInt8] = [0x54, 0x44, 0x43, 0x46]  // "TDCF"
     public static let formatVersion: UInt8 = 1
@@ -35,10 +36,13 @@ public struct ProvisionRecord: Equatable {
     /// Fits one 4 KB config copy with its header and CRC.
     public static let bodyBytesMax = 4096 - headerBytes - trailerBytes
     public static let defaultUDPPort: UInt16 = 4210
+    public static let nameBytesMax = 24
+    public static let servicesMax = 6
 
-    public enum Role: UInt8 {
-        case kernel = 1, sensor = 2, storage = 3
-    }
+    /// Bits of `sensors`: the hardware attached to the board.
+    public static let sensorInternalTemperature: UInt8 = 1 << 0
+    public static let sensorLight: UInt8 = 1 << 1
+    public static let sensorSHT3x: UInt8 = 1 << 2
 
     public enum Failure: Error, Equatable {
         /// No record (erased flash, or something else): the board is not provisioned.
@@ -51,9 +55,20 @@ public struct ProvisionRecord: Equatable {
         case badBody
     }
 
+    /// One service of a sensor node: the sensor kind's raw value (SensorKind in
+    /// TDOSNode: 1 temperature, 2 humidity, 3 light) and its priority.
+    public struct Service: Equatable {
+        public var kind: UInt8
+        public var priority: UInt8
+        public init(kind: UInt8, priority: UInt8 = 0) {
+            self.kind = kind
+            self.priority = priority
+        }
+    }
+
     public var sequence: UInt32
     public var nodeName: [UInt8]
-    public var role: Role
+    public var role: NodeRole
     public var wifiSSID: [UInt8]
     public var wifiPassphrase: [UInt8]
     public var wifiAuth: UInt8
@@ -64,10 +79,13 @@ public struct ProvisionRecord: Equatable {
     public var udpPort: UInt16
     public var display: UInt8
     public var sensors: UInt8
+    /// Empty: one primary service per attached sensor (see `effectiveServices`).
+    public var services: [Service]
 
-    public init(sequence: UInt32, nodeName: [UInt8], role: Role, wifiSSID: [UInt8], wifiPassphrase: [UInt8],
+    public init(sequence: UInt32, nodeName: [UInt8], role: NodeRole, wifiSSID: [UInt8], wifiPassphrase: [UInt8],
                 keyID: UInt8, key: [UInt8], nodeID: UInt32? = nil, udpPort: UInt16 = ProvisionRecord.defaultUDPPort,
-                wifiCountry: [UInt8] = [0x58, 0x58], wifiAuth: UInt8 = 1, display: UInt8 = 0, sensors: UInt8 = 0) {
+                wifiCountry: [UInt8] = [0x58, 0x58], wifiAuth: UInt8 = 1, display: UInt8 = 0, sensors: UInt8 = 0,
+                services: [Service] = []) {
         self.sequence = sequence
         self.nodeName = nodeName
         self.role = role
@@ -81,13 +99,28 @@ public struct ProvisionRecord: Equatable {
         self.udpPort = udpPort
         self.display = display
         self.sensors = sensors
+        self.services = services
+    }
+
+    /// The services a sensor node offers: the explicit list, else one primary
+    /// per attached sensor (the SHT3x gives humidity, and temperature when the
+    /// internal sensor is not enabled).
+    public var effectiveServices: [Service] {
+        if !services.isEmpty { return services }
+        var out: [Service] = []
+        if sensors & (ProvisionRecord.sensorInternalTemperature | ProvisionRecord.sensorSHT3x) != 0 {
+            out.append(Service(kind: 1))
+        }
+        if sensors & ProvisionRecord.sensorSHT3x != 0 { out.append(Service(kind: 2)) }
+        if sensors & ProvisionRecord.sensorLight != 0 { out.append(Service(kind: 3)) }
+        return out
     }
 
     // MARK: encoding (the host's `tdos provision`, and tests)
 
     public func encode() -> [UInt8] {
         var w = CBORWriter(capacity: 128)
-        var count = 5 + (wifiPassphrase.isEmpty ? 0 : 1) + (nodeID == nil ? 0 : 1)
+        var count = 5 + (wifiPassphrase.isEmpty ? 0 : 1) + (nodeID == nil ? 0 : 1) + (services.isEmpty ? 0 : 1)
         count += 5  // port, country, display, sensors, auth: always written, explicit beats defaults
         w.mapHeader(count: count)
         w.unsigned(1); w.text(nodeName)
@@ -102,24 +135,22 @@ public struct ProvisionRecord: Equatable {
         w.unsigned(10); w.unsigned(UInt64(display))
         w.unsigned(11); w.unsigned(UInt64(sensors))
         w.unsigned(12); w.unsigned(UInt64(wifiAuth))
+        if !services.isEmpty {
+            var pairs: [UInt8] = []
+            for s in services { pairs.append(s.kind); pairs.append(s.priority) }
+            w.unsigned(13); w.bytes(pairs)
+        }
         let body = w.bytes
         precondition(body.count <= ProvisionRecord.bodyBytesMax)
-        var out = ProvisionRecord.magic
-        out.append(ProvisionRecord.formatVersion)
-        out.append(0)
-        out.append(UInt8(body.count >> 8))
-        out.append(UInt8(body.count & 0xFF))
-        out.append(UInt8(sequence >> 24))
-        out.append(UInt8(sequence >> 16 & 0xFF))
-        out.append(UInt8(sequence >> 8 & 0xFF))
-        out.append(UInt8(sequence & 0xFF))
+        var out = ByteWriter(capacity: ProvisionRecord.headerBytes + body.count + ProvisionRecord.trailerBytes)
+        out.append(contentsOf: ProvisionRecord.magic)
+        out.u8(ProvisionRecord.formatVersion)
+        out.u8(0)
+        out.u16(UInt16(body.count))
+        out.u32(sequence)
         out.append(contentsOf: body)
-        let crc = crc32(out)
-        out.append(UInt8(crc >> 24))
-        out.append(UInt8(crc >> 16 & 0xFF))
-        out.append(UInt8(crc >> 8 & 0xFF))
-        out.append(UInt8(crc & 0xFF))
-        return out
+        out.u32(ConfigImage.crc32(out.bytes[...]))
+        return out.bytes
     }
 
     // MARK: decoding (the node at boot)
@@ -134,7 +165,7 @@ public struct ProvisionRecord: Equatable {
         guard bodyCount <= bodyBytesMax, headerBytes + bodyCount + trailerBytes <= bytes.count else { throw .badLength }
         let end = headerBytes + bodyCount
         let stored = UInt32(bytes[end]) << 24 | UInt32(bytes[end + 1]) << 16 | UInt32(bytes[end + 2]) << 8 | UInt32(bytes[end + 3])
-        guard crc32(bytes[0..<end]) == stored else { throw .badChecksum }
+        guard ConfigImage.crc32(bytes[0..<end]) == stored else { throw .badChecksum }
         let sequence = UInt32(bytes[8]) << 24 | UInt32(bytes[9]) << 16 | UInt32(bytes[10]) << 8 | UInt32(bytes[11])
         do {
             return try decodeBody(bytes, start: headerBytes, end: end, sequence: sequence)
@@ -145,7 +176,7 @@ public struct ProvisionRecord: Equatable {
 
     static func decodeBody(_ bytes: [UInt8], start: Int, end: Int, sequence: UInt32) throws(WireError) -> ProvisionRecord {
         var r = CBORReader(bytes, start: start, end: end, depthMax: WireLimits.cborDepthMax)
-        var name: [UInt8]? = nil, role: Role? = nil, ssid: [UInt8]? = nil, keyID: UInt8? = nil, key: [UInt8]? = nil
+        var name: [UInt8]? = nil, role: NodeRole? = nil, ssid: [UInt8]? = nil, keyID: UInt8? = nil, key: [UInt8]? = nil
         var record = ProvisionRecord(sequence: sequence, nodeName: [], role: .sensor, wifiSSID: [], wifiPassphrase: [],
                                      keyID: 0, key: [])
         let count = try r.mapHeader()
@@ -158,11 +189,12 @@ public struct ProvisionRecord: Equatable {
             switch k {
             case 1:
                 let t = try r.text()
-                guard !t.isEmpty && t.count <= 24 else { throw .malformedCBOR }
+                guard !t.isEmpty && t.count <= nameBytesMax else { throw .malformedCBOR }
                 name = Array(t)
             case 2:
-                guard let v = Role(rawValue: UInt8(truncatingIfNeeded: min(try r.unsigned(), 255))) else { throw .malformedCBOR }
-                role = v
+                let v = try r.unsigned()
+                guard v >= 1 && v <= 3, let parsed = NodeRole(rawValue: UInt8(v)) else { throw .malformedCBOR }
+                role = parsed
             case 3:
                 let t = try r.text()
                 guard !t.isEmpty && t.count <= 32 else { throw .malformedCBOR }
@@ -203,6 +235,15 @@ public struct ProvisionRecord: Equatable {
                 let v = try r.unsigned()
                 guard v <= 2 else { throw .malformedCBOR }
                 record.wifiAuth = UInt8(v)
+            case 13:
+                let b = try r.bytes()
+                guard b.count % 2 == 0 && b.count <= 2 * servicesMax else { throw .malformedCBOR }
+                var i = b.startIndex
+                while i < b.endIndex {
+                    guard b[i] >= 1 && b[i] <= 3 else { throw .malformedCBOR }
+                    record.services.append(Service(kind: b[i], priority: b[i + 1]))
+                    i += 2
+                }
             default:
                 try r.skip()
             }
@@ -219,10 +260,11 @@ public struct ProvisionRecord: Equatable {
     /// Of the two copies, the valid one with the higher sequence; if neither is
     /// valid, the failure of copy A (the one `tdos provision` writes).
     public static func newest(a: [UInt8], b: [UInt8]) throws(Failure) -> ProvisionRecord {
-        let ra: ProvisionRecord?
+        var ra: ProvisionRecord? = nil
         var failureA = Failure.missing
-        do { ra = try decode(a) } catch { ra = nil; failureA = error }
-        let rb: ProvisionRecord? = try? decode(b)
+        do { ra = try decode(a) } catch { failureA = error }
+        var rb: ProvisionRecord? = nil
+        do { rb = try decode(b) } catch { rb = nil }
         switch (ra, rb) {
         case let (x?, y?): return y.sequence > x.sequence ? y : x
         case let (x?, nil): return x
@@ -230,18 +272,4 @@ public struct ProvisionRecord: Equatable {
         case (nil, nil): throw failureA
         }
     }
-}
-
-/// CRC-32 as zlib computes it (reflected, polynomial 0xEDB88320, init and final
-/// xor 0xFFFFFFFF): crc32("123456789") = 0xCBF43926. Bitwise: small, and the
-/// record is read once per boot.
-public func crc32<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
-    var crc: UInt32 = 0xFFFF_FFFF
-    for byte in bytes {
-        crc ^= UInt32(byte)
-        for _ in 0..<8 {
-            crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1
-        }
-    }
-    return ~crc
 }

@@ -1,0 +1,194 @@
+// Raft's four RPCs as TDOS message types (docs/PROTOCOL.md, "Consensus"):
+// CBOR maps keyed by small unsigned integers, like every other payload. The
+// sender is the frame's authenticated sender, so no payload names it.
+//
+//   20 raft_request_vote           1 term, 2 last log index, 3 last log term
+//   21 raft_request_vote_response  1 term, 2 vote granted (bool)
+//   22 raft_append_entries         1 term, 2 prev log index, 3 prev log term,
+//                                  4 leader commit, 5 entries: [[term, data], ...]
+//   23 raft_append_entries_response 1 term, 2 success (bool), 3 match index
+//                                  (success: last index known to match;
+//                                  failure: the index the leader should try next)
+
+extension MessageType {
+    public static let raftRequestVote = MessageType(rawValue: 20)
+    public static let raftRequestVoteResponse = MessageType(rawValue: 21)
+    public static let raftAppendEntries = MessageType(rawValue: 22)
+    public static let raftAppendEntriesResponse = MessageType(rawValue: 23)
+}
+
+/// Bounds of the consensus layer, with their relations in `check()`.
+public enum RaftLimits {
+    /// Largest entry (one config change), bytes.
+    public static let entryBytesMax = 512
+    /// Entries one AppendEntries carries at most.
+    public static let entriesPerMessageMax = 16
+    /// Voting members of one group.
+    public static let membersMax = 9
+    public static func check() {
+        precondition(entryBytesMax + 32 <= Frame.payloadBytesMaxUncompressed, "one entry must fit a frame")
+        precondition(entriesPerMessageMax >= 1 && membersMax >= 1)
+    }
+}
+
+/// One log entry. Empty `data` is the no-op a new leader appends (Raft section 8).
+public struct RaftEntry: Equatable {
+    public var term: UInt32
+    public var data: [UInt8]
+    public init(term: UInt32, data: [UInt8]) {
+        self.term = term
+        self.data = data
+    }
+}
+
+public struct RequestVote: Equatable {
+    public var term: UInt32
+    public var lastLogIndex: UInt32
+    public var lastLogTerm: UInt32
+    public init(term: UInt32, lastLogIndex: UInt32, lastLogTerm: UInt32) {
+        self.term = term
+        self.lastLogIndex = lastLogIndex
+        self.lastLogTerm = lastLogTerm
+    }
+}
+
+public struct RequestVoteResponse: Equatable {
+    public var term: UInt32
+    public var granted: Bool
+    public init(term: UInt32, granted: Bool) {
+        self.term = term
+        self.granted = granted
+    }
+}
+
+public struct AppendEntries: Equatable {
+    public var term: UInt32
+    public var prevLogIndex: UInt32
+    public var prevLogTerm: UInt32
+    public var leaderCommit: UInt32
+    public var entries: [RaftEntry]
+    public init(term: UInt32, prevLogIndex: UInt32, prevLogTerm: UInt32, leaderCommit: UInt32, entries: [RaftEntry]) {
+        self.term = term
+        self.prevLogIndex = prevLogIndex
+        self.prevLogTerm = prevLogTerm
+        self.leaderCommit = leaderCommit
+        self.entries = entries
+    }
+}
+
+public struct AppendEntriesResponse: Equatable {
+    public var term: UInt32
+    public var success: Bool
+    public var matchIndex: UInt32
+    public init(term: UInt32, success: Bool, matchIndex: UInt32) {
+        self.term = term
+        self.success = success
+        self.matchIndex = matchIndex
+    }
+}
+
+public enum RaftMessage: Equatable {
+    case requestVote(RequestVote)
+    case requestVoteResponse(RequestVoteResponse)
+    case appendEntries(AppendEntries)
+    case appendEntriesResponse(AppendEntriesResponse)
+
+    public var type: MessageType {
+        switch self {
+        case .requestVote: return .raftRequestVote
+        case .requestVoteResponse: return .raftRequestVoteResponse
+        case .appendEntries: return .raftAppendEntries
+        case .appendEntriesResponse: return .raftAppendEntriesResponse
+        }
+    }
+
+    public var term: UInt32 {
+        switch self {
+        case .requestVote(let m): return m.term
+        case .requestVoteResponse(let m): return m.term
+        case .appendEntries(let m): return m.term
+        case .appendEntriesResponse(let m): return m.term
+        }
+    }
+
+    public func encode() -> [UInt8] {
+        var w = CBORWriter(capacity: 24)
+        switch self {
+        case .requestVote(let m):
+            w.mapHeader(count: 3)
+            w.unsigned(1); w.unsigned(UInt64(m.term))
+            w.unsigned(2); w.unsigned(UInt64(m.lastLogIndex))
+            w.unsigned(3); w.unsigned(UInt64(m.lastLogTerm))
+        case .requestVoteResponse(let m):
+            w.mapHeader(count: 2)
+            w.unsigned(1); w.unsigned(UInt64(m.term))
+            w.unsigned(2); w.bool(m.granted)
+        case .appendEntries(let m):
+            w.mapHeader(count: m.entries.isEmpty ? 4 : 5)
+            w.unsigned(1); w.unsigned(UInt64(m.term))
+            w.unsigned(2); w.unsigned(UInt64(m.prevLogIndex))
+            w.unsigned(3); w.unsigned(UInt64(m.prevLogTerm))
+            w.unsigned(4); w.unsigned(UInt64(m.leaderCommit))
+            if !m.entries.isEmpty {
+                w.unsigned(5)
+                w.arrayHeader(count: m.entries.count)
+                for e in m.entries {
+                    w.arrayHeader(count: 2)
+                    w.unsigned(UInt64(e.term))
+                    w.bytes(e.data)
+                }
+            }
+        case .appendEntriesResponse(let m):
+            w.mapHeader(count: 3)
+            w.unsigned(1); w.unsigned(UInt64(m.term))
+            w.unsigned(2); w.bool(m.success)
+            w.unsigned(3); w.unsigned(UInt64(m.matchIndex))
+        }
+        return w.bytes
+    }
+
+    /// Nil for a type that is not Raft's; throws for a malformed payload.
+    public static func decode(type: MessageType, payload: [UInt8]) throws(WireError) -> RaftMessage? {
+        var term: UInt32?, a: UInt32?, b: UInt32?, c: UInt32?, flag: Bool?
+        var entries: [RaftEntry] = []
+        switch type {
+        case .raftRequestVote, .raftRequestVoteResponse, .raftAppendEntries, .raftAppendEntriesResponse: break
+        default: return nil
+        }
+        try forEachKey(payload) { (key, r) throws(WireError) in
+            switch (type, key) {
+            case (_, 1): term = try readU32(&r)
+            case (.raftRequestVoteResponse, 2), (.raftAppendEntriesResponse, 2): flag = try r.bool()
+            case (_, 2): a = try readU32(&r)
+            case (_, 3): b = try readU32(&r)
+            case (.raftAppendEntries, 4): c = try readU32(&r)
+            case (.raftAppendEntries, 5):
+                let n = try r.arrayHeader()
+                guard n <= RaftLimits.entriesPerMessageMax else { throw .malformedCBOR }
+                entries.reserveCapacity(n)
+                for _ in 0..<n {
+                    guard try r.arrayHeader() == 2 else { throw .malformedCBOR }
+                    let t = try readU32(&r)
+                    let d = try r.bytes()
+                    guard d.count <= RaftLimits.entryBytesMax else { throw .malformedCBOR }
+                    entries.append(RaftEntry(term: t, data: Array(d)))
+                }
+            default: try r.skip()
+            }
+        }
+        switch type {
+        case .raftRequestVote:
+            return .requestVote(RequestVote(term: try required(term), lastLogIndex: try required(a),
+                                            lastLogTerm: try required(b)))
+        case .raftRequestVoteResponse:
+            return .requestVoteResponse(RequestVoteResponse(term: try required(term), granted: try required(flag)))
+        case .raftAppendEntries:
+            return .appendEntries(AppendEntries(term: try required(term), prevLogIndex: try required(a),
+                                                prevLogTerm: try required(b), leaderCommit: try required(c),
+                                                entries: entries))
+        default:
+            return .appendEntriesResponse(AppendEntriesResponse(term: try required(term), success: try required(flag),
+                                                                matchIndex: try required(b)))
+        }
+    }
+}

@@ -1,0 +1,147 @@
+// The storage role's `log_append` (operation 8) and `log_query` (operation 9)
+// over a RecordLog: request arguments in, a Response out. Pure (the log's flash
+// is the caller's), so the node runtime only has to hand requests over.
+//
+//   log_append arguments: {1: sequence (u64, per source), 2: kind (u8),
+//       3: time ms (absent = the receiver's now), 4: payload (byte string)}
+//     The source is the caller's node id. Result: {1: segment, 2: offset} of
+//     the durable record, or {3: true} when (source, sequence) was already
+//     stored (a retry of an acked or in-flight record: also an ack).
+//   log_query arguments (all optional): {1: source, 2: kind, 3: since ms,
+//       4: until ms, 5: most records (default and cap 16), 6: cursor [segment, offset]}
+//     Result: {1: [[source, sequence, time ms, kind, payload], ...],
+//       2: cursor of the last record read (absent = the end was reached)}.
+//     A page stops early when the next record would not fit one frame.
+//
+// Status: 21 bad arguments (malformed, payload over the log's limit),
+// 19 unavailable (flash failed, or the log needs recovery: retry later or elsewhere).
+
+public enum LogService {
+    public static let queryRecordsMax = 16
+    /// Result bytes per answer: a frame's payload, with room for the response map.
+    static var resultBytesMax: Int { Frame.payloadBytesMaxUncompressed - 32 }
+
+    public static func serve<F: LogFlash>(_ request: Request, from: UInt32, nowMs: UInt64,
+                                          log: inout RecordLog<F>) -> Response {
+        switch request.operation {
+        case .logAppend: return append(request.arguments, from: from, nowMs: nowMs, log: &log)
+        case .logQuery: return query(request.arguments, log: &log)
+        default: return Response(status: Status.unknownOperation.rawValue)
+        }
+    }
+
+    static func bad() -> Response { Response(status: Status.badArguments.rawValue) }
+
+    static func append<F: LogFlash>(_ args: [UInt8], from: UInt32, nowMs: UInt64,
+                                    log: inout RecordLog<F>) -> Response {
+        var sequence: UInt64?, kind: UInt8 = 0, timeMs = nowMs, payload: [UInt8] = []
+        do {
+            try forEachKey(args) { (key, r) throws(WireError) in
+                switch key {
+                case 1: sequence = try r.unsigned()
+                case 2: kind = try readU8(&r)
+                case 3: timeMs = try r.unsigned()
+                case 4: payload = Array(try r.bytes())
+                default: try r.skip()
+                }
+            }
+        } catch {
+            return bad()
+        }
+        guard let sequence else { return bad() }
+        let outcome: LogAppendResult
+        do {
+            outcome = try log.append(source: from, sequence: sequence, timeMs: timeMs, kind: kind, payload: payload)
+        } catch .payloadTooLarge {
+            return bad()
+        } catch {
+            return Response(status: Status.unavailable.rawValue)
+        }
+        var w = CBORWriter(capacity: 16)
+        switch outcome {
+        case .appended(let p):
+            w.mapHeader(count: 2)
+            w.unsigned(1); w.unsigned(UInt64(p.segment))
+            w.unsigned(2); w.unsigned(UInt64(p.offset))
+        case .duplicate:
+            w.mapHeader(count: 1)
+            w.unsigned(3); w.bool(true)
+        }
+        return Response(result: w.bytes)
+    }
+
+    static func query<F: LogFlash>(_ args: [UInt8], log: inout RecordLog<F>) -> Response {
+        var filter = LogFilter()
+        var limit = queryRecordsMax
+        var cursor: LogPosition?
+        do {
+            try forEachKey(args) { (key, r) throws(WireError) in
+                switch key {
+                case 1: filter.source = try readU32(&r)
+                case 2: filter.kind = try readU8(&r)
+                case 3: filter.fromMs = try r.unsigned()
+                case 4: filter.toMs = try r.unsigned()
+                case 5: limit = max(1, min(queryRecordsMax, Int(try readU16(&r))))
+                case 6:
+                    guard try r.arrayHeader() == 2 else { throw .malformedCBOR }
+                    cursor = LogPosition(segment: try readU32(&r), offset: try readU32(&r))
+                default: try r.skip()
+                }
+            }
+        } catch {
+            return bad()
+        }
+        var records: [LogRecord] = []
+        records.reserveCapacity(limit)
+        var next: LogPosition?
+        do {
+            next = try log.query(filter, after: cursor, limit: limit, into: &records)
+        } catch {
+            return Response(status: Status.unavailable.rawValue)
+        }
+        // Keep what fits one frame; the cursor then points at the last record kept.
+        var kept = 0
+        var bytes = 8
+        while kept < records.count {
+            let size = records[kept].payload.count + 40
+            if kept > 0 && bytes + size > resultBytesMax { break }
+            bytes += size
+            kept += 1
+        }
+        if kept < records.count {
+            // Resume after the last kept record: find its position again.
+            next = positionAfter(records[kept - 1], filter: filter, from: cursor, log: &log)
+        }
+        var w = CBORWriter(capacity: bytes + 16)
+        w.mapHeader(count: next == nil ? 1 : 2)
+        w.unsigned(1)
+        w.arrayHeader(count: kept)
+        for r in records[0..<kept] {
+            w.arrayHeader(count: 5)
+            w.unsigned(UInt64(r.source))
+            w.unsigned(r.sequence)
+            w.unsigned(r.timeMs)
+            w.unsigned(UInt64(r.kind))
+            w.bytes(r.payload)
+        }
+        if let next {
+            w.unsigned(2)
+            w.arrayHeader(count: 2)
+            w.unsigned(UInt64(next.segment))
+            w.unsigned(UInt64(next.offset))
+        }
+        return Response(result: w.bytes)
+    }
+
+    /// The position of `record` (the first match at or after `from`), read one at a time.
+    static func positionAfter<F: LogFlash>(_ record: LogRecord, filter: LogFilter, from: LogPosition?,
+                                           log: inout RecordLog<F>) -> LogPosition? {
+        var at = from
+        while true {
+            var one: [LogRecord] = []
+            guard let p = try? log.query(filter, after: at, limit: 1, into: &one), let r = one.first else { return nil }
+            if r == record { return p }
+            at = p
+        }
+    }
+}

@@ -1,0 +1,141 @@
+// Node operations: the service-0 requests the application answers (the mesh
+// answers `status` itself: it is the SWIM probe), and the node's metrics.
+//
+//   metrics     the MetricsRegistry report (docs/PROTOCOL.md "Metric ids")
+//   tasks       scheduler introspection, one map per task (TaskReport)
+//   config get  the effective config value at a dotted path (CBOR text
+//               argument); no argument: the whole tree
+//
+// Every request the node serves is timed and recorded in the registry (per
+// service slot; node operations under service id 0). Totals the mesh and the
+// scheduler keep (frames, rejections by reason, rate-limited drops, deadline
+// misses, restarts) are copied in when a report is made and once a second.
+import TDOSCore
+
+/// A request answered after the scheduler's tick (see `serveAndRecord`).
+struct DeferredServe {
+    var handle: ServeHandle
+    var request: Request
+    var from: UInt32
+}
+
+extension NodeRuntime {
+    /// Serves one `.serve` request, answers it, and records its outcome and time.
+    /// Requests whose answer reads `scheduler` are kept for `answerDeferredServes`:
+    /// inside a task runReady is modifying `scheduler`, and reading it there
+    /// would be an exclusivity violation (a trap).
+    func serveAndRecord(_ handle: ServeHandle, _ request: Request, from: UInt32, nowMs: UInt64) {
+        let op = request.operation
+        if op == .status || (request.service == 0 && (op == .metrics || op == .tasks)) {
+            if deferredServes.isEmpty { deferredServes.reserveCapacity(mesh.config.dedupCacheMax) }
+            deferredServes.append(DeferredServe(handle: handle, request: request, from: from))
+            return
+        }
+        answer(handle, request, from: from, nowMs: nowMs)
+    }
+
+    /// Answers the deferred requests (outside any task); returns when to run the
+    /// scheduler next, which their actions may have moved earlier.
+    func answerDeferredServes() -> UInt64? {
+        while !deferredServes.isEmpty {
+            let d = deferredServes.removeFirst()
+            answer(d.handle, d.request, from: d.from, nowMs: nowMs)
+            pump { scheduler.raise($0) }
+        }
+        return scheduler.nextWakeUs
+    }
+
+    func answer(_ handle: ServeHandle, _ request: Request, from: UInt32, nowMs: UInt64) {
+        let startUs = platform.nowUs()
+        let response = serve(request, from: from, nowMs: nowMs)
+        let endUs = platform.nowUs()
+        metrics.recordResponse(service: request.service, latencyUs: UInt32(clamping: endUs &- min(startUs, endUs)),
+                               ok: response.status == Status.ok.rawValue)
+        mesh.respond(handle, response, nowMs: nowMs)
+    }
+
+    /// Service 0: the node itself.
+    func serveNodeOperation(_ request: Request, nowMs: UInt64) -> Response {
+        switch request.operation {
+        case .status:
+            return statusResponse(nowMs: nowMs)
+        case .metrics:
+            return Response(result: metricsReport(nowMs: nowMs).encode())
+        case .tasks:
+            return Response(result: TaskReport(scheduler: scheduler).encode())
+        case .configGet:
+            return configGet(request.arguments)
+        default:
+            return Response(status: Status.unknownOperation.rawValue)
+        }
+    }
+
+    /// The registry's report, with the totals kept elsewhere brought up to date.
+    public func metricsReport(nowMs: UInt64) -> MetricsReport {
+        refreshMetrics()
+        return metrics.report(nowMs: nowMs)
+    }
+
+    /// Copies the mesh's and the scheduler's totals and the memory figures into the registry.
+    func refreshMetrics() {
+        let c = mesh.counters
+        metrics.setFrameTotals(sent: c.framesSent &+ c.broadcastsSent, received: c.framesReceived,
+                               rateLimited: c.rateLimited)
+        for code in 1..<WireError.codeCount where code < c.rejected.count {
+            metrics.setRejectedTotal(code: UInt8(code), c.rejected[code])
+        }
+        var misses: UInt32 = 0
+        var restarts: UInt32 = 0
+        scheduler.forEachTask { t in
+            misses &+= t.deadlineMisses
+            restarts &+= t.restarts
+        }
+        metrics.setTaskTotals(deadlineMisses: misses, restarts: restarts)
+        metrics.setMemory(heapInUseBytes: platform.heapInUseBytes(), freeBytes: platform.freeMemoryBytes())
+        metrics.setBootCount(mesh.epoch)
+        metrics.setActiveServices(UInt32(mesh.services.count))
+        metrics.setConfigVersion(settings.version)
+    }
+
+    /// `config get`: argument a CBOR text path ("rate_limit.burst"), or nothing
+    /// for the whole tree. A leaf answers its value, a map its subtree (CBOR
+    /// map, text keys); an unknown path or a malformed argument, status 21.
+    func configGet(_ arguments: [UInt8]) -> Response {
+        let tree = settings.effective
+        if arguments.isEmpty { return Response(result: tree.encodeCBOR()) }
+        var r = CBORReader(arguments)
+        let path: [UInt8]
+        do {
+            path = Array(try r.text())
+        } catch {
+            return Response(status: Status.badArguments.rawValue)
+        }
+        guard r.isAtEnd, let value = tree.value(at: path) else {
+            return Response(status: Status.badArguments.rawValue)
+        }
+        var w = CBORWriter()
+        switch value {
+        case .bool(let v): w.bool(v)
+        case .int(let v): w.int(v)
+        case .number(let v): w.double(v)
+        case .text(let v): w.text(v)
+        case .map: return Response(result: NodeRuntime.subtree(of: tree, at: path).encodeCBOR())
+        }
+        return Response(result: w.bytes)
+    }
+
+    /// The leaves under `prefix`, with paths relative to it.
+    static func subtree(of tree: ConfigTree, at prefix: [UInt8]) -> ConfigTree {
+        var sub = ConfigTree()
+        tree.forEachLeaf { path, value in
+            guard path.count > prefix.count + 1, path[prefix.count] == 0x2E,  // "."
+                  path[0..<prefix.count].elementsEqual(prefix) else { return }
+            do throws(ConfigError) {
+                try sub.set(Array(path[(prefix.count + 1)...]), value)
+            } catch {
+                // Cannot happen: a subtree has fewer nodes than the tree it comes from.
+            }
+        }
+        return sub
+    }
+}

@@ -1,0 +1,328 @@
+// `tdos-bench rpc`: RPC round trip between two processes over loopback — a
+// sensor node (`tdos node`, the real NodeRuntime on the POSIX platform) and a
+// client (a MeshNode over a UDP socket in this process: encode, HMAC, CBOR,
+// retransmission state, the same code as the CLI) — and, in the same run, the
+// same pattern against libcoap's coap-server (Debian libcoap3-bin) with a raw
+// UDP CoAP client written here (confirmable GET, piggybacked 2.05 answer).
+// Latency: sequential calls, p50/p99. Throughput: 8 calls in flight for 1 s.
+// The ratio is TDOS p50 / libcoap p50 (goal <= 0.8).
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import TDOSCore
+import TDOSHost
+
+private let rpcWarmup = 300
+private let rpcSamples = 3000
+private let rpcInFlight = 8
+private let rpcThroughputSeconds = 1.0
+
+private func rpcPercentile(_ xs: [UInt64], _ p: Double) -> Double {
+    let s = xs.sorted()
+    guard !s.isEmpty else { return 0 }
+    return Double(s[min(s.count - 1, Int(Double(s.count) * p))]) / 1000
+}
+
+private func rpcFmt(_ v: Double) -> String { String(format: "%.1f", v) }
+
+/// The directory of this executable (tdos is built next to it).
+private func rpcSiblingBinary(_ name: String) -> String {
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent(name).path
+}
+
+private func rpcSpawn(_ path: String, _ args: [String], env: [String: String] = [:]) throws -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = args
+    var e = ProcessInfo.processInfo.environment
+    for (k, v) in env { e[k] = v }
+    p.environment = e
+    p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+    p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+    try p.run()
+    return p
+}
+
+private func rpcStop(_ p: Process) {
+    guard p.isRunning else { return }
+    kill(p.processIdentifier, SIGTERM)
+    let deadline = Date().addingTimeInterval(3)
+    while p.isRunning && Date() < deadline { usleep(20_000) }
+    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    p.waitUntilExit()
+}
+
+struct RPCFigures {
+    var p50Us: Double
+    var p99Us: Double
+    var callsPerS: Double
+    var failures: Int
+}
+
+/// A bare client: one MeshNode over one socket, driven in a tight loop.
+final class RPCBenchClient {
+    let transport: UDPTransport
+    var mesh: MeshNode
+    var done: [CallID: Bool] = [:]
+
+    init(portBase: UInt16) throws {
+        transport = try UDPTransport(mode: .loopbackRange(base: portBase, count: 32))
+        // Blocking receive with a timeout, as the CoAP client below: one syscall
+        // per answer instead of poll + recvfrom + a recvfrom that finds nothing.
+        _ = fcntl(transport.fd, F_SETFL, fcntl(transport.fd, F_GETFL) & ~O_NONBLOCK)
+        var tv = timeval(tv_sec: 0, tv_usec: 20_000)
+        setsockopt(transport.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        mesh = MeshNode(nodeID: 0xBE_0001, name: Array("bench-client".utf8), epoch: UInt32(truncatingIfNeeded: time(nil)),
+                        keys: Keyring(id: MeshKey.development.id, key: MeshKey.development.bytes),
+                        address: transport.local, services: [], rngSeed: 1)
+        mesh.start(nowMs: monotonicMs())
+        pump()
+    }
+
+    func pump() {
+        while let a = mesh.pollAction() {
+            switch a {
+            case .send(let to, let bytes): transport.send(bytes, to: to)
+            case .broadcast(let bytes): transport.broadcast(bytes)
+            case .complete(let id, let r):
+                if case .value(let v) = r, !v.isStale { done[id] = true } else { done[id] = false }
+            case .serve(let h, _, _): mesh.respond(h, Response(status: Status.unknownService.rawValue), nowMs: monotonicMs())
+            default: break
+            }
+        }
+    }
+
+    /// One round of I/O: waits (up to 20 ms, the socket's timeout) for one
+    /// datagram and handles it, then fires due timers.
+    /// `drain`: then every datagram already queued, before one pump (throughput).
+    func step(timeoutMs: Int32, drain: Bool = false) {
+        if let d = transport.receive() {
+            mesh.handleDatagram(d.bytes, from: d.from, nowMs: monotonicMs())
+            while drain && transport.waitReadable(timeoutMs: 0), let more = transport.receive() {
+                mesh.handleDatagram(more.bytes, from: more.from, nowMs: monotonicMs())
+            }
+            pump()
+        }
+        let now = monotonicMs()
+        if let t = mesh.nextTimeoutMs, t <= now {
+            mesh.handleTimeout(nowMs: now)
+            pump()
+        }
+    }
+
+    func read() -> CallID {
+        let id = mesh.call(service: "temp_sensor", version: SemVer(1, 0, 0), deadlineMs: 2000, nowMs: monotonicMs())
+        pump()
+        return id
+    }
+
+    /// One call, waited for; its round trip in ns, nil if it failed.
+    func timedRead() -> UInt64? {
+        let start = monotonicNs()
+        let id = read()
+        while done[id] == nil { step(timeoutMs: 100) }
+        let elapsed = monotonicNs() - start
+        return done.removeValue(forKey: id)! ? elapsed : nil
+    }
+}
+
+/// The TDOS side: a sensor node process and a bare client, ready for calls.
+final class TDOSBenchSide {
+    let runDir: String
+    let node: Process
+    let client: RPCBenchClient
+    var failures = 0
+
+    init(portBase: UInt16) throws {
+        runDir = NSTemporaryDirectory() + "tdos-bench-rpc-\(getpid())"
+        makeDirectories(runDir + "/state")
+        // The bench is one chatty sender: lift the per-sender limit to its maximum.
+        node = try rpcSpawn(rpcSiblingBinary("tdos"),
+                            ["node", "--role", "sensor", "--name", "bench-sensor", "--service", "temp_sensor",
+                             "--port-base", "\(portBase)", "--state-dir", runDir + "/state", "--parent-pid", "\(getpid())"],
+                            env: ["TDOS_RATE_LIMIT__RATE_PER_S": "10000", "TDOS_RATE_LIMIT__BURST": "10000"])
+        client = try RPCBenchClient(portBase: portBase)
+        // Wait for the announce and the first sample.
+        let ready = Date().addingTimeInterval(5)
+        var ok = false
+        while !ok && Date() < ready {
+            client.step(timeoutMs: 50)
+            if !client.mesh.instances(of: Array("temp_sensor".utf8)).isEmpty { ok = client.timedRead() != nil }
+        }
+        guard ok else {
+            rpcStop(node)
+            throw HostError("rpc bench: the sensor node did not answer within 5 s")
+        }
+    }
+
+    func stop() {
+        rpcStop(node)
+        try? FileManager.default.removeItem(atPath: runDir)
+    }
+
+    func sample(_ n: Int, into rtts: inout [UInt64]) {
+        for _ in 0..<n {
+            if let ns = client.timedRead() { rtts.append(ns) } else { failures += 1 }
+        }
+    }
+
+    /// Calls per second with rpcInFlight outstanding.
+    func throughput() -> Double {
+        var inFlight: Set<UInt32> = []
+        var completed = 0
+        let start = monotonicNs()
+        let end = start + UInt64(rpcThroughputSeconds * 1e9)
+        while monotonicNs() < end {
+            while inFlight.count < rpcInFlight { inFlight.insert(client.read().raw) }
+            client.step(timeoutMs: 10, drain: true)
+            for (id, success) in client.done {
+                inFlight.remove(id.raw)
+                if success { completed += 1 } else { failures += 1 }
+            }
+            client.done.removeAll(keepingCapacity: true)
+        }
+        // Let the stragglers finish so they do not land in a later measurement.
+        let drain = monotonicNs() + 500_000_000
+        while !inFlight.isEmpty && monotonicNs() < drain {
+            client.step(timeoutMs: 10)
+            for (id, _) in client.done { inFlight.remove(id.raw) }
+            client.done.removeAll(keepingCapacity: true)
+        }
+        return Double(completed) / (Double(monotonicNs() - start) / 1e9)
+    }
+}
+
+/// Raw CoAP over UDP (RFC 7252): confirmable GET /PATH, answered by a piggybacked ACK.
+final class CoAPBenchClient {
+    let fd: Int32
+    var server = sockaddr_in()
+    var nextMessageID: UInt16 = 1
+    let pathSegments: [[UInt8]]
+
+    init(port: UInt16, path: String) throws {
+        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw HostError("socket failed") }
+        server.sin_family = sa_family_t(AF_INET)
+        server.sin_port = port.bigEndian
+        server.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        pathSegments = path.split(separator: "/").map { Array($0.utf8) }
+        var tv = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    /// Sends one CON GET; returns its message id (also its 2-byte token).
+    func send() -> UInt16 {
+        let mid = nextMessageID
+        nextMessageID &+= 1
+        var m: [UInt8] = [0x42, 0x01, UInt8(mid >> 8), UInt8(mid & 0xFF), UInt8(mid >> 8), UInt8(mid & 0xFF)]
+        var last = 0
+        for seg in pathSegments {  // Uri-Path (11), delta-encoded, short lengths only
+            let delta = 11 - last
+            last = 11
+            m.append(UInt8(delta << 4 | seg.count))
+            m += seg
+        }
+        _ = withUnsafePointer(to: &server) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, m, m.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        return mid
+    }
+
+    /// The message id of the next ACK 2.05 received, nil on timeout or anything else.
+    func receive() -> UInt16? {
+        var buf = [UInt8](repeating: 0, count: 1500)
+        let n = recv(fd, &buf, buf.count, 0)
+        guard n >= 4, buf[0] >> 6 == 1, (buf[0] >> 4) & 3 == 2, buf[1] == 0x45 else { return nil }  // v1, ACK, 2.05
+        return UInt16(buf[2]) << 8 | UInt16(buf[3])
+    }
+
+    func timedGet() -> UInt64? {
+        let start = monotonicNs()
+        let mid = send()
+        while let got = receive() {
+            if got == mid { return monotonicNs() - start }
+        }
+        return nil
+    }
+}
+
+extension CoAPBenchClient {
+    func sample(_ n: Int, into rtts: inout [UInt64], failures: inout Int) {
+        for _ in 0..<n {
+            if let ns = timedGet() { rtts.append(ns) } else { failures += 1 }
+        }
+    }
+
+    func throughput(failures: inout Int) -> Double {
+        var outstanding = 0
+        var completed = 0
+        let start = monotonicNs()
+        let end = start + UInt64(rpcThroughputSeconds * 1e9)
+        while monotonicNs() < end {
+            while outstanding < rpcInFlight { _ = send(); outstanding += 1 }
+            if receive() != nil { completed += 1; outstanding -= 1 } else { failures += outstanding; outstanding = 0 }
+        }
+        while outstanding > 0, receive() != nil { outstanding -= 1 }
+        return Double(completed) / (Double(monotonicNs() - start) / 1e9)
+    }
+}
+
+/// Both sides run at once and are sampled in alternating rounds, so the load
+/// of the machine (other builds, other benches) weighs on both alike.
+func rpcBench() {
+    let rounds = 6
+    func line(_ name: String, _ f: RPCFigures) {
+        print("rpc: \(name.rightPad(26)) p50 \(rpcFmt(f.p50Us).leftPad(7)) us   p99 \(rpcFmt(f.p99Us).leftPad(7)) us   "
+              + "\(String(Int(f.callsPerS)).leftPad(7)) calls/s (\(rpcInFlight) in flight)   failures \(f.failures)")
+    }
+    print("rpc: round trip over loopback, two processes; \(rpcSamples) sequential calls each, in \(rounds) alternating rounds, after \(rpcWarmup) warm-up")
+    let tdos: TDOSBenchSide
+    do {
+        tdos = try TDOSBenchSide(portBase: 47_200)
+    } catch {
+        print("rpc: tdos: \(error)")
+        return
+    }
+    defer { tdos.stop() }
+    // Debian's libcoap3-bin names it by TLS library; plain UDP CoAP is the same in each.
+    let candidates = ["coap-server", "coap-server-notls", "coap-server-openssl", "coap-server-gnutls"].map { "/usr/bin/" + $0 }
+    let coapPath = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+    let port: UInt16 = 47_290
+    // coap-server's "/" resource: its short banner text, no observe, no blocks.
+    let server = coapPath.flatMap { try? rpcSpawn($0, ["-A", "127.0.0.1", "-p", "\(port)"]) }
+    defer { if let server { rpcStop(server) } }
+    usleep(300_000)
+    let coap = server == nil ? nil : try? CoAPBenchClient(port: port, path: "")
+    var coapFailures = 0
+    var tdosRTT: [UInt64] = [], coapRTT: [UInt64] = []
+    var warm: [UInt64] = []
+    tdos.sample(rpcWarmup, into: &warm)
+    coap?.sample(rpcWarmup, into: &warm, failures: &coapFailures)
+    tdos.failures = 0
+    coapFailures = 0
+    for _ in 0..<rounds {
+        tdos.sample(rpcSamples / rounds, into: &tdosRTT)
+        coap?.sample(rpcSamples / rounds, into: &coapRTT, failures: &coapFailures)
+    }
+    let tdosThroughput = tdos.throughput()
+    let t = RPCFigures(p50Us: rpcPercentile(tdosRTT, 0.5), p99Us: rpcPercentile(tdosRTT, 0.99),
+                       callsPerS: tdosThroughput, failures: tdos.failures)
+    line("tdos read temp_sensor", t)
+    guard let coap else {
+        print("rpc: libcoap: coap-server missing or not starting (scripts/bench.sh installs libcoap3-bin); no ratio")
+        return
+    }
+    let coapThroughput = coap.throughput(failures: &coapFailures)
+    let c = RPCFigures(p50Us: rpcPercentile(coapRTT, 0.5), p99Us: rpcPercentile(coapRTT, 0.99),
+                       callsPerS: coapThroughput, failures: coapFailures)
+    line("libcoap coap-server GET /", c)
+    let ratio = t.p50Us / c.p50Us
+    print("rpc: ratio tdos p50 / libcoap p50 = \(String(format: "%.2f", ratio)) (goal <= 0.80: \(ratio <= 0.8 ? "met" : "not met")); "
+          + "p99 ratio \(String(format: "%.2f", t.p99Us / c.p99Us)), throughput ratio \(String(format: "%.2f", t.callsPerS / c.callsPerS))")
+}

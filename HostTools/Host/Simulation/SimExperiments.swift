@@ -1,0 +1,238 @@
+// Focused scenarios over the simulation, shared by the tests (Tests/CoreTests/
+// Simulation*.swift) and the benchmarks (`tdos-bench sim`). Each is one seed,
+// deterministic, and returns what it measured; the invariants of SimWorld
+// are checked throughout (a failure shows in `failures`).
+import TDOSCore
+import TDOSNode
+
+public enum SimExperiments {
+    static func world(seed: UInt64, nodes: Int, mesh: MeshConfig, name: String) -> SimWorld {
+        let configs = SimLayout.configs(seed: seed, nodeCount: nodes, mesh: mesh)
+        return SimWorld(seed: seed, configs: configs, replayCommand: "swift test --filter \(name)  (seed \(seed))")
+    }
+
+    /// Mesh limits for large runs: peersMax is capped by WireLimits.replayPeersMax (64).
+    public static func largeMesh(nodes: Int) -> MeshConfig {
+        var m = MeshConfig()
+        m.peersMax = min(WireLimits.replayPeersMax, max(m.peersMax, nodes + 2))
+        m.instancesMax = max(m.instancesMax, 2 * nodes + 8)
+        return m
+    }
+
+    public struct Detection {
+        /// One per observer: crash to `peerDead` at that observer, ms.
+        public var timesMs: [UInt64] = []
+        public var failures: [String] = []
+    }
+
+    /// A node crashes at a seeded moment of a quiet mesh; how long each other node takes to declare it dead.
+    public static func detection(seed: UInt64, nodes: Int = 6, mesh: MeshConfig = MeshConfig(), lossPercent: Double = 0) -> Detection {
+        let w = world(seed: seed, nodes: nodes, mesh: mesh, name: "detection")
+        w.faults.lossPercent = lossPercent
+        var r = SeededRandom(seed: seed ^ 0xDE7E)
+        let victim = 1 + Int(r.below(UInt64(nodes - 1)))
+        let crashUs = 8_000_000 + r.below(2_000_000)
+        var out = Detection()
+        var seen = [Bool](repeating: false, count: nodes)
+        w.onMeshEvent = { i, e in
+            if case .peerDead(let id) = e, id == w.nodes[victim].nodeID, !seen[i], w.nowUs >= crashUs {
+                seen[i] = true
+                out.timesMs.append((w.nowUs - crashUs) / 1000)
+            }
+        }
+        for i in 0..<nodes { w.boot(i) }
+        w.schedule(atUs: crashUs) { w in w.crash(victim) }
+        w.run(untilUs: crashUs + 8_000_000)
+        out.failures = w.failures
+        return out
+    }
+
+    public struct Evictions {
+        public var evictions = 0
+        public var suspicions = 0
+        public var nodeHours = 0.0
+        public var failures: [String] = []
+    }
+
+    /// Only packet loss (no crashes, no partitions): every `peerDead` is a false eviction.
+    public static func falseEvictions(seed: UInt64, nodes: Int = 6, lossPercent: Double, durationMs: UInt64,
+                                      mesh: MeshConfig = MeshConfig(), trace: ((String) -> Void)? = nil) -> Evictions {
+        let w = world(seed: seed, nodes: nodes, mesh: mesh, name: "falseEvictions")
+        if let trace { w.traceEnabled = true; w.traceSink = trace }
+        w.faults.lossPercent = lossPercent
+        var out = Evictions()
+        w.onMeshEvent = { _, e in
+            switch e {
+            case .peerDead: out.evictions += 1
+            case .peerSuspected: out.suspicions += 1
+            default: break
+            }
+        }
+        for i in 0..<nodes { w.boot(i) }
+        w.run(untilUs: durationMs * 1000)
+        out.nodeHours = Double(nodes) * Double(durationMs) / 3_600_000
+        out.failures = w.failures
+        return out
+    }
+
+    public struct Failover {
+        public var completed = false
+        public var onBackup = false
+        public var fresh = false
+        /// Primary crash to the call's completion, ms.
+        public var failoverMs: UInt64 = 0
+        public var withinDeadline = false
+        public var result: CallResult?
+        public var failures: [String] = []
+    }
+
+    /// Node 0 reads temp_sensor ^1.0; the primary (node 1) crashes as the
+    /// request leaves; the backup (node 2, priority 1) must answer within the deadline.
+    public static func failover(seed: UInt64, deadlineMs: UInt32, mesh: MeshConfig = MeshConfig()) -> Failover {
+        let w = world(seed: seed, nodes: 3, mesh: mesh, name: "failover")
+        var r = SeededRandom(seed: seed ^ 0xFA11)
+        let atUs = 6_000_000 + r.below(2_000_000)
+        var k: Int?
+        for i in 0..<3 { w.boot(i) }
+        w.schedule(atUs: atUs) { w in
+            k = w.startCall(on: 0, service: bytes("temp_sensor"), version: SemVer(1, 0, 0), deadlineMs: deadlineMs)
+            w.crash(1)
+        }
+        w.run(untilUs: atUs + UInt64(deadlineMs) * 1000 + 500_000)
+        var out = Failover()
+        out.failures = w.failures
+        guard let k, let result = w.calls[k].result, let done = w.calls[k].completedUs else { return out }
+        out.completed = true
+        out.result = result
+        out.failoverMs = (done - atUs) / 1000
+        out.withinDeadline = done <= atUs + UInt64(deadlineMs) * 1000
+        if case .value(let v) = result {
+            out.onBackup = v.node == w.nodes[2].nodeID
+            out.fresh = !v.isStale
+        }
+        return out
+    }
+
+    /// Time from a simultaneous start until every node sees every other node's
+    /// services (nil if not by `limitMs`). Checked every 50 ms of virtual time.
+    public static func discovery(seed: UInt64, nodes: Int, mesh: MeshConfig, limitMs: UInt64 = 60_000) -> (ms: UInt64?, failures: [String]) {
+        let w = world(seed: seed, nodes: nodes, mesh: mesh, name: "discovery")
+        var r = SeededRandom(seed: seed ^ 0xD15C)
+        var expected = 0
+        for n in w.nodes { expected += n.config.services.count }
+        for i in 0..<nodes {
+            w.schedule(atUs: r.below(100_000)) { w in w.boot(i) }
+        }
+        var t: UInt64 = 50_000
+        while t <= limitMs * 1000 {
+            w.run(untilUs: t)
+            if !w.failures.isEmpty { return (nil, w.failures) }
+            if w.nodes.allSatisfy({ $0.isUp && $0.runtime!.mesh.registry.count == expected }) { return (t / 1000, []) }
+            t += 50_000
+        }
+        return (nil, w.failures)
+    }
+
+    /// Like `discovery`, but only asks that every node sees at least one
+    /// instance of every replicated service name (run by 2 or more nodes: what
+    /// a client needs) — the measure for meshes larger than the peer table
+    /// (peersMax <= 64): a node tracks the first 64 peers it hears, so a
+    /// service on one node only (the kernel) stays invisible to some nodes.
+    public static func nameDiscovery(seed: UInt64, nodes: Int, mesh: MeshConfig, limitMs: UInt64 = 60_000) -> (ms: UInt64?, failures: [String]) {
+        let w = world(seed: seed, nodes: nodes, mesh: mesh, name: "discovery")
+        var r = SeededRandom(seed: seed ^ 0xD15C)
+        var names: [[UInt8]] = []
+        for n in w.nodes {
+            for s in n.config.services where !names.contains(s.name) {
+                let count = w.nodes.filter { $0.config.services.contains { $0.name == s.name } }.count
+                if count >= 2 { names.append(s.name) }
+            }
+        }
+        for i in 0..<nodes {
+            w.schedule(atUs: r.below(100_000)) { w in w.boot(i) }
+        }
+        var t: UInt64 = 50_000
+        while t <= limitMs * 1000 {
+            w.run(untilUs: t)
+            if !w.failures.isEmpty { return (nil, w.failures) }
+            let all = w.nodes.allSatisfy { n in
+                guard let rt = n.runtime else { return false }
+                let reg = rt.mesh.registry
+                return names.allSatisfy { name in reg.contains { $0.descriptor.name == name } }
+            }
+            if all { return (t / 1000, []) }
+            t += 50_000
+        }
+        // Not converged: say what is missing, and what the first lacking node counted.
+        var notes: [String] = []
+        for name in names {
+            let lacking = w.nodes.filter { n in !(n.runtime?.mesh.registry.contains { $0.descriptor.name == name } ?? false) }
+            if let first = lacking.first, let m = first.runtime?.mesh {
+                let c = m.counters
+                notes.append("\(lacking.count) nodes lack \(String(decoding: name, as: UTF8.self)); e.g. n\(first.index): \(m.peers.count) peers, \(m.registry.count) instances, peerTableFull \(c.peerTableFull), registryFull \(c.registryFull), rateLimited \(c.rateLimited), actionsDropped \(c.actionsDropped)")
+            }
+        }
+        return (nil, w.failures + notes)
+    }
+
+    /// Two halves cut apart for `cutMs` (long enough that each declares the
+    /// other dead), then healed: time until every node sees every service
+    /// again, with no operator action.
+    public static func partitionHeal(seed: UInt64, nodes: Int = 6, cutMs: UInt64 = 15_000, oneWay: Bool = false,
+                                     mesh: MeshConfig = MeshConfig()) -> (ms: UInt64?, failures: [String]) {
+        let w = world(seed: seed, nodes: nodes, mesh: mesh, name: "partitionHeal")
+        var r = SeededRandom(seed: seed ^ 0x9A27)
+        for i in 0..<nodes { w.boot(i) }
+        let cutUs = 5_000_000 + r.below(1_000_000)
+        let a = Array(0..<(nodes / 2)), b = Array((nodes / 2)..<nodes)
+        var links: [(Int, Int)] = []
+        w.schedule(atUs: cutUs) { w in links = w.partition(a, b, oneWay: oneWay) }
+        let healUs = cutUs + cutMs * 1000
+        w.schedule(atUs: healUs) { w in w.heal(links) }
+        w.run(untilUs: healUs)
+        if !w.failures.isEmpty { return (nil, w.failures) }
+        var t = healUs
+        let bound = healUs + 60_000_000
+        while t < bound {
+            t += 50_000
+            w.run(untilUs: t)
+            if !w.failures.isEmpty { return (nil, w.failures) }
+            if w.converged && w.checkConvergence(report: false) == 0 {
+                let allAlive = w.nodes.allSatisfy { v in
+                    w.nodes.allSatisfy { n in n.index == v.index || v.runtime!.mesh.peer(n.nodeID)?.state == .alive }
+                }
+                if allAlive { return ((t - healUs) / 1000, []) }
+            }
+        }
+        return (nil, w.failures)
+    }
+
+    public struct Throughput {
+        public var virtualS: Double
+        public var steps: UInt64
+        public var messagesPerNodePerS: Double
+        public var deliveriesPerNodePerS: Double
+        public var failures: [String]
+    }
+
+    /// A quiet mesh with the weather station and periodic client reads.
+    public static func steadyRun(seed: UInt64, nodes: Int, durationMs: UInt64, mesh: MeshConfig) -> Throughput {
+        let w = world(seed: seed, nodes: nodes, mesh: mesh, name: "steadyRun")
+        for i in 0..<nodes { w.boot(i) }
+        var t: UInt64 = 2_000_000
+        var r = SeededRandom(seed: seed ^ 0x57EA)
+        while t < durationMs * 1000 {
+            let caller = Int(r.below(UInt64(nodes)))
+            w.schedule(atUs: t) { w in
+                w.startCall(on: caller, service: bytes("temp_sensor"), version: SemVer(1, 0, 0), deadlineMs: 3000)
+            }
+            t += 1_000_000
+        }
+        w.run(untilUs: durationMs * 1000)
+        let s = Double(durationMs) / 1000
+        return Throughput(virtualS: s, steps: w.steps,
+                          messagesPerNodePerS: Double(w.messagesSentByNodes) / Double(nodes) / s,
+                          deliveriesPerNodePerS: Double(w.datagramsDelivered) / Double(nodes) / s,
+                          failures: w.failures)
+    }
+}

@@ -1,0 +1,250 @@
+// End to end, with real processes: `tdos sim up` (the built binary, a unique
+// TDOS_RUN_DIR and --port-base) and the CLI, over UDP on loopback. Reads every
+// sensor; kills the primary temperature sensor with SIGKILL and shows reads
+// keep succeeding from the backup within the failover bound; restarts it and
+// shows it registered again; replays a captured frame and sends bit-flipped
+// copies, and shows through `tdos metrics NODE --json` that they were rejected
+// and counted, and that the node still answers. The mesh is always torn down.
+//
+// Needs the `tdos` executable next to the test bundle (`swift build
+// --build-tests` builds it; or set TDOS_BIN).
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+@testable import TDOSCore
+@testable import TDOSHost
+
+struct CLIResult {
+    var status: Int32
+    var out: String
+    var err: String
+    var json: Any? { try? JSONSerialization.jsonObject(with: Data(out.utf8)) }
+}
+
+/// One simulator mesh for the test, on its own run directory and port range.
+final class E2EMesh {
+    let binary: String
+    let runDir: String
+    let portBase: UInt16
+    let supervisor: Process
+
+    static func findBinary() -> String? {
+        if let b = ProcessInfo.processInfo.environment["TDOS_BIN"] { return b }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        // The xctest bundle may be a directory (…/TDOSPackageTests.xctest/…) or a file.
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("tdos").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return nil
+    }
+
+    init(binary: String) throws {
+        self.binary = binary
+        let tag = "\(getpid())-\(UInt32.random(in: 0..<UInt32.max))"
+        runDir = NSTemporaryDirectory() + "tdos-e2e-\(tag)"
+        // A range of 32 ports no other test uses: 44000 + 40 * (0..<400).
+        portBase = UInt16(44_000 + 40 * Int(UInt32.random(in: 0..<400)))
+        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        supervisor = Process()
+        supervisor.executableURL = URL(fileURLWithPath: binary)
+        supervisor.arguments = ["sim", "up", "--port-base", "\(portBase)"]
+        var env = ProcessInfo.processInfo.environment
+        env["TDOS_RUN_DIR"] = runDir
+        supervisor.environment = env
+        supervisor.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        supervisor.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try supervisor.run()
+    }
+
+    /// Stops the supervisor (it stops its nodes), then SIGKILLs any node left.
+    func tearDown() {
+        if supervisor.isRunning { kill(supervisor.processIdentifier, SIGTERM) }
+        let deadline = Date().addingTimeInterval(6)
+        while supervisor.isRunning && Date() < deadline { usleep(50_000) }
+        if supervisor.isRunning { kill(supervisor.processIdentifier, SIGKILL) }
+        for spec in defaultSimMesh {
+            if let pid = simNodePID(runDirectory: runDir, name: spec.name), pid > 0 { kill(pid, SIGKILL) }
+        }
+        try? FileManager.default.removeItem(atPath: runDir)
+    }
+
+    /// Runs the CLI against this mesh.
+    func cli(_ args: [String], timeoutS: Double = 20) -> CLIResult {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        var a = args
+        if !["sim"].contains(args.first ?? "") { a += ["--port-base", "\(portBase)"] }
+        p.arguments = a
+        var env = ProcessInfo.processInfo.environment
+        env["TDOS_RUN_DIR"] = runDir
+        p.environment = env
+        // Output to files: a full pipe would block the child while we wait for it.
+        let tag = UInt32.random(in: 0..<UInt32.max)
+        let outPath = "\(runDir)/cli-\(tag).out", errPath = "\(runDir)/cli-\(tag).err"
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        p.standardOutput = FileHandle(forWritingAtPath: outPath)
+        p.standardError = FileHandle(forWritingAtPath: errPath)
+        do { try p.run() } catch { return CLIResult(status: -1, out: "", err: "\(error)") }
+        let deadline = Date().addingTimeInterval(timeoutS)
+        while p.isRunning && Date() < deadline { usleep(20_000) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        let o = FileManager.default.contents(atPath: outPath) ?? Data()
+        let e = FileManager.default.contents(atPath: errPath) ?? Data()
+        try? FileManager.default.removeItem(atPath: outPath)
+        try? FileManager.default.removeItem(atPath: errPath)
+        return CLIResult(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self),
+                         err: String(decoding: e, as: UTF8.self))
+    }
+
+    /// Polls `body` every 200 ms until it is true or `seconds` pass.
+    func eventually(_ seconds: Double, _ body: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            if body() { return true }
+            usleep(200_000)
+        } while Date() < deadline
+        return false
+    }
+
+    func rejected(_ node: String) -> [String: Double]? {
+        let r = cli(["metrics", node, "--json"])
+        guard r.status == 0, let o = r.json as? [String: Any], let rej = o["rejected"] as? [String: Any] else { return nil }
+        var out: [String: Double] = [:]
+        for (k, v) in rej { out[k] = (v as? NSNumber)?.doubleValue ?? 0 }
+        return out
+    }
+}
+
+@Suite(.serialized) struct EndToEndTests {
+    @Test(.timeLimit(.minutes(2))) func simulatorMeshThroughTheCLI() throws {
+        guard let binary = E2EMesh.findBinary() else {
+            Issue.record("no tdos executable next to the test bundle: run `swift build --build-tests` (or set TDOS_BIN)")
+            return
+        }
+        let mesh = try E2EMesh(binary: binary)
+        defer { mesh.tearDown() }
+        let t0 = Date()
+
+        // 1. All six nodes come up and every sensor reads through the CLI.
+        var names: Set<String> = []
+        let up = mesh.eventually(15) {
+            let r = mesh.cli(["nodes", "--json", "--wait", "1200"])
+            names = Set(((r.json as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String })
+            return names.count == 6
+        }
+        #expect(up, "nodes seen: \(names)")
+        guard up else { return }
+        for service in ["temp_sensor", "humidity_sensor", "light_sensor"] {
+            var r = mesh.cli(["read", service, "--json"])
+            if r.status != 0 { usleep(1_000_000); r = mesh.cli(["read", service, "--json"]) }  // first sample pending
+            let o = r.json as? [String: Any]
+            #expect(r.status == 0 && o?["value"] is NSNumber, "read \(service): \(r.status) \(r.err)")
+            if service == "temp_sensor" { #expect(o?["node_name"] as? String == "temp-a") }
+        }
+
+        // Node operations through the CLI: tasks, config get, Prometheus text.
+        let tasks = mesh.cli(["tasks", "kernel", "--json"])
+        let taskNames = (((tasks.json as? [String: Any])?["tasks"] as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String }
+        #expect(tasks.status == 0 && taskNames.contains("weather") && taskNames.contains("net"), "\(tasks.err)")
+        let burst = mesh.cli(["call", "storage", "config-get", "rate_limit.burst", "--json"])
+        #expect(burst.status == 0 && ((burst.json as? [String: Any])?["result"] as? NSNumber)?.intValue == 40, "\(burst.err)")
+        #expect(mesh.cli(["tasks", "no-such-node", "--wait", "300"]).status == 3)
+        let prom = mesh.cli(["metrics", "--prometheus"])
+        #expect(prom.status == 0 && prom.out.contains("tdos_node_up{node=\"temp-a\"} 1"), "\(prom.err)")
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool") {
+            let path = mesh.runDir + "/metrics.prom"
+            FileManager.default.createFile(atPath: path, contents: Data(prom.out.utf8))
+            let check = Process()
+            check.executableURL = URL(fileURLWithPath: "/bin/sh")
+            check.arguments = ["-c", "promtool check metrics < \(path)"]
+            try check.run()
+            check.waitUntilExit()
+            #expect(check.terminationStatus == 0, "promtool check metrics refused `tdos metrics --prometheus`")
+        }
+
+        // 2. SIGKILL the primary: a long-lived client's reads move to the backup
+        //    within the failover bound, deadAfterMs after the primary was last heard.
+        let client = try MeshClient(key: .development, discovery: .loopbackRange(base: mesh.portBase, count: 32),
+                                    name: "tdos-cli-e2e")
+        client.run(ms: 1500) { client.mesh.instances(of: Array("temp_sensor".utf8)).count == 2 }
+        #expect(client.mesh.instances(of: Array("temp_sensor".utf8)).count == 2)
+        let boundMs = Double(MeshConfig().deadAfterMs) + 1000  // 3 s + one RTT and timer slack
+        #expect(mesh.cli(["sim", "kill", "temp-a"]).status == 0)
+        let killedAt = Date()
+        var lastFromBackup: Date?
+        var readsOK = 0, reads = 0
+        while Date().timeIntervalSince(killedAt) < 6 {
+            reads += 1
+            if case .value(let v) = client.call(service: "temp_sensor", deadlineMs: 5000) {
+                readsOK += 1
+                if v.node == hostNodeID(name: "temp-b") && !v.isStale && lastFromBackup == nil { lastFromBackup = Date() }
+            }
+            client.run(ms: 100)
+        }
+        #expect(readsOK == reads, "every read during the failover succeeded (\(readsOK)/\(reads))")
+        let failoverMs = (lastFromBackup ?? .distantFuture).timeIntervalSince(killedAt) * 1000
+        #expect(failoverMs <= boundMs, "first fresh read from the backup \(Int(failoverMs)) ms after the kill; bound \(Int(boundMs)) ms")
+        // A fresh CLI process reads from the backup at once.
+        let viaCLI = mesh.cli(["read", "temp_sensor", "--json"])
+        #expect(viaCLI.status == 0 && (viaCLI.json as? [String: Any])?["node_name"] as? String == "temp-b", "\(viaCLI.err)")
+
+        // 3. Restart it: it registers again.
+        #expect(mesh.cli(["sim", "restart", "temp-a"]).status == 0)
+        let back = mesh.eventually(10) {
+            let r = mesh.cli(["services", "--json", "--wait", "800"])
+            return ((r.json as? [[String: Any]]) ?? []).contains {
+                $0["service"] as? String == "temp_sensor" && $0["node_name"] as? String == "temp-a"
+            }
+        }
+        #expect(back, "temp-a is listed by `tdos services` again")
+
+        // 4. Replay and corruption on the wire, aimed at temp-b.
+        let before = try #require(mesh.rejected("temp-b"))
+        let tap = try UDPTransport(mode: .loopbackRange(base: mesh.portBase, count: 32))
+        client.run(ms: 300)
+        let target = try #require(client.mesh.peers.first { String(decoding: $0.name, as: UTF8.self) == "temp-b" }?.address)
+        // Capture a real heartbeat of the kernel, as broadcast to every port of the range.
+        var captured: [UInt8]?
+        let keys = Keyring(id: MeshKey.development.id, key: MeshKey.development.bytes)
+        let kernelID = hostNodeID(name: "kernel")
+        let captureDeadline = Date().addingTimeInterval(4)
+        while captured == nil && Date() < captureDeadline {
+            if tap.waitReadable(timeoutMs: 200), let d = tap.receive(),
+               let f = try? Frame.decode(d.bytes, keys: keys), f.sender == kernelID, f.type == .heartbeat {
+                captured = d.bytes
+            }
+        }
+        let frame = try #require(captured)
+        usleep(100_000)  // temp-b has had its own copy by now
+        for _ in 0..<3 { tap.send(frame, to: target) }
+        var flips = 0
+        for i in [frame.count - 1, frame.count - 8, frame.count - 17, frame.count - 18] {
+            var bad = frame
+            bad[i] ^= 0x10
+            tap.send(bad, to: target)
+            flips += 1
+        }
+        var after: [String: Double] = [:]
+        _ = mesh.eventually(5) {
+            after = mesh.rejected("temp-b") ?? [:]
+            return (after["replayed"] ?? 0) - (before["replayed"] ?? 0) >= 3
+                && (after["bad_tag"] ?? 0) - (before["bad_tag"] ?? 0) >= Double(flips)
+        }
+        #expect((after["replayed"] ?? 0) - (before["replayed"] ?? 0) >= 3, "replayed: \(before) -> \(after)")
+        #expect((after["bad_tag"] ?? 0) - (before["bad_tag"] ?? 0) == Double(flips), "bad_tag: \(before) -> \(after)")
+        // The node still works.
+        let status = mesh.cli(["call", "temp-b", "status", "--json"])
+        #expect(status.status == 0, "\(status.err)")
+        let stillReads = mesh.cli(["read", "temp_sensor", "--json"])
+        #expect(stillReads.status == 0, "\(stillReads.err)")
+        print("end-to-end: failover \(Int(failoverMs)) ms (bound \(Int(boundMs)) ms), \(reads) reads during it, "
+              + "rejected on temp-b: \(after), total \(Int(Date().timeIntervalSince(t0))) s")
+    }
+}
