@@ -236,17 +236,8 @@ public struct ConfigImage: Equatable {
     /// Of the two copies of the region, the valid one with the higher sequence
     /// (A on a tie); if neither is valid, the error of copy A.
     public static func newest(a: [UInt8], b: [UInt8]) throws(ConfigError) -> ConfigImage {
-        var ia: ConfigImage? = nil
-        var failureA = ConfigError.noImage
-        do { ia = try decode(a) } catch { failureA = error }
-        var ib: ConfigImage? = nil
-        do { ib = try decode(b) } catch { ib = nil }
-        switch (ia, ib) {
-        case let (x?, y?): return y.sequence > x.sequence ? y : x
-        case let (x?, nil): return x
-        case let (nil, y?): return y
-        case (nil, nil): throw failureA
-        }
+        try newestCopy(a, b, missing: ConfigError.noImage, decode: { (bytes) throws(ConfigError) in try decode(bytes) },
+                       sequence: { $0.sequence })
     }
 
     /// CRC-32 (reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF),
@@ -267,5 +258,23 @@ extension ConfigTree {
     /// decodeCBOR with its errors as WireError, for use inside a CBOR reader's do block.
     static func decodeCBORWire(_ bytes: [UInt8]) throws(WireError) -> ConfigTree {
         do { return try decodeCBOR(bytes) } catch { throw .malformedCBOR }
+    }
+}
+
+/// Flash records kept as two copies (A/B) so a cut write never loses both:
+/// the valid copy with the higher sequence wins (A on a tie); when neither
+/// decodes, copy A's error says why.
+func newestCopy<Record, Failure: Error>(_ a: [UInt8], _ b: [UInt8], missing: Failure,
+                                        decode: ([UInt8]) throws(Failure) -> Record,
+                                        sequence: (Record) -> UInt32) throws(Failure) -> Record {
+    var ra: Record? = nil
+    var failureA = missing
+    do { ra = try decode(a) } catch { failureA = error }
+    let rb: Record? = try? decode(b)
+    switch (ra, rb) {
+    case let (x?, y?): return sequence(y) > sequence(x) ? y : x
+    case let (x?, nil): return x
+    case let (nil, y?): return y
+    case (nil, nil): throw failureA
     }
 }

@@ -260,16 +260,7 @@ public struct ProvisionRecord: Equatable {
     /// Of the two copies, the valid one with the higher sequence; if neither is
     /// valid, the failure of copy A (the one `tdos provision` writes).
     public static func newest(a: [UInt8], b: [UInt8]) throws(Failure) -> ProvisionRecord {
-        var ra: ProvisionRecord? = nil
-        var failureA = Failure.missing
-        do { ra = try decode(a) } catch { failureA = error }
-        var rb: ProvisionRecord? = nil
-        do { rb = try decode(b) } catch { rb = nil }
-        switch (ra, rb) {
-        case let (x?, y?): return y.sequence > x.sequence ? y : x
-        case let (x?, nil): return x
-        case let (nil, y?): return y
-        case (nil, nil): throw failureA
-        }
+        try newestCopy(a, b, missing: Failure.missing, decode: { (bytes) throws(Failure) in try decode(bytes) },
+                       sequence: { $0.sequence })
     }
 }
