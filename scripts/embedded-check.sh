@@ -122,6 +122,8 @@ mapfile -t test_sources < <(sources_of "$root/Tests/Embedded"; sources_of "$root
 
 arm-none-eabi-gcc "${cpu_flags[@]}" --specs=picolibc.specs -Os -ffunction-sections \
     -Wall -Wextra -Werror -c -o "$build/runtime.o" "$root/Tests/Embedded/runtime.c"
+arm-none-eabi-gcc "${cpu_flags[@]}" --specs=picolibc.specs -Os -ffunction-sections \
+    -Wall -Wextra -Werror -c -o "$build/atomics.o" "$root/BoardSupport/common/tdos_atomics_armv6m.c"
 
 # The emulated board has 256 KB of flash, so the groups run as several images
 # (Runner.swift: EMBEDDED_PART_n); --gc-sections keeps only each part's code.
@@ -136,7 +138,7 @@ for part in "${parts[@]}"; do
     objects=()
     for name in "${modules[@]}"; do objects+=("$build/$name.o"); done
     arm-none-eabi-gcc "${link_flags[@]}" -Wl,-Map="$build/tests$part.map" -o "$build/tests$part.elf" \
-        "${objects[@]}" "$build/TDOSEmbeddedTests$part.o" "$build/runtime.o" -lgcc
+        "${objects[@]}" "$build/TDOSEmbeddedTests$part.o" "$build/runtime.o" "$build/atomics.o" -lgcc
 
     echo "embedded-check: qemu ${qemu_machine[*]} (part $part)"
     status=0
