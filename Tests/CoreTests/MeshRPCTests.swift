@@ -285,6 +285,13 @@ func meshFailure(_ r: CallResult?) -> CallError? {
                                     deadlineMs: 100, nowMs: net.now)
         net.drain(0)
         #expect(meshFailure(net.result(0, big)) == .argumentsTooLarge)
+        // Two items, a cut-off item: refused at once, not left to time out at the server.
+        for bad: [UInt8] in [[0x01, 0x02], [0x62, 0x61]] {
+            let call = net.nodes[0].call(service: meshBytes(meshTemp), version: SemVer(1, 0, 0), arguments: bad,
+                                         deadlineMs: 100, nowMs: net.now)
+            net.drain(0)
+            #expect(meshFailure(net.result(0, call)) == .badArguments)
+        }
         net.nodes[0].leave(nowMs: net.now)
         net.drain(0)
         #expect(net.completions.filter { $0.node == 0 && $0.result == .failed(.stopped) }.count == 2)

@@ -26,6 +26,7 @@ extension MeshNode {
         guard lifecycle == .running else { return failNow(id, .stopped) }
         let nowMs = advanceClock(nowMs)
         guard arguments.count <= MeshConfig.rpcPayloadBytesMax else { return failNow(id, .argumentsTooLarge) }
+        guard isOneCBORItem(arguments) else { return failNow(id, .badArguments) }
         guard !name.isEmpty && name.count <= nameBytesMax else { return failNow(id, .noInstance) }
         guard calls.count < config.callsInFlightMax else { return failNow(id, .tooManyCalls) }
         let deadline = nowMs + UInt64(min(deadlineMs, config.callDeadlineMaxMs))
@@ -505,7 +506,7 @@ extension MeshNode {
         case .remoteError(let code):
             return code == Status.busy.rawValue || code == Status.unavailable.rawValue
                 || code == Status.internalError.rawValue || code == Status.deadlineExceeded.rawValue
-        case .tooManyCalls, .argumentsTooLarge, .stopped, .unknownNode, .nodeDown:
+        case .tooManyCalls, .argumentsTooLarge, .badArguments, .stopped, .unknownNode, .nodeDown:
             return false
         }
     }
@@ -532,4 +533,12 @@ extension CallError {
         if case .incompatibleVersion = self { return true }
         return false
     }
+}
+
+/// Empty (no arguments) or exactly one well-formed CBOR item, as Request key 3 requires.
+func isOneCBORItem(_ bytes: [UInt8]) -> Bool {
+    if bytes.isEmpty { return true }
+    var r = CBORReader(bytes, depthMax: WireLimits.cborDepthMax)
+    guard (try? r.skip()) != nil else { return false }
+    return r.isAtEnd
 }

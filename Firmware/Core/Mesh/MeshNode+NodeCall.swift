@@ -24,6 +24,7 @@ extension MeshNode {
         guard lifecycle == .running else { return failNow(id, .stopped) }
         let nowMs = advanceClock(nowMs)
         guard arguments.count <= MeshConfig.rpcPayloadBytesMax else { return failNow(id, .argumentsTooLarge) }
+        guard isOneCBORItem(arguments) else { return failNow(id, .badArguments) }
         guard calls.count < config.callsInFlightMax else { return failNow(id, .tooManyCalls) }
         if node != nodeID {
             guard let pi = peerIndex(node) else { return failNow(id, .unknownNode) }

@@ -111,6 +111,9 @@ public enum CallError: Error, Equatable {
     case tooManyCalls
     /// Arguments longer than MeshConfig.rpcPayloadBytesMax.
     case argumentsTooLarge
+    /// Arguments that are not exactly one well-formed CBOR item: the server
+    /// would drop the request as malformed, so it is refused before sending.
+    case badArguments
     /// The node is not running (before start, or after leave).
     case stopped
     /// A node-targeted call (`call(node:...)`) names a node not in the peer table.
@@ -128,6 +131,7 @@ public enum CallError: Error, Equatable {
         case .remoteError: return "remote_error"
         case .tooManyCalls: return "too_many_calls"
         case .argumentsTooLarge: return "arguments_too_large"
+        case .badArguments: return "bad_arguments"
         case .stopped: return "stopped"
         case .unknownNode: return "unknown_node"
         case .nodeDown: return "node_down"
