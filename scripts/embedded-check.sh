@@ -34,31 +34,10 @@ ENSURE_PACKAGES_FOR="the embedded check" "$root/scripts/ensure-packages.sh" \
 
 # ---- toolchain ------------------------------------------------------------------
 
-swiftc="${SWIFTC:-$(command -v swiftc || true)}"
-[ -n "$swiftc" ] || swiftc=/opt/swift/usr/bin/swiftc
-if [ ! -x "$swiftc" ]; then
-    echo "embedded-check: no swiftc (set SWIFTC, or put a Swift 6 toolchain on PATH)" >&2
-    exit 1
-fi
-embedded_stdlib="$(dirname "$swiftc")/../lib/swift/embedded/armv6m-none-none-eabi"
-if [ ! -d "$embedded_stdlib" ]; then
-    echo "embedded-check: $swiftc has no Embedded Swift stdlib for armv6m-none-none-eabi" >&2
-    exit 1
-fi
-
-# The board's flags (DESIGN.md, "Firmware build facts"). -fshort-enums: the objects
-# must agree with pico-sdk's C on enum sizes. -disable-stack-protector: the guard is
-# read through a GOT that the startup code never copies.
-swift_flags=(
-    -target armv6m-none-none-eabi
-    -enable-experimental-feature Embedded
-    -wmo -Osize -parse-as-library
-    -Xfrontend -function-sections
-    -Xcc -fshort-enums -Xcc -mfloat-abi=soft
-    -Xfrontend -disable-stack-protector
-    -module-cache-path "$build/module-cache"
-    -I "$build"
-)
+tool=embedded-check
+# shellcheck source=scripts/armv6m-swift.sh
+source "$root/scripts/armv6m-swift.sh"
+swift_flags=("${board_swift_flags[@]}" -module-cache-path "$build/module-cache" -I "$build")
 cpu_flags=(-mcpu=cortex-m0 -mthumb)
 
 case "$machine" in

@@ -20,27 +20,13 @@ build="$root/.build-firmware-check"
 ENSURE_PACKAGES_FOR="the firmware check" "$root/scripts/ensure-packages.sh" \
     gcc-arm-none-eabi libnewlib-arm-none-eabi
 
-swiftc="${SWIFTC:-$(command -v swiftc || true)}"
-[ -n "$swiftc" ] || swiftc=/opt/swift/usr/bin/swiftc
-if [ ! -x "$swiftc" ]; then
-    echo "firmware-check: no swiftc (set SWIFTC, or put a Swift 6 toolchain on PATH)" >&2
-    exit 1
-fi
-
-# The board's flags (DESIGN.md, "Firmware build facts"; the same list is in
-# BoardSupport/CMakeLists.txt). The Pico module sees the board contract as the
-# Clang module TDOSBoard (BoardSupport/include/module.modulemap).
-swift_flags=(
-    -target armv6m-none-none-eabi
-    -enable-experimental-feature Embedded
-    -wmo -Osize -parse-as-library
-    -Xfrontend -function-sections
-    -Xcc -fshort-enums -Xcc -mfloat-abi=soft
-    -Xfrontend -disable-stack-protector
-    -module-cache-path "$build/module-cache"
-    -I "$build"
-    -I "$root/BoardSupport/include" -Xcc "-I$root/linker"
-)
+tool=firmware-check
+# shellcheck source=scripts/armv6m-swift.sh
+source "$root/scripts/armv6m-swift.sh"
+# The Pico module sees the board contract as the Clang module TDOSBoard
+# (BoardSupport/include/module.modulemap).
+swift_flags=("${board_swift_flags[@]}" -module-cache-path "$build/module-cache" -I "$build"
+    -I "$root/BoardSupport/include" -Xcc "-I$root/linker")
 c_flags=(
     -mcpu=cortex-m0plus -mthumb -std=c11 -Os -ffunction-sections -fdata-sections
     -Wall -Wextra -Werror
