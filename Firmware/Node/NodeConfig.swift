@@ -39,6 +39,8 @@ public struct NodeConfig {
     public var key: [UInt8]
     public var sensors: [SensorService] = []
     public var mesh = MeshConfig()
+    /// Subscriptions this node holds for others (sensor role) and its own.
+    public var pubsub = PubSubConfig()
     public var scheduler = SchedulerConfig.standard
     /// The local config layer (defaults merged with the file and environment on
     /// Linux); nil = the built-in defaults (the board). Read with `config get`;

@@ -23,6 +23,8 @@ public final class NodeRuntime<P: Platform> {
     public let config: NodeConfig
     public var scheduler: Scheduler
     public var mesh: MeshNode
+    /// Subscriptions (pushes of this node's readings, and its own subscriptions).
+    public var pubsub: PubSub
     public let bootUs: UInt64
 
     /// Calls completed but not yet claimed by the task that made them.
@@ -59,6 +61,8 @@ public final class NodeRuntime<P: Platform> {
 
     /// Test hook (the deterministic simulation): sees every mesh action before it is carried out.
     public var actionObserver: ((MeshAction) -> Void)? = nil
+    /// Sees every subscription event of this node's own subscriptions (`subscribe`).
+    public var subscriptionObserver: ((PubSubEvent) -> Void)? = nil
     /// Set by the power task; runOnce refreshes the metrics outside the scheduler.
     var metricsDue = false
     /// Requests whose answer reads `scheduler` (metrics, tasks, status), served
@@ -85,6 +89,7 @@ public final class NodeRuntime<P: Platform> {
         mesh = MeshNode(config: meshConfig, nodeID: config.nodeID, name: config.name, epoch: epoch,
                         keys: Keyring(id: config.keyID, key: config.key), address: config.address,
                         services: config.services, rngSeed: config.rngSeed)
+        pubsub = PubSub(config: config.pubsub)
         scheduler = Scheduler(config: config.scheduler, clockUs: { platform.nowUs() })
         latest = Array(repeating: nil, count: config.sensors.count)
     }
@@ -122,6 +127,22 @@ public final class NodeRuntime<P: Platform> {
         let id = mesh.call(service: name, version: version, arguments: arguments, deadlineMs: deadlineMs, nowMs: nowMs)
         pump { scheduler.raise($0) }
         return id
+    }
+
+    /// Subscribes this node to a service (outside any task: the simulation's
+    /// subscribers); events reach `subscriptionObserver`.
+    public func subscribe(service name: [UInt8], version: SemVer = SemVer(1, 0, 0), minIntervalMs: UInt32,
+                          maxIntervalMs: UInt32, threshold: Double = 0, leaseMs: UInt32) -> SubscriptionID? {
+        let id = pubsub.subscribe(service: name, version: version, minIntervalMs: minIntervalMs,
+                                  maxIntervalMs: maxIntervalMs, threshold: threshold, leaseMs: leaseMs,
+                                  nowMs: nowMs, mesh: &mesh)
+        pump { scheduler.raise($0) }
+        return id
+    }
+
+    public func unsubscribe(_ id: SubscriptionID) {
+        pubsub.unsubscribe(id, nowMs: nowMs, mesh: &mesh)
+        pump { scheduler.raise($0) }
     }
 
     /// Runs every ready task; returns when to call again (µs), nil if idle.
@@ -200,8 +221,13 @@ public final class NodeRuntime<P: Platform> {
             mesh.handleTimeout(nowMs: now)
             pump { ctx.signal($0) }
         }
+        if let t = pubsub.nextTimeoutMs, t <= now {
+            pubsub.handleTimeout(nowMs: now, mesh: &mesh)
+            pump { ctx.signal($0) }
+        }
         let cap = ctx.nowUs + 1_000_000
-        let next = mesh.nextTimeoutMs.map { $0 * 1000 } ?? cap
+        var next = mesh.nextTimeoutMs.map { $0 * 1000 } ?? cap
+        if let t = pubsub.nextTimeoutMs { next = min(next, t * 1000) }
         return .waitSignal(Self.meshWake, untilUs: min(next, cap))
     }
 
@@ -212,8 +238,11 @@ public final class NodeRuntime<P: Platform> {
             if let raw = platform.sample(s.kind, nowMs: now) {
                 latest[i] = (raw + s.calibrationOffset, now)
                 samplesTaken &+= 1
+                pubsub.publish(service: s.name, value: raw + s.calibrationOffset, unit: s.kind.unit, nowMs: now,
+                               mesh: &mesh)
             }
         }
+        pump { ctx.signal($0) }
         return .sleep(untilUs: ctx.nowUs + UInt64(config.sampleIntervalMs) * 1000)
     }
 
@@ -347,12 +376,14 @@ public final class NodeRuntime<P: Platform> {
                 if completed.count == Self.completedMax { completed.removeFirst() }
                 completed.append((id, result))
                 callsDone = true
-            case .deliver:
-                break
+            case .deliver(let frame):
+                pubsub.handle(frame, nowMs: now, mesh: &mesh)
             case .event(let e):
                 platform.log(describe(e))
+                pubsub.handleMeshEvent(e, nowMs: now, mesh: &mesh)
             }
         }
+        while let e = pubsub.pollEvent() { subscriptionObserver?(e) }
         if callsDone { signal(Self.callDone) }
         signal(Self.meshWake)
     }

@@ -58,10 +58,14 @@ struct MeshTestNet {
     var duplicatePercent: UInt64 = 0
     var jitterMs: UInt64 = 0
     var faultRNG = SeededRandom(seed: 0)
+    /// Subscriptions beside each node's mesh (PubSub), fed its deliveries and events.
+    var pubsubs: [PubSub] = []
+    var pubsubEvents: [(node: Int, event: PubSubEvent, at: UInt64)] = []
 
     init(services: [[ServiceDescriptor]], config: MeshConfig = MeshConfig(), seed: UInt64 = 1,
-         names: [String]? = nil) {
+         names: [String]? = nil, pubsub: PubSubConfig = PubSubConfig()) {
         for (i, list) in services.enumerated() {
+            pubsubs.append(PubSub(config: pubsub))
             nodes.append(MeshNode(config: config, nodeID: meshNodeID(i), name: meshBytes(names?[i] ?? "node-\(i)"),
                                   epoch: 1, keys: meshKeyring(), address: meshAddress(i), services: list,
                                   rngSeed: seed &* 1000 &+ UInt64(i)))
@@ -146,11 +150,35 @@ struct MeshTestNet {
                 }
             case .complete(let id, let result):
                 completions.append((i, id, result, now, boots[i]))
-            case .deliver:
-                break
+            case .deliver(let frame):
+                pubsubs[i].handle(frame, nowMs: now, mesh: &nodes[i])
             case .event(let e):
                 events.append((i, e, now))
+                pubsubs[i].handleMeshEvent(e, nowMs: now, mesh: &nodes[i])
             }
+        }
+        while let e = pubsubs[i].pollEvent() { pubsubEvents.append((i, e, now)) }
+    }
+
+    mutating func subscribe(_ i: Int, _ name: String, version: SemVer = SemVer(1, 0, 0), minMs: UInt32 = 1000,
+                            maxMs: UInt32 = 10_000, threshold: Double = 0, leaseMs: UInt32 = 30_000) -> SubscriptionID? {
+        let id = pubsubs[i].subscribe(service: meshBytes(name), version: version, minIntervalMs: minMs,
+                                      maxIntervalMs: maxMs, threshold: threshold, leaseMs: leaseMs, nowMs: now,
+                                      mesh: &nodes[i])
+        drain(i)
+        return id
+    }
+
+    mutating func publish(_ i: Int, _ name: String, _ value: Double) {
+        pubsubs[i].publish(service: meshBytes(name), value: value, unit: .celsius, nowMs: now, mesh: &nodes[i])
+        drain(i)
+    }
+
+    /// Notifications node `i` received, in order.
+    func notifications(_ i: Int) -> [(n: SubscriptionNotification, at: UInt64)] {
+        pubsubEvents.compactMap { e in
+            guard e.node == i, case .notification(let n) = e.event else { return nil }
+            return (n, e.at)
         }
     }
 
@@ -194,6 +222,7 @@ struct MeshTestNet {
             for r in laterResponds { next = min(next, r.at) }
             for i in nodes.indices where !crashed.contains(i) {
                 if let t = nodes[i].nextTimeoutMs { next = min(next, t) }
+                if let t = pubsubs[i].nextTimeoutMs { next = min(next, t) }
             }
             guard next <= end else { break }
             now = max(now, next)
@@ -216,6 +245,14 @@ struct MeshTestNet {
                     drain(i)
                     if let t2 = nodes[i].nextTimeoutMs, t2 <= now {
                         Issue.record("node \(i): nextTimeoutMs \(t2) still due after handleTimeout at \(now)")
+                        return
+                    }
+                }
+                if let t = pubsubs[i].nextTimeoutMs, t <= now {
+                    pubsubs[i].handleTimeout(nowMs: now, mesh: &nodes[i])
+                    drain(i)
+                    if let t2 = pubsubs[i].nextTimeoutMs, t2 <= now {
+                        Issue.record("node \(i): pubsub nextTimeoutMs \(t2) still due after handleTimeout at \(now)")
                         return
                     }
                 }

@@ -60,7 +60,7 @@ extension MeshNode {
         case .ack: onAck(frame, from: from, relayed: relayed, nowMs: nowMs)
         case .error: try onError(frame, from: from, relayed: relayed, nowMs: nowMs)
         case .relay: try onRelay(frame, from: from, relayed: relayed, nowMs: nowMs)
-        case .configUpdate, .metrics:
+        case .configUpdate, .metrics, .subscribe, .notify:
             guard touch(frame, from: from, relayed: relayed, nowMs: nowMs) != .stale else { return }
             emit(.deliver(frame))
         default:

@@ -236,3 +236,77 @@ public enum SimExperiments {
                           failures: w.failures)
     }
 }
+
+// MARK: - Subscriptions (issue 7)
+
+extension SimExperiments {
+    public struct SubscriptionRun {
+        /// Notifications node 0 received: (virtual ms, publisher node index, sequence, value).
+        public var notifications: [(atMs: UInt64, publisher: Int, sequence: UInt32, value: Double?)] = []
+        /// Primary crash to the first notification from the backup, ms.
+        public var failoverMs: UInt64?
+        /// Largest gap between two notifications outside the failover, ms.
+        public var steadyGapMaxMs: UInt64 = 0
+        /// Subscriber crash to the backup dropping its entry, ms.
+        public var lapseMs: UInt64?
+        /// Publishers' subscription tables never grew past one entry for one subscriber.
+        public var duplicatesAtPublisher = false
+        /// Sequences from one publisher strictly increasing (no duplicate or reordered push delivered).
+        public var ordered = true
+        public var failures: [String] = []
+    }
+
+    /// Node 0 (kernel) subscribes to temp_sensor ^1.0 (min 500 ms, max 2 s,
+    /// lease `leaseMs`); node 1 is the primary, node 2 the backup (priority 1),
+    /// both sampling at 1 Hz. The primary crashes at a seeded moment; later the
+    /// subscriber crashes and the backup must drop its entry within the lease.
+    public static func subscription(seed: UInt64, lossPercent: Double = 0, leaseMs: UInt32 = 9_000,
+                                    mesh: MeshConfig = MeshConfig()) -> SubscriptionRun {
+        let w = world(seed: seed, nodes: 3, mesh: mesh, name: "subscription")
+        w.faults.lossPercent = lossPercent
+        var r = SeededRandom(seed: seed ^ 0x5B5C)
+        let subscribeUs = 4_000_000 + r.below(1_000_000)
+        let crashUs = subscribeUs + 6_000_000 + r.below(3_000_000)
+        let subscriberCrashUs = crashUs + 12_000_000 + r.below(2_000_000)
+        var out = SubscriptionRun()
+        var lastSeq: [Int: UInt32] = [:]
+        for i in 0..<3 { w.boot(i) }
+        w.schedule(atUs: subscribeUs) { w in
+            guard let rt = w.nodes[0].runtime else { return }
+            rt.subscriptionObserver = { e in
+                guard case .notification(let n) = e, let p = w.index(ofNodeID: n.publisher) else { return }
+                if let last = lastSeq[p], n.sequence <= last, n.sequence != 1 { out.ordered = false }
+                lastSeq[p] = n.sequence
+                out.notifications.append((w.nowUs / 1000, p, n.sequence, n.value))
+            }
+            _ = rt.subscribe(service: bytes("temp_sensor"), minIntervalMs: 500, maxIntervalMs: 2_000, leaseMs: leaseMs)
+            w.runNode(0)
+        }
+        w.schedule(atUs: crashUs) { w in w.crash(1) }
+        w.schedule(atUs: subscriberCrashUs) { w in w.crash(0) }
+        // Watch the backup's table every 10 ms of virtual time.
+        var t = subscribeUs
+        while t < subscriberCrashUs + UInt64(leaseMs) * 1000 + 2_000_000 {
+            t += 10_000
+            w.schedule(atUs: t) { w in
+                guard let backup = w.nodes[2].runtime else { return }
+                let n = backup.pubsub.publicationCount(subscriber: w.nodes[0].nodeID)
+                if n > 1 { out.duplicatesAtPublisher = true }
+                if w.nowUs > subscriberCrashUs, n == 0, out.lapseMs == nil {
+                    out.lapseMs = (w.nowUs - subscriberCrashUs) / 1000
+                }
+            }
+        }
+        w.run(untilUs: t + 10_000)
+        out.failures = w.failures
+        if let first = out.notifications.first(where: { $0.publisher == 2 && $0.atMs * 1000 >= crashUs }) {
+            out.failoverMs = first.atMs - crashUs / 1000
+        }
+        var prev: UInt64?
+        for n in out.notifications {
+            if let p = prev, !(p * 1000 < crashUs && n.atMs * 1000 >= crashUs) { out.steadyGapMaxMs = max(out.steadyGapMaxMs, n.atMs - p) }
+            prev = n.atMs
+        }
+        return out
+    }
+}
