@@ -80,8 +80,9 @@ func noMesh(_ args: Args, waitedMs: UInt64) -> Never {
 func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
 func addr(_ a: NodeAddress?) -> String { a.map { "\(ipv4String($0.host)):\($0.port)" } ?? "(relayed)" }
 func semver(_ v: SemVer) -> String { "\(v.major).\(v.minor).\(v.patch)" }
-func json(_ object: Any) -> String {
-    let data = try! JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+/// Pretty JSON for listings; `line: true` gives one compact line (streams: JSON Lines).
+func json(_ object: Any, line: Bool = false) -> String {
+    let data = try! JSONSerialization.data(withJSONObject: object, options: line ? [.sortedKeys] : [.prettyPrinted, .sortedKeys])
     return String(decoding: data, as: UTF8.self)
 }
 func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }

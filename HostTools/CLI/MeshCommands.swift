@@ -116,6 +116,7 @@ func readCommand(_ args: Args) throws -> Int32 {
 }
 
 func watchCommand(_ args: Args) throws -> Int32 {
+    if !args.positional.isEmpty { return try watchServiceCommand(args) }
     try args.check(allowed: common.union(["interval", "broadcast", "port"]))
     let interval = try args.int("interval", default: UInt64(2000))
     let c = try client(args)
@@ -150,3 +151,90 @@ func watchCommand(_ args: Args) throws -> Int32 {
     return 0
 }
 
+
+/// `tdos watch SERVICE`: subscribes and prints every reading the publisher
+/// pushes, following failover to a backup, until Ctrl-C (or --count N).
+func watchServiceCommand(_ args: Args) throws -> Int32 {
+    try args.check(allowed: common.union(["version", "min-interval", "max-interval", "threshold", "lease", "count",
+                                          "wait", "broadcast", "port"]))
+    guard args.positional.count == 1 else {
+        throw UsageError(message: "watch takes at most one SERVICE, e.g. `tdos watch temp_sensor`")
+    }
+    let service = args.positional[0]
+    guard !service.isEmpty, service.utf8.count <= nameBytesMax else {
+        throw UsageError(message: "SERVICE must be 1-\(nameBytesMax) bytes")
+    }
+    guard let version = parseSemVer(args.value("version") ?? "1.0.0") else {
+        throw UsageError(message: "--version expects MAJOR[.MINOR[.PATCH]], e.g. 1.2")
+    }
+    let minMs = try args.int("min-interval", default: UInt32(1000))
+    let maxMs = try args.int("max-interval", default: UInt32(10_000))
+    let leaseMs = try args.int("lease", default: UInt32(30_000))
+    let count = try args.int("count", default: 0)
+    let waitMs = try args.int("wait", default: UInt64(5000))
+    var threshold = 0.0
+    if let t = args.value("threshold") {
+        guard let v = Double(t), v >= 0, v.isFinite else {
+            throw UsageError(message: "--threshold expects a number >= 0 (0: every new sample), got \"\(t)\"")
+        }
+        threshold = v
+    }
+    guard maxMs >= minMs, leaseMs >= 2000 else {
+        throw UsageError(message: "need --max-interval >= --min-interval and --lease >= 2000 ms")
+    }
+    let asJSON = args.switches.contains("json")
+    let c = try client(args)
+    installStopHandlers()
+    c.discover(ms: 400)
+    var received = 0
+    var following: UInt32?
+    func name(_ node: UInt32) -> String { c.mesh.peer(node).map { text($0.name) } ?? hexID(node) }
+    c.onSubscriptionEvent = { e in
+        switch e {
+        case .publisherChanged(_, let from, let to):
+            following = to
+            let msg: String
+            switch (from, to) {
+            case (nil, let t?): msg = "following \(name(t))"
+            case (let f?, let t?): msg = "\(name(f)) stopped answering; now following \(name(t)) (failover)"
+            case (let f?, nil): msg = "\(name(f)) stopped answering and no other instance of \(service) is known; still looking"
+            case (nil, nil): msg = "no instance of \(service) is known yet; still looking"
+            }
+            FileHandle.standardError.write(("tdos watch: " + msg + "\n").data(using: .utf8)!)
+        case .notification(let n):
+            received += 1
+            let unit = String(decoding: UnsafeBufferPointer(start: n.unit.symbol.utf8Start, count: n.unit.symbol.utf8CodeUnitCount), as: UTF8.self)
+            let status = n.status == Status.ok.rawValue ? "ok" : (n.status == Status.unavailable.rawValue ? "unavailable" : "status \(n.status)")
+            if asJSON {
+                var o: [String: Any] = ["service": service, "node": hexID(n.publisher), "node_name": name(n.publisher),
+                                        "sequence": n.sequence, "status": status, "unit": unit, "age_ms": n.ageMs,
+                                        "time": ISO8601DateFormatter().string(from: Date())]
+                if let v = n.value { o["value"] = v }
+                print(json(o, line: true))
+            } else {
+                let value = n.value.map { String(format: "%.2f", $0) } ?? "-"
+                let clock = DateFormatter.localizedString(from: Date(), dateStyle: .none, timeStyle: .medium)
+                print("\(clock)  \(service) = \(value) \(unit)  from \(name(n.publisher))  #\(n.sequence)"
+                      + (status == "ok" ? "" : "  (\(status))"))
+            }
+            fflush(stdout)
+        }
+    }
+    guard let id = c.subscribe(service: service, version: version, minIntervalMs: minMs, maxIntervalMs: maxMs,
+                               threshold: threshold, leaseMs: leaseMs) else {
+        fail("could not subscribe: the client's subscription table is full", code: 1)
+    }
+    let start = monotonicMs()
+    while !isStopRequested && (count == 0 || received < count) {
+        c.run(ms: 200) { count > 0 && received >= count }
+        if received == 0 && monotonicMs() - start > waitMs {
+            if meshPeers(c).isEmpty { noMesh(args, waitedMs: waitMs) }
+            let who = following.map { " (asked \(name($0)))" } ?? ""
+            fail("no reading of \(service) within \(waitMs) ms\(who). `tdos services` lists what the mesh offers; "
+                 + "a node older than protocol v1.2 cannot be watched (use `tdos read`).", code: 3)
+        }
+    }
+    c.unsubscribe(id)
+    c.run(ms: 50)
+    return 0
+}

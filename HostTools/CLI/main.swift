@@ -19,6 +19,12 @@ mesh inspection (any mesh on this machine's loopback range, or --broadcast):
   tdos read SERVICE [--timeout MS] [--version X.Y.Z] [--json]
                                               read a sensor through the mesh (failover included)
   tdos watch [--interval MS]                  live view of nodes and readings (Ctrl-C to stop)
+  tdos watch SERVICE [--min-interval MS] [--max-interval MS] [--threshold X] [--lease MS]
+            [--count N] [--version X.Y.Z] [--json]
+                                              subscribe: stream every reading the service pushes
+                                              (on change by X, at most every min, at least every max
+                                              interval), following failover to a backup;
+                                              --json: one JSON object per line
 
 node operations (one node, no failover; NODE is a name or a hex id from `tdos nodes`):
   tdos call NODE OP [ARG] [--timeout MS] [--json]   OP: status, metrics, tasks, config-get PATH, read, ... or a number

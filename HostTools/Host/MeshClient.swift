@@ -8,6 +8,9 @@ import TDOSCore
 public final class MeshClient {
     public let transport: UDPTransport
     public var mesh: MeshNode
+    /// This client's subscriptions (`tdos watch SERVICE`).
+    public var pubsub = PubSub()
+    public var onSubscriptionEvent: ((PubSubEvent) -> Void)?
     public private(set) var completed: [(CallID, CallResult)] = []
     public private(set) var events: [MeshEvent] = []
     public var onEvent: ((MeshEvent) -> Void)?
@@ -39,9 +42,37 @@ public final class MeshClient {
             case .broadcast(let bytes): transport.broadcast(bytes)
             case .serve(let h, _, _): mesh.respond(h, Response(status: Status.unknownService.rawValue), nowMs: monotonicMs())
             case .complete(let id, let r): completed.append((id, r))
-            case .deliver(let f): onDeliver?(f)
-            case .event(let e): events.append(e); onEvent?(e)
+            case .deliver(let f):
+                if !pubsub.handle(f, nowMs: monotonicMs(), mesh: &mesh) { onDeliver?(f) }
+            case .event(let e):
+                events.append(e)
+                onEvent?(e)
+                pubsub.handleMeshEvent(e, nowMs: monotonicMs(), mesh: &mesh)
             }
+        }
+        while let e = pubsub.pollEvent() { onSubscriptionEvent?(e) }
+    }
+
+    /// Subscribes to a service; events reach `onSubscriptionEvent` while `run` runs.
+    public func subscribe(service: String, version: SemVer = SemVer(1, 0, 0), minIntervalMs: UInt32,
+                          maxIntervalMs: UInt32, threshold: Double, leaseMs: UInt32) -> SubscriptionID? {
+        let id = pubsub.subscribe(service: Array(service.utf8), version: version, minIntervalMs: minIntervalMs,
+                                  maxIntervalMs: maxIntervalMs, threshold: threshold, leaseMs: leaseMs,
+                                  nowMs: monotonicMs(), mesh: &mesh)
+        pump()
+        return id
+    }
+
+    public func unsubscribe(_ id: SubscriptionID) {
+        pubsub.unsubscribe(id, nowMs: monotonicMs(), mesh: &mesh)
+        pump()
+    }
+
+    /// The earliest of the mesh's and the subscriptions' timers.
+    var nextTimeoutMs: UInt64? {
+        switch (mesh.nextTimeoutMs, pubsub.nextTimeoutMs) {
+        case (let a?, let b?): return min(a, b)
+        case (let a, let b): return a ?? b
         }
     }
 
@@ -51,7 +82,7 @@ public final class MeshClient {
         while monotonicMs() < end && !until() && !isStopRequested {
             let now = monotonicMs()
             var wait = end - now
-            if let t = mesh.nextTimeoutMs { wait = t <= now ? 0 : min(wait, t - now) }
+            if let t = nextTimeoutMs { wait = t <= now ? 0 : min(wait, t - now) }
             if transport.waitReadable(timeoutMs: Int32(min(wait, 200))) {
                 while let d = transport.receive() {
                     mesh.handleDatagram(d.bytes, from: d.from, nowMs: monotonicMs())
@@ -61,6 +92,10 @@ public final class MeshClient {
             let after = monotonicMs()
             if let t = mesh.nextTimeoutMs, t <= after {
                 mesh.handleTimeout(nowMs: after)
+                pump()
+            }
+            if let t = pubsub.nextTimeoutMs, t <= after {
+                pubsub.handleTimeout(nowMs: after, mesh: &mesh)
                 pump()
             }
         }

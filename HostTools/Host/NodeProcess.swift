@@ -12,6 +12,13 @@ public func installStopHandlers() {
     signal(SIGINT) { _ in stopRequested = 1 }
     signal(SIGTERM) { _ in stopRequested = 1 }
     signal(SIGPIPE, SIG_IGN)
+    // A parent may start us with these blocked (the mask is inherited across
+    // exec; a test runner's is): Ctrl-C and `tdos sim down` must still work.
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGINT)
+    sigaddset(&set, SIGTERM)
+    pthread_sigmask(SIG_UNBLOCK, &set, nil)
 }
 
 public var isStopRequested: Bool { stopRequested != 0 }

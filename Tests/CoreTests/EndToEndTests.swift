@@ -103,6 +103,24 @@ final class E2EMesh {
                          err: String(decoding: e, as: UTF8.self))
     }
 
+    /// Starts the CLI in the background; its stdout and stderr go to the returned files.
+    func startCLI(_ args: [String]) throws -> (process: Process, out: String, err: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = args + ["--port-base", "\(portBase)"]
+        var env = ProcessInfo.processInfo.environment
+        env["TDOS_RUN_DIR"] = runDir
+        p.environment = env
+        let tag = UInt32.random(in: 0..<UInt32.max)
+        let out = "\(runDir)/bg-\(tag).out", err = "\(runDir)/bg-\(tag).err"
+        FileManager.default.createFile(atPath: out, contents: nil)
+        FileManager.default.createFile(atPath: err, contents: nil)
+        p.standardOutput = FileHandle(forWritingAtPath: out)
+        p.standardError = FileHandle(forWritingAtPath: err)
+        try p.run()
+        return (p, out, err)
+    }
+
     /// Polls `body` every 200 ms until it is true or `seconds` pass.
     func eventually(_ seconds: Double, _ body: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
@@ -176,6 +194,15 @@ final class E2EMesh {
         client.run(ms: 1500) { client.mesh.instances(of: Array("temp_sensor".utf8)).count == 2 }
         #expect(client.mesh.instances(of: Array("temp_sensor".utf8)).count == 2)
         let boundMs = Double(MeshConfig().deadAfterMs) + 1000  // 3 s + one RTT and timer slack
+        // A subscriber streams the readings through the kill (issue 7: it moves to the backup).
+        let watch = try mesh.startCLI(["watch", "temp_sensor", "--json", "--min-interval", "200", "--max-interval", "1000"])
+        defer { if watch.process.isRunning { kill(watch.process.processIdentifier, SIGKILL) } }
+        func watched() -> [[String: Any]] {
+            let text = String(decoding: FileManager.default.contents(atPath: watch.out) ?? Data(), as: UTF8.self)
+            return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        }
+        #expect(mesh.eventually(8) { watched().filter { $0["node_name"] as? String == "temp-a" }.count >= 2 },
+                "tdos watch streams temp-a's readings: \(watched())")
         #expect(mesh.cli(["sim", "kill", "temp-a"]).status == 0)
         let killedAt = Date()
         var lastFromBackup: Date?
@@ -191,6 +218,17 @@ final class E2EMesh {
         #expect(readsOK == reads, "every read during the failover succeeded (\(readsOK)/\(reads))")
         let failoverMs = (lastFromBackup ?? .distantFuture).timeIntervalSince(killedAt) * 1000
         #expect(failoverMs <= boundMs, "first fresh read from the backup \(Int(failoverMs)) ms after the kill; bound \(Int(boundMs)) ms")
+        // The subscriber followed the failover: temp-a's pushes, then temp-b's, each in sequence.
+        #expect(mesh.eventually(6) { watched().contains { $0["node_name"] as? String == "temp-b" } })
+        kill(watch.process.processIdentifier, SIGINT)
+        watch.process.waitUntilExit()
+        let stream = watched().compactMap { $0["node_name"] as? String }
+        let firstB = stream.firstIndex(of: "temp-b") ?? stream.count
+        #expect(firstB > 0 && stream[..<firstB].allSatisfy { $0 == "temp-a" } && stream[firstB...].allSatisfy { $0 == "temp-b" },
+                "watch stream: \(stream)")
+        let watchErr = String(decoding: FileManager.default.contents(atPath: watch.err) ?? Data(), as: UTF8.self)
+        #expect(watchErr.contains("now following temp-b (failover)"), "\(watchErr)")
+        #expect(watch.process.terminationStatus == 0, "Ctrl-C ends tdos watch cleanly")
         // A fresh CLI process reads from the backup at once.
         let viaCLI = mesh.cli(["read", "temp_sensor", "--json"])
         #expect(viaCLI.status == 0 && (viaCLI.json as? [String: Any])?["node_name"] as? String == "temp-b", "\(viaCLI.err)")
