@@ -7,3 +7,5 @@ ENSURE_PACKAGES_FOR="make bench (rpc: libcoap reference)" scripts/ensure-package
 swift build -c release --product tdos-bench >/dev/null
 swift build -c release --product tdos >/dev/null  # rpc: the sensor node process
 .build/release/tdos-bench "$@"
+# runtime: the armv6m flash of the scheduler, subscriptions, config, metrics.
+if [[ $# -eq 0 || " $* " == *" runtime "* ]]; then scripts/runtime-size.sh || echo "runtime-size: skipped (no armv6m toolchain: see scripts/embedded-check.sh)"; fi

@@ -42,7 +42,7 @@ public enum WireLimits {
 /// reply that names `majorMin...majorMax`.
 public enum ProtocolVersion {
     public static let major: UInt8 = 1
-    public static let minor: UInt8 = 1
+    public static let minor: UInt8 = 2  // v1.2: subscribe/notify (types 12, 13)
     public static let majorMin: UInt8 = 1
     public static let majorMax: UInt8 = 1
 }

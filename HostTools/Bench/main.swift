@@ -4,6 +4,7 @@ let groups: [(String, () -> Void)] = [
     ("wire", wireBench),
     ("sim", simBench),
     ("rpc", rpcBench),
+    ("runtime", runtimeBench),
 ]
 let wanted = CommandLine.arguments.dropFirst()
 for (name, run) in groups where wanted.isEmpty || wanted.contains(name) {
