@@ -58,6 +58,10 @@ public final class NodeRuntime<P: Platform> {
     /// defaults, merged on Linux with the file and environment (`NodeConfig.settings`).
     public internal(set) var metrics: MetricsRegistry
     public internal(set) var settings: ConfigManager
+    /// What the config record held at boot (logged at start).
+    public let configRestore: ConfigRestoreOutcome
+    /// config_update messages whose record could not be written (not applied, not acknowledged).
+    public private(set) var configPersistFailures: UInt32 = 0
 
     /// Test hook (the deterministic simulation): sees every mesh action before it is carried out.
     public var actionObserver: ((MeshAction) -> Void)? = nil
@@ -78,7 +82,9 @@ public final class NodeRuntime<P: Platform> {
         self.config = config
         bootUs = platform.nowUs()
         let epoch = platform.nextBootEpoch()
-        let manager = config.settings.map { ConfigManager(local: $0) } ?? ConfigManager()
+        var manager = config.settings.map { ConfigManager(local: $0) } ?? ConfigManager()
+        let stored = platform.loadConfigRecord()
+        configRestore = manager.restore(regionA: stored.a, regionB: stored.b)
         settings = manager
         metrics = MetricsRegistry(nowMs: bootUs / 1000,
                                   slaTargetMs: UInt32(clamping: manager.int("metrics.sla_target_ms", default: 100)))
@@ -110,7 +116,46 @@ public final class NodeRuntime<P: Platform> {
         l.append(config.role.name)
         l.append(", epoch ")
         l.append(UInt64(mesh.epoch))
+        l.append(", config version ")
+        l.append(UInt64(settings.version))
+        switch configRestore {
+        case .restored, .noImage: break
+        case .corrupt: l.append(" (stored config record corrupt: ignored, defaults in force; the next update rewrites it)")
+        }
         platform.log(l)
+    }
+
+    /// A `config_update` from a peer: applied all or nothing if newer than the
+    /// version in force, persisted before the `ack` (an older or equal version is
+    /// acknowledged without effect so its sender stops retrying; a refused one
+    /// gets an `error` with status bad_arguments; one that cannot be persisted is
+    /// undone and left unanswered, so the sender retries).
+    func applyConfigUpdate(_ frame: Frame, nowMs: UInt64) {
+        guard let update = try? ConfigUpdate.decode(frame.payload) else {
+            mesh.send(.error, payload: ErrorReply(code: Status.badArguments.rawValue).encode(), to: frame.sender,
+                      ref: frame.id, nowMs: nowMs)
+            return
+        }
+        let before = settings
+        let outcome = settings.apply(update)
+        if outcome.persist && !platform.storeConfigRecord(settings.image()) {
+            settings = before
+            configPersistFailures &+= 1
+            platform.log(TextLine("config update not applied: the config record could not be written (flash or state directory); the sender will retry"))
+            return
+        }
+        if case .applied(let version, _) = outcome {
+            var l = TextLine("config version ")
+            l.append(UInt64(version))
+            l.append(" applied")
+            platform.log(l)
+        }
+        if outcome.acknowledge {
+            mesh.send(.ack, payload: [], to: frame.sender, ref: frame.id, nowMs: nowMs)
+        } else {
+            mesh.send(.error, payload: ErrorReply(code: outcome.replyStatus.rawValue).encode(), to: frame.sender,
+                      ref: frame.id, nowMs: nowMs)
+        }
     }
 
     /// Clean leave: peers drop this node at once instead of waiting for the timeout.
@@ -139,6 +184,10 @@ public final class NodeRuntime<P: Platform> {
         pump { scheduler.raise($0) }
         return id
     }
+
+    /// Carries out what code outside the tasks queued on `mesh` (a ConfigPush
+    /// driven by the simulation, the CLI's own state machines).
+    public func flushMesh() { pump { scheduler.raise($0) } }
 
     public func unsubscribe(_ id: SubscriptionID) {
         pubsub.unsubscribe(id, nowMs: nowMs, mesh: &mesh)
@@ -377,7 +426,11 @@ public final class NodeRuntime<P: Platform> {
                 completed.append((id, result))
                 callsDone = true
             case .deliver(let frame):
-                pubsub.handle(frame, nowMs: now, mesh: &mesh)
+                if frame.type == .configUpdate {
+                    applyConfigUpdate(frame, nowMs: now)
+                } else {
+                    pubsub.handle(frame, nowMs: now, mesh: &mesh)
+                }
             case .event(let e):
                 platform.log(describe(e))
                 pubsub.handleMeshEvent(e, nowMs: now, mesh: &mesh)

@@ -47,12 +47,21 @@ public protocol DisplayPort: AnyObject {
     func show(_ lines: [TextLine])
 }
 
-/// Persistent small state: the boot epoch (PROTOCOL.md "Message id").
+/// Persistent small state: the boot epoch (PROTOCOL.md "Message id") and the
+/// config record (ConfigImage: provisioning fields + runtime overlay).
 public protocol PersistentState: AnyObject {
     /// Reads the stored epoch, stores epoch + 1 durably, returns the new one.
     /// Must not return before the new value is durable: the message ids of this
     /// boot depend on it never repeating.
     func nextBootEpoch() -> UInt32
+    /// Both copies of the config record as stored (empty or erased = none);
+    /// ConfigManager.restore takes the newer valid one.
+    func loadConfigRecord() -> (a: [UInt8], b: [UInt8])
+    /// Writes a config record over the copy that does not hold the newest one,
+    /// durably (fsync; programmed and read back on flash), so a power cut
+    /// leaves the previous copy intact. False when it could not: the update
+    /// is then undone and not acknowledged.
+    func storeConfigRecord(_ record: [UInt8]) -> Bool
 }
 
 public protocol Platform: Clock, DatagramPort, SensorPort, DisplayPort, PersistentState {

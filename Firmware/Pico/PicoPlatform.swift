@@ -161,6 +161,28 @@ public final class PicoPlatform: Platform {
 
     public func nextBootEpoch() -> UInt32 { epoch }
 
+    public func loadConfigRecord() -> (a: [UInt8], b: [UInt8]) {
+        let a = (try? FlashRegion.configA.read(at: 0, count: Int(FlashRegion.configA.size))) ?? []
+        let b = (try? FlashRegion.configB.read(at: 0, count: Int(FlashRegion.configB.size))) ?? []
+        return (a, b)
+    }
+
+    /// Erase and program the copy not holding the newest record, then read it
+    /// back: the newest copy is never touched, so a power cut loses at most
+    /// this update (never acknowledged) and the board boots with the previous one.
+    public func storeConfigRecord(_ record: [UInt8]) -> Bool {
+        let copies = loadConfigRecord()
+        let region = ConfigImage.writeToB(a: copies.a, b: copies.b) ? FlashRegion.configB : FlashRegion.configA
+        guard record.count <= Int(region.size) else { return false }
+        do {
+            try region.erase(at: 0, count: region.size)
+            try region.program(at: 0, record)
+            return try region.read(at: 0, count: record.count) == record
+        } catch {
+            return false
+        }
+    }
+
     public func log(_ line: TextLine) {
         Console.write("tdos: ")
         Console.line(line)

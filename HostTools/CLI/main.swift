@@ -31,6 +31,10 @@ node operations (one node, no failover; NODE is a name or a hex id from `tdos no
   tdos metrics [NODE] [--json | --prometheus]       metrics of one node or of every live node
   tdos metrics --serve PORT [--listen ADDR]         Prometheus endpoint: GET /metrics scrapes the whole mesh
   tdos tasks NODE [--json]                          the node's scheduler tasks (state, ticks, failures, watchdog...)
+  tdos config push PATH=VALUE... [--version N] [--timeout MS] [--json]
+                                              a versioned config update to every live node (applied,
+                                              persisted, acknowledged; an older version never wins);
+                                              VALUE: number, true/false, text, or null to reset
 
 running nodes:
   tdos node --role kernel|sensor|storage --name NAME [--service SVC[:backup[N]]]...
@@ -61,7 +65,7 @@ let commands: [String: (Args) throws -> Int32] = [
     "watch": watchCommand,
     "node": nodeCommand,
     "sim": simCommand,
-    "call": callCommand, "metrics": metricsCommand, "tasks": tasksCommand,
+    "call": callCommand, "metrics": metricsCommand, "tasks": tasksCommand, "config": configCommand,
     "uf2": uf2Command,
     "provision": provisionCommand,
 ]

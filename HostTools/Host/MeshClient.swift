@@ -35,7 +35,7 @@ public final class MeshClient {
         pump()
     }
 
-    func pump() {
+    public func pump() {
         while let a = mesh.pollAction() {
             switch a {
             case .send(let to, let bytes): transport.send(bytes, to: to)

@@ -84,6 +84,25 @@ public final class PosixPlatform: Platform {
 
     public func feedHardwareWatchdog() { lastWatchdogFeedUs = nowUs() }
 
+    /// Copies A and B of the config record: `<state>/<node>.config-a|-b`.
+    func configPath(_ copy: String) -> String { "\(stateDirectory)/\(nodeName).config-\(copy)" }
+
+    public func loadConfigRecord() -> (a: [UInt8], b: [UInt8]) {
+        ((try? readFileBytes(configPath("a"))) ?? [], (try? readFileBytes(configPath("b"))) ?? [])
+    }
+
+    public func storeConfigRecord(_ record: [UInt8]) -> Bool {
+        let copies = loadConfigRecord()
+        let path = configPath(ConfigImage.writeToB(a: copies.a, b: copies.b) ? "b" : "a")
+        do {
+            try writeFileDurably(path, record)
+            return true
+        } catch {
+            log(TextLine("cannot write the config record (check --state-dir permissions)"))
+            return false
+        }
+    }
+
     public func nextBootEpoch() -> UInt32 {
         let path = "\(stateDirectory)/\(nodeName).epoch"
         var epoch: UInt32 = 0
@@ -122,6 +141,10 @@ enum FileHandleStderr {
 }
 
 public func readTextFile(_ path: String) throws -> String {
+    String(decoding: try readFileBytes(path), as: UTF8.self)
+}
+
+public func readFileBytes(_ path: String) throws -> [UInt8] {
     let fd = open(path, O_RDONLY)
     guard fd >= 0 else { throw HostError("cannot open \(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
@@ -133,7 +156,7 @@ public func readTextFile(_ path: String) throws -> String {
         if n == 0 { break }
         out.append(contentsOf: buf[0..<n])
     }
-    return String(decoding: out, as: UTF8.self)
+    return out
 }
 
 /// Write to a temporary file, fsync it, rename over the target, fsync the directory.

@@ -17,6 +17,12 @@ final class OpsTestPlatform: Platform {
     func sample(_ kind: SensorKind, nowMs: UInt64) -> Double? { 21.5 }
     func show(_ lines: [TextLine]) {}
     func nextBootEpoch() -> UInt32 { 3 }
+    var configCopies: (a: [UInt8], b: [UInt8]) = ([], [])
+    func loadConfigRecord() -> (a: [UInt8], b: [UInt8]) { configCopies }
+    func storeConfigRecord(_ record: [UInt8]) -> Bool {
+        if ConfigImage.writeToB(a: configCopies.a, b: configCopies.b) { configCopies.b = record } else { configCopies.a = record }
+        return true
+    }
     func log(_ line: TextLine) {}
     func freeMemoryBytes() -> UInt32 { 100_000 }
     func heapInUseBytes() -> UInt32 { 4096 }

@@ -276,3 +276,20 @@ func pubsubNet(seed: UInt64 = 1, config: PubSubConfig = PubSubConfig(), extraSub
         }
     }
 }
+
+@Suite struct ConfigUpdateSimulationTests {
+    /// Issue 7: a config update reaches every live node (applied, persisted,
+    /// acknowledged) over a lossy network; an older version never wins; a
+    /// restarted node comes back with the version it persisted.
+    @Test(arguments: Array(1...16) as [UInt64])
+    func updateReachesEveryLiveNodeAndOldNeverWins(seed: UInt64) {
+        let loss = Double(seed % 4) * 5  // 0, 5, 10, 15 %
+        let r = SimExperiments.configPush(seed: seed, lossPercent: loss)
+        #expect(r.failures.isEmpty, "seed \(seed): \(r.failures)")
+        #expect(r.answers.count == 5 && r.answers.allSatisfy { $0 == .acked }, "seed \(seed) loss \(loss) %: \(r.answers)")
+        #expect(r.nodesAtNewVersion == r.liveNodes, "seed \(seed): \(r.nodesAtNewVersion)/\(r.liveNodes) at version 5")
+        #expect(r.nodesKeptNewer == r.liveNodes, "seed \(seed): the stale version 3 overwrote version 5 somewhere")
+        #expect(r.restoredAfterRestart, "seed \(seed): node 2 lost its persisted config across a restart")
+        #expect((r.allAckedMs ?? .max) <= 5000, "seed \(seed): acks took \(r.allAckedMs.map { "\($0) ms" } ?? "forever")")
+    }
+}

@@ -393,7 +393,12 @@ extension MeshNode {
     mutating func onAck(_ frame: Frame, from: NodeAddress, relayed: Bool, nowMs: UInt64) {
         guard touch(frame, from: from, relayed: relayed, nowMs: nowMs) != .stale else { return }
         guard let ref = frame.ref, let ci = attemptIndex(node: frame.sender, ref: ref),
-              var a = calls[ci].attempt else { return }
+              var a = calls[ci].attempt else {
+            // Not one of our calls: the answer to a message the application
+            // sent (a config_update): it matches it by `ref`.
+            emit(.deliver(frame))
+            return
+        }
         a.acked = true
         calls[ci].attempt = a
     }
@@ -414,7 +419,10 @@ extension MeshNode {
             probes.removeAll(where: { $0.target == frame.sender })
             return
         }
-        guard let ci = attemptIndex(node: frame.sender, ref: ref) else { return }
+        guard let ci = attemptIndex(node: frame.sender, ref: ref) else {
+            emit(.deliver(frame))  // as for acks: an answer to the application's message
+            return
+        }
         let code = error.code == 0 ? Status.internalError.rawValue : error.code
         handleAnswer(ci, status: code, response: Response(status: code), nowMs: nowMs)
     }

@@ -449,6 +449,19 @@ public struct MeshNode {
         return sendToNode(node, type, payload, ref: ref, flags: flags, priority: priority, nowMs: nowMs)
     }
 
+    /// Like `send` to one node, with a fresh message id that is returned (nil:
+    /// no route, or not running): the `ref` of the peer's `ack` or `error`,
+    /// which reach the application as `.deliver`. A resend must use a new id
+    /// (the same id again is a replay to the receiver).
+    public mutating func sendTracked(_ type: MessageType, payload: [UInt8], to node: UInt32,
+                                     nowMs: UInt64) -> MessageID? {
+        precondition(payload.count <= Frame.payloadBytesMaxUncompressed, "payload over the frame limit")
+        guard lifecycle == .running else { return nil }
+        let nowMs = advanceClock(nowMs)
+        let id = ids.make()
+        return sendToNode(node, type, payload, id: id, flags: [.ackRequested], nowMs: nowMs) ? id : nil
+    }
+
     // MARK: Lookups
 
     func peerIndex(_ node: UInt32) -> Int? { peerTable.firstIndex(where: { $0.nodeID == node }) }

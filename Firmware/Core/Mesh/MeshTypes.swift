@@ -185,7 +185,9 @@ public enum MeshAction: Equatable {
     /// The outcome of `call()`; exactly one per CallID.
     case complete(CallID, CallResult)
     /// An authentic frame of a type the mesh layer does not consume itself
-    /// (config_update, metrics, application types 128-255).
+    /// (config_update, metrics, subscribe/notify, application types 128-255),
+    /// or an `ack`/`error` that answers none of the mesh's own calls and probes
+    /// (the answer to a message the application sent: match it by `ref`).
     case deliver(Frame)
     case event(MeshEvent)
 }

@@ -240,6 +240,19 @@ public struct ConfigImage: Equatable {
                        sequence: { $0.sequence })
     }
 
+    /// Which copy a new record goes to (false: A, true: B): the one not holding
+    /// the newest valid record, so a power cut mid-write leaves that one intact.
+    /// The provisioning record counts too (it has no overlay keys but the same
+    /// header): a record is valid here when its header and CRC check out.
+    public static func writeToB(a: [UInt8], b: [UInt8]) -> Bool {
+        func sequence(_ r: [UInt8]) -> UInt32? { (try? decode(r))?.sequence }
+        switch (sequence(a), sequence(b)) {
+        case let (x?, y?): return y <= x
+        case (_?, nil): return true
+        case (nil, _): return false
+        }
+    }
+
     /// CRC-32 (reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF),
     /// bit by bit: no table in flash, and records are read once per boot.
     public static func crc32(_ bytes: ArraySlice<UInt8>) -> UInt32 {

@@ -310,3 +310,93 @@ extension SimExperiments {
         return out
     }
 }
+
+// MARK: - Config updates (issue 7)
+
+extension SimExperiments {
+    public struct ConfigRun {
+        /// Push start to the last ack, ms (nil: not every live node acked).
+        public var allAckedMs: UInt64?
+        public var answers: [ConfigPush.Answer] = []
+        /// Live nodes running version 5 with the pushed value after the push.
+        public var nodesAtNewVersion = 0
+        public var liveNodes = 0
+        /// After the stale push (version 3): nodes still at version 5 with its value.
+        public var nodesKeptNewer = 0
+        /// The node that was crashed and restarted after the push restored version 5 from its record.
+        public var restoredAfterRestart = false
+        public var failures: [String] = []
+    }
+
+    static func slaUpdate(version: UInt32, ms: Int64) -> ConfigUpdate {
+        var w = CBORWriter()
+        w.int(ms)
+        return ConfigUpdate(version: version, entries: [ConfigUpdate.Entry(path: bytes("metrics.sla_target_ms"), value: w.bytes)])
+    }
+
+    /// Node 0 pushes version 5 (metrics.sla_target_ms = 250) to every other
+    /// node over a lossy network, then an older version 3 (= 999); node 2 is
+    /// crashed and restarted afterwards and must come back at version 5.
+    public static func configPush(seed: UInt64, lossPercent: Double, nodes: Int = 6) -> ConfigRun {
+        let w = world(seed: seed, nodes: nodes, mesh: MeshConfig(), name: "configPush")
+        w.faults.lossPercent = lossPercent
+        var out = ConfigRun()
+        var push: ConfigPush?
+        var startMs: UInt64 = 0
+        w.onDeliver = { i, frame in
+            guard i == 0, push != nil else { return }
+            push!.handle(frame)
+            if push!.isDone, out.allAckedMs == nil, push!.answers.allSatisfy({ $0 == .acked }), push!.payload == slaUpdate(version: 5, ms: 250).encode() {
+                out.allAckedMs = w.nowUs / 1000 - startMs
+            }
+        }
+        func drive(_ w: SimWorld) {
+            guard let rt = w.nodes[0].runtime, var p = push, !p.isDone else { return }
+            p.handleTimeout(nowMs: w.nowUs / 1000, mesh: &rt.mesh)
+            push = p
+            rt.flushMesh()
+            w.runNode(0)
+            w.schedule(afterMs: 50) { w in drive(w) }
+        }
+        func startPush(_ w: SimWorld, _ update: ConfigUpdate) {
+            guard let rt = w.nodes[0].runtime else { return }
+            var p = ConfigPush(update: update, targets: (1..<nodes).map { w.nodes[$0].nodeID }, retryMs: 500, attemptsMax: 10)
+            startMs = w.nowUs / 1000
+            p.start(nowMs: startMs, mesh: &rt.mesh)
+            push = p
+            rt.flushMesh()
+            w.runNode(0)
+            w.schedule(afterMs: 50) { w in drive(w) }
+        }
+        for i in 0..<nodes { w.boot(i) }
+        w.schedule(atUs: 5_000_000) { w in startPush(w, slaUpdate(version: 5, ms: 250)) }
+        w.schedule(atUs: 12_000_000) { w in
+            out.answers = push?.answers ?? []
+            out.liveNodes = nodes - 1
+            for i in 1..<nodes {
+                if let rt = w.nodes[i].runtime, rt.settings.version == 5, rt.settings.effective.value(at: bytes("metrics.sla_target_ms")) == .int(250) {
+                    out.nodesAtNewVersion += 1
+                }
+            }
+            startPush(w, slaUpdate(version: 3, ms: 999))
+        }
+        w.schedule(atUs: 19_000_000) { w in
+            for i in 1..<nodes {
+                if let rt = w.nodes[i].runtime, rt.settings.version == 5, rt.settings.effective.value(at: bytes("metrics.sla_target_ms")) == .int(250) {
+                    out.nodesKeptNewer += 1
+                }
+            }
+            w.crash(2)
+        }
+        w.schedule(atUs: 20_000_000) { w in
+            w.restart(2)
+            if let rt = w.nodes[2].runtime {
+                out.restoredAfterRestart = rt.settings.version == 5
+                    && rt.settings.effective.value(at: bytes("metrics.sla_target_ms")) == .int(250)
+            }
+        }
+        w.run(untilUs: 21_000_000)
+        out.failures = w.failures
+        return out
+    }
+}

@@ -93,4 +93,16 @@ public final class SimPlatform: Platform {
         world.disk[index] &+= 1
         return world.disk[index]
     }
+
+    public func loadConfigRecord() -> (a: [UInt8], b: [UInt8]) { world.configDisk[index] }
+
+    public func storeConfigRecord(_ record: [UInt8]) -> Bool {
+        let copies = world.configDisk[index]
+        if ConfigImage.writeToB(a: copies.a, b: copies.b) {
+            world.configDisk[index].b = record
+        } else {
+            world.configDisk[index].a = record
+        }
+        return true
+    }
 }

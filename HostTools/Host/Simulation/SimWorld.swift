@@ -66,6 +66,8 @@ public final class SimWorld {
     public private(set) var nodes: [SimNode] = []
     /// The simulation's disk: each node's persisted boot epoch.
     var disk: [UInt32]
+    /// Each node's config record copies (survive crashes, like the epoch).
+    public internal(set) var configDisk: [(a: [UInt8], b: [UInt8])]
     public var faults = LinkFaults()
     var rng: SeededRandom
     /// Directed cuts: blockCount[from * n + to] > 0 drops everything on the link.
@@ -82,6 +84,8 @@ public final class SimWorld {
     /// Scenario hooks.
     public var onMeshEvent: ((Int, MeshEvent) -> Void)?
     public var onComplete: ((Int, CallID, CallResult) -> Void)?
+    /// Frames a node's mesh delivers to its application (config_update, acks of its own messages...).
+    public var onDeliver: ((Int, Frame) -> Void)?
 
     // Instrumentation.
     public private(set) var steps: UInt64 = 0
@@ -120,6 +124,7 @@ public final class SimWorld {
         self.seed = seed
         rng = SeededRandom(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ 17)
         disk = Array(repeating: 0, count: configs.count)
+        configDisk = Array(repeating: ([], []), count: configs.count)
         blockCount = Array(repeating: 0, count: configs.count * configs.count)
         self.replayCommand = replayCommand
         for (i, c) in configs.enumerated() { nodes.append(SimNode(index: i, config: c)) }
@@ -454,7 +459,9 @@ public final class SimWorld {
 
     func observe(_ i: Int, boot: Int, _ action: MeshAction) {
         switch action {
-        case .send, .broadcast, .deliver:
+        case .deliver(let frame):
+            onDeliver?(i, frame)
+        case .send, .broadcast:
             return
         case .serve(_, let request, _):
             let a = request.arguments
