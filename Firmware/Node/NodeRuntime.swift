@@ -43,9 +43,12 @@ public final class NodeRuntime<P: Platform> {
     var weatherResults: [CallResult?] = []
     var weatherDeadlineUs: UInt64 = 0
 
-    // Storage role: records held in RAM until the durable log lands (issue 8).
-    public private(set) var logRecords: [[UInt8]] = []
-    public static var logRecordsMax: Int { 256 }
+    // Storage role: the durable record log (LogService over the platform's log flash).
+    public var log: RecordLog<P.LogStore>?
+    // Kernel role: the weather station's readings go to the storage log.
+    public private(set) var producer: LogProducer
+    /// Record kind of a weather-station reading: payload {1: °C, 2: %RH, 3: lux} (present ones).
+    public static var weatherRecordKind: UInt8 { 1 }
 
     // Power manager (seeds' PowerManager): 100 = busy, decays while idle.
     public private(set) var activity: Double = 100
@@ -92,10 +95,14 @@ public final class NodeRuntime<P: Platform> {
         if meshConfig.rateLimit == nil {  // rate_limit.* of the config (20/s, burst 40 by default)
             meshConfig.rateLimit = RateLimiterConfig(config: manager.effective, sendersMax: meshConfig.peersMax)
         }
+        producer = LogProducer(epoch: epoch)
         mesh = MeshNode(config: meshConfig, nodeID: config.nodeID, name: config.name, epoch: epoch,
                         keys: Keyring(id: config.keyID, key: config.key), address: config.address,
                         services: config.services, rngSeed: config.rngSeed)
         pubsub = PubSub(config: config.pubsub)
+        if config.role == .storage, let flash = platform.openLogFlash() {
+            log = try? RecordLog(flash: flash)
+        }
         scheduler = Scheduler(config: config.scheduler, clockUs: { platform.nowUs() })
         latest = Array(repeating: nil, count: config.sensors.count)
     }
@@ -118,6 +125,19 @@ public final class NodeRuntime<P: Platform> {
         l.append(UInt64(mesh.epoch))
         l.append(", config version ")
         l.append(UInt64(settings.version))
+        if config.role == .storage {
+            if let log {
+                l.append(", log: ")
+                l.append(UInt64(log.recordCount))
+                l.append(" records in ")
+                l.append(UInt64(log.segmentCount))
+                l.append(" segments")
+                if log.recovery.tornTailCut { l.append(", torn tail cut (a write cut by power loss: it was never acknowledged)") }
+                if log.recovery.corruptionFound { l.append(", CORRUPT regions skipped: check the flash") }
+            } else {
+                l.append(", log UNAVAILABLE (flash could not be opened or read): appends are refused")
+            }
+        }
         switch configRestore {
         case .restored, .noImage: break
         case .corrupt: l.append(" (stored config record corrupt: ignored, defaults in force; the next update rewrites it)")
@@ -237,6 +257,10 @@ public final class NodeRuntime<P: Platform> {
                                                                      watchdogTimeoutUs: 60_000_000)) { ctx in
                     me.takeUnretainedValue().weatherTick(&ctx)
                 }
+                try scheduler.spawn("logship", options: TaskOptions(priority: TaskPriority.normal,
+                                                                     watchdogTimeoutUs: 30_000_000)) { ctx in
+                    me.takeUnretainedValue().logShipTick(&ctx)
+                }
             case .storage, .client:
                 break
             }
@@ -340,11 +364,30 @@ public final class NodeRuntime<P: Platform> {
         }
         station.record(r)
         lastReadings = r
+        var w = CBORWriter(capacity: 32)
+        w.mapHeader(count: (r.temperatureC == nil ? 0 : 1) + (r.humidityPercent == nil ? 0 : 1) + (r.lightLux == nil ? 0 : 1))
+        if let t = r.temperatureC { w.unsigned(1); w.double(t) }
+        if let h = r.humidityPercent { w.unsigned(2); w.double(h) }
+        if let l = r.lightLux { w.unsigned(3); w.double(l) }
+        producer.add(kind: Self.weatherRecordKind, payload: w.bytes, nowMs: now)
+        ctx.signal(Self.callDone)  // wakes the log shipper
         platform.show(station.lines(r))
         displayUpdates &+= 1
         weatherCalls.removeAll(keepingCapacity: true)
         noteActivity(now)
         return .sleep(untilUs: ctx.nowUs + UInt64(config.weatherIntervalMs) * 1000)
+    }
+
+    /// Ships the producer's batches to the storage node and takes their answers.
+    func logShipTick(_ ctx: inout TaskContext) -> TaskStep {
+        let now = ms(ctx.nowUs)
+        if let id = producer.inFlight, let k = completed.firstIndex(where: { $0.id == id }) {
+            producer.complete(id, completed.remove(at: k).result, nowMs: now)
+        }
+        if producer.poll(nowMs: now, mesh: &mesh) != nil { pump { ctx.signal($0) } }
+        var next = ctx.nowUs + 1_000_000
+        if let t = producer.nextTimeoutMs { next = min(next, max(t * 1000, ctx.nowUs + 1)) }
+        return .waitSignal(Self.callDone, untilUs: next)
     }
 
     /// Moves finished calls named in `ids` into `results` (same order).
@@ -380,14 +423,8 @@ public final class NodeRuntime<P: Platform> {
             guard request.operation == .logAppend || request.operation == .logQuery else {
                 return Response(status: Status.unknownOperation.rawValue)
             }
-            if request.operation == .logAppend {
-                if logRecords.count == Self.logRecordsMax { logRecords.removeFirst() }
-                logRecords.append(request.arguments)
-                return Response()
-            }
-            var w = CBORWriter()
-            w.unsigned(UInt64(logRecords.count))
-            return Response(result: w.bytes)
+            guard log != nil else { return Response(status: Status.unavailable.rawValue) }
+            return LogService.serve(request, from: from, nowMs: nowMs, log: &log!)
         case .kernel, .client:
             return Response(status: Status.unknownService.rawValue)
         }

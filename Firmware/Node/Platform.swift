@@ -50,6 +50,11 @@ public protocol DisplayPort: AnyObject {
 /// Persistent small state: the boot epoch (PROTOCOL.md "Message id") and the
 /// config record (ConfigImage: provisioning fields + runtime overlay).
 public protocol PersistentState: AnyObject {
+    /// The storage role's log region: the board's log flash, a file on Linux.
+    associatedtype LogStore: LogFlash
+    /// Opens the log region; nil when it cannot be (the storage node then
+    /// answers log requests `unavailable` and says why in its log).
+    func openLogFlash() -> LogStore?
     /// Reads the stored epoch, stores epoch + 1 durably, returns the new one.
     /// Must not return before the new value is durable: the message ids of this
     /// boot depend on it never repeating.

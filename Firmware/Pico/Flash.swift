@@ -1,6 +1,7 @@
 // The reserved flash regions (linker/tdos_flash_layout.h, imported through
 // tdos_board.h) as Swift values, and the boot epoch kept in the state region.
 import TDOSBoard
+import TDOSCore
 
 public enum FlashError: Error, Equatable {
     case range, invalid, io, unsupported
@@ -131,5 +132,32 @@ public struct BootEpochStore {
         try region.program(at: target, [UInt8(next >> 24), UInt8(next >> 16 & 0xFF), UInt8(next >> 8 & 0xFF), UInt8(next & 0xFF),
                                         UInt8(c >> 24), UInt8(c >> 16 & 0xFF), UInt8(c >> 8 & 0xFF), UInt8(c & 0xFF)])
         return next
+    }
+}
+
+/// The log region (256 KB: 64 sectors of 4 KB, 256-byte pages) as the storage
+/// log's flash. tdos_flash_program returns once the pages are written; the log
+/// reads every record back before acknowledging it.
+public struct PicoLogFlash: LogFlash {
+    let region = FlashRegion.log
+    public var sectorCount: Int { Int(region.size / FlashRegion.sectorBytes) }
+    public var sectorSize: Int { Int(FlashRegion.sectorBytes) }
+    public var pageSize: Int { 256 }
+
+    public init() {}
+
+    public func read(offset: Int, count: Int, into buffer: inout [UInt8]) throws(LogFlashError) {
+        guard offset >= 0, count >= 0, offset + count <= Int(region.size) else { throw .outOfRange }
+        do { buffer = try region.read(at: UInt32(offset), count: count) } catch { throw .io }
+    }
+
+    public mutating func erase(sector: Int) throws(LogFlashError) {
+        guard sector >= 0 && sector < sectorCount else { throw .outOfRange }
+        do { try region.erase(at: UInt32(sector) * FlashRegion.sectorBytes, count: FlashRegion.sectorBytes) } catch { throw .io }
+    }
+
+    public mutating func program(offset: Int, bytes: [UInt8]) throws(LogFlashError) {
+        guard offset >= 0, offset + bytes.count <= Int(region.size) else { throw .outOfRange }
+        do { try region.program(at: UInt32(offset), bytes) } catch { throw .io }
     }
 }

@@ -161,6 +161,8 @@ public final class PicoPlatform: Platform {
 
     public func nextBootEpoch() -> UInt32 { epoch }
 
+    public func openLogFlash() -> PicoLogFlash? { PicoLogFlash() }
+
     public func loadConfigRecord() -> (a: [UInt8], b: [UInt8]) {
         let a = (try? FlashRegion.configA.read(at: 0, count: Int(FlashRegion.configA.size))) ?? []
         let b = (try? FlashRegion.configB.read(at: 0, count: Int(FlashRegion.configB.size))) ?? []

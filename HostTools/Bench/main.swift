@@ -5,6 +5,7 @@ let groups: [(String, () -> Void)] = [
     ("sim", simBench),
     ("rpc", rpcBench),
     ("runtime", runtimeBench),
+    ("storage", storageBench),
 ]
 let wanted = CommandLine.arguments.dropFirst()
 for (name, run) in groups where wanted.isEmpty || wanted.contains(name) {

@@ -31,6 +31,8 @@ node operations (one node, no failover; NODE is a name or a hex id from `tdos no
   tdos metrics [NODE] [--json | --prometheus]       metrics of one node or of every live node
   tdos metrics --serve PORT [--listen ADDR]         Prometheus endpoint: GET /metrics scrapes the whole mesh
   tdos tasks NODE [--json]                          the node's scheduler tasks (state, ticks, failures, watchdog...)
+  tdos logs [--node NODE] [--kind K|weather] [--since 30s|5m|2h] [--limit N] [--follow] [--json]
+                                              records of the storage node's durable log, oldest first
   tdos config push PATH=VALUE... [--version N] [--timeout MS] [--json]
                                               a versioned config update to every live node (applied,
                                               persisted, acknowledged; an older version never wins);
@@ -65,7 +67,7 @@ let commands: [String: (Args) throws -> Int32] = [
     "watch": watchCommand,
     "node": nodeCommand,
     "sim": simCommand,
-    "call": callCommand, "metrics": metricsCommand, "tasks": tasksCommand, "config": configCommand,
+    "call": callCommand, "metrics": metricsCommand, "tasks": tasksCommand, "config": configCommand, "logs": logsCommand,
     "uf2": uf2Command,
     "provision": provisionCommand,
 ]

@@ -84,6 +84,16 @@ public final class PosixPlatform: Platform {
 
     public func feedHardwareWatchdog() { lastWatchdogFeedUs = nowUs() }
 
+    /// `<state>/<node>.log`: the board's 256 KB log region as a file (fsync per write).
+    public func openLogFlash() -> FileLogFlash? {
+        do {
+            return try FileLogFlash(path: "\(stateDirectory)/\(nodeName).log")
+        } catch {
+            log(TextLine("cannot open the log file in the state directory (--state-dir): log requests answer unavailable"))
+            return nil
+        }
+    }
+
     /// Copies A and B of the config record: `<state>/<node>.config-a|-b`.
     func configPath(_ copy: String) -> String { "\(stateDirectory)/\(nodeName).config-\(copy)" }
 

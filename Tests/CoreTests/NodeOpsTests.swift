@@ -17,6 +17,7 @@ final class OpsTestPlatform: Platform {
     func sample(_ kind: SensorKind, nowMs: UInt64) -> Double? { 21.5 }
     func show(_ lines: [TextLine]) {}
     func nextBootEpoch() -> UInt32 { 3 }
+    func openLogFlash() -> RAMLogFlash? { RAMLogFlash(sectorCount: 8, sectorSize: 4096, pageSize: 256) }
     var configCopies: (a: [UInt8], b: [UInt8]) = ([], [])
     func loadConfigRecord() -> (a: [UInt8], b: [UInt8]) { configCopies }
     func storeConfigRecord(_ record: [UInt8]) -> Bool {

@@ -7,10 +7,16 @@
 //     The source is the caller's node id. Result: {1: segment, 2: offset} of
 //     the durable record, or {3: true} when (source, sequence) was already
 //     stored (a retry of an acked or in-flight record: also an ack).
+//   A batch instead: {5: [[sequence, kind, time ms (0 = the receiver's now),
+//       payload], ...]} (at most batchRecordsMax), appended in order. Result
+//     {4: records appended, 5: duplicates}: the whole batch is durable. On a
+//     failure the answer is `unavailable`; the records before it are durable
+//     and a retry of the batch finds them as duplicates.
 //   log_query arguments (all optional): {1: source, 2: kind, 3: since ms,
 //       4: until ms, 5: most records (default and cap 16), 6: cursor [segment, offset]}
 //     Result: {1: [[source, sequence, time ms, kind, payload], ...],
-//       2: cursor of the last record read (absent = the end was reached)}.
+//       2: cursor of the last record read (absent = the end was reached),
+//       3: the storage node's clock now, ms (record times are on that clock)}.
 //     A page stops early when the next record would not fit one frame.
 //
 // Status: 21 bad arguments (malformed, payload over the log's limit),
@@ -18,6 +24,7 @@
 
 public enum LogService {
     public static let queryRecordsMax = 16
+    public static let batchRecordsMax = 16
     /// Result bytes per answer: a frame's payload, with room for the response map.
     static var resultBytesMax: Int { Frame.payloadBytesMaxUncompressed - 32 }
 
@@ -25,7 +32,7 @@ public enum LogService {
                                           log: inout RecordLog<F>) -> Response {
         switch request.operation {
         case .logAppend: return append(request.arguments, from: from, nowMs: nowMs, log: &log)
-        case .logQuery: return query(request.arguments, log: &log)
+        case .logQuery: return query(request.arguments, nowMs: nowMs, log: &log)
         default: return Response(status: Status.unknownOperation.rawValue)
         }
     }
@@ -35,6 +42,7 @@ public enum LogService {
     static func append<F: LogFlash>(_ args: [UInt8], from: UInt32, nowMs: UInt64,
                                     log: inout RecordLog<F>) -> Response {
         var sequence: UInt64?, kind: UInt8 = 0, timeMs = nowMs, payload: [UInt8] = []
+        var batch: [LogRecord]?
         do {
             try forEachKey(args) { (key, r) throws(WireError) in
                 switch key {
@@ -42,12 +50,25 @@ public enum LogService {
                 case 2: kind = try readU8(&r)
                 case 3: timeMs = try r.unsigned()
                 case 4: payload = Array(try r.bytes())
+                case 5:
+                    let n = try r.arrayHeader()
+                    guard n <= batchRecordsMax else { throw .malformedCBOR }
+                    var records: [LogRecord] = []
+                    records.reserveCapacity(n)
+                    for _ in 0..<n {
+                        guard try r.arrayHeader() == 4 else { throw .malformedCBOR }
+                        let seq = try r.unsigned(), k = try readU8(&r), t = try r.unsigned()
+                        records.append(LogRecord(source: from, sequence: seq, timeMs: t == 0 ? nowMs : t, kind: k,
+                                                 payload: Array(try r.bytes())))
+                    }
+                    batch = records
                 default: try r.skip()
                 }
             }
         } catch {
             return bad()
         }
+        if let batch { return appendBatch(batch, log: &log) }
         guard let sequence else { return bad() }
         let outcome: LogAppendResult
         do {
@@ -70,7 +91,29 @@ public enum LogService {
         return Response(result: w.bytes)
     }
 
-    static func query<F: LogFlash>(_ args: [UInt8], log: inout RecordLog<F>) -> Response {
+    static func appendBatch<F: LogFlash>(_ batch: [LogRecord], log: inout RecordLog<F>) -> Response {
+        var appended: UInt64 = 0, duplicates: UInt64 = 0
+        for r in batch {
+            do {
+                switch try log.append(source: r.source, sequence: r.sequence, timeMs: r.timeMs, kind: r.kind,
+                                      payload: r.payload) {
+                case .appended: appended += 1
+                case .duplicate: duplicates += 1
+                }
+            } catch .payloadTooLarge {
+                return bad()
+            } catch {
+                return Response(status: Status.unavailable.rawValue)
+            }
+        }
+        var w = CBORWriter(capacity: 12)
+        w.mapHeader(count: 2)
+        w.unsigned(4); w.unsigned(appended)
+        w.unsigned(5); w.unsigned(duplicates)
+        return Response(result: w.bytes)
+    }
+
+    static func query<F: LogFlash>(_ args: [UInt8], nowMs: UInt64, log: inout RecordLog<F>) -> Response {
         var filter = LogFilter()
         var limit = queryRecordsMax
         var cursor: LogPosition?
@@ -112,8 +155,8 @@ public enum LogService {
             // Resume after the last kept record: find its position again.
             next = positionAfter(records[kept - 1], filter: filter, from: cursor, log: &log)
         }
-        var w = CBORWriter(capacity: bytes + 16)
-        w.mapHeader(count: next == nil ? 1 : 2)
+        var w = CBORWriter(capacity: bytes + 24)
+        w.mapHeader(count: next == nil ? 2 : 3)
         w.unsigned(1)
         w.arrayHeader(count: kept)
         for r in records[0..<kept] {
@@ -130,6 +173,7 @@ public enum LogService {
             w.unsigned(UInt64(next.segment))
             w.unsigned(UInt64(next.offset))
         }
+        w.unsigned(3); w.unsigned(nowMs)
         return Response(result: w.bytes)
     }
 

@@ -96,6 +96,8 @@ public final class SimPlatform: Platform {
 
     public func loadConfigRecord() -> (a: [UInt8], b: [UInt8]) { world.configDisk[index] }
 
+    public func openLogFlash() -> SimLogFlash? { world.logFlash(index) }
+
     public func storeConfigRecord(_ record: [UInt8]) -> Bool {
         let copies = world.configDisk[index]
         if ConfigImage.writeToB(a: copies.a, b: copies.b) {
@@ -105,4 +107,19 @@ public final class SimPlatform: Platform {
         }
         return true
     }
+}
+
+/// The simulated log flash: RAM with NOR semantics and the power-cut model,
+/// shared by reference so it outlives a node's crash like real flash.
+public final class SimLogFlash: LogFlash {
+    public var ram: RAMLogFlash
+    public init(_ ram: RAMLogFlash) { self.ram = ram }
+    public var sectorCount: Int { ram.sectorCount }
+    public var sectorSize: Int { ram.sectorSize }
+    public var pageSize: Int { ram.pageSize }
+    public func read(offset: Int, count: Int, into buffer: inout [UInt8]) throws(LogFlashError) {
+        try ram.read(offset: offset, count: count, into: &buffer)
+    }
+    public func erase(sector: Int) throws(LogFlashError) { try ram.erase(sector: sector) }
+    public func program(offset: Int, bytes: [UInt8]) throws(LogFlashError) { try ram.program(offset: offset, bytes: bytes) }
 }

@@ -66,6 +66,16 @@ public final class SimWorld {
     public private(set) var nodes: [SimNode] = []
     /// The simulation's disk: each node's persisted boot epoch.
     var disk: [UInt32]
+    /// Each node's log flash (storage role), created on first use; survives crashes.
+    var logFlashes: [Int: SimLogFlash] = [:]
+    /// Sectors of the simulated log region (the board's: 64 x 4 KB).
+    public var logSectors = 64
+    func logFlash(_ i: Int) -> SimLogFlash {
+        if let f = logFlashes[i] { return f }
+        let f = SimLogFlash(RAMLogFlash(sectorCount: logSectors, sectorSize: 4096, pageSize: 256))
+        logFlashes[i] = f
+        return f
+    }
     /// Each node's config record copies (survive crashes, like the epoch).
     public internal(set) var configDisk: [(a: [UInt8], b: [UInt8])]
     public var faults = LinkFaults()
@@ -489,6 +499,9 @@ public final class SimWorld {
     func handleCompletion(_ i: Int, boot: Int, _ id: CallID, _ result: CallResult) {
         if let k = calls.lastIndex(where: { $0.node == i && $0.boot == boot && $0.id == id }) {
             finishCall(k, result)
+        } else if nodes[i].runtime?.producer.inFlight == id {
+            // The kernel's log shipper (LogProducer); checked by the storage experiments.
+            return
         } else {
             // The weather station's reads (^1.0.0 of its configured services).
             weatherResults += 1
