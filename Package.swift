@@ -13,13 +13,15 @@ let package = Package(
     targets: [
         .target(name: "TDOSCore", path: "Firmware/Core"),
         .target(name: "TDOSNode", dependencies: ["TDOSCore"], path: "Firmware/Node"),
-        .target(name: "TDOSHost", dependencies: ["TDOSCore", "TDOSNode"], path: "HostTools/Host"),
+        // Host-only C: the x86-64 SHA extensions, recvmmsg, CPU pinning (HostTools/HostC/include/tdos_host.h).
+        .target(name: "TDOSHostC", path: "HostTools/HostC"),
+        .target(name: "TDOSHost", dependencies: ["TDOSCore", "TDOSNode", "TDOSHostC"], path: "HostTools/Host"),
         .executableTarget(name: "tdos", dependencies: ["TDOSHost"], path: "HostTools/CLI"),
         .executableTarget(name: "tdos-bench", dependencies: ["TDOSHost"], path: "HostTools/Bench"),
         .executableTarget(name: "tdos-sim", dependencies: ["TDOSHost"], path: "HostTools/Sim"),
         .testTarget(
             name: "TDOSTests",
-            dependencies: ["TDOSCore", "TDOSNode", "TDOSHost"],
+            dependencies: ["TDOSCore", "TDOSNode", "TDOSHost", "TDOSHostC"],
             path: "Tests",
             exclude: ["Embedded", "Fuzz", "tools"],
             sources: ["CoreTests", "Vectors"]
