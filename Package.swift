@@ -24,7 +24,7 @@ let package = Package(
         .target(name: "TDOSHostC", path: "HostTools/HostC"),
         .target(name: "TDOSHost", dependencies: ["TDOSCore", "TDOSNode", "TDOSHostC"], path: "HostTools/Host"),
         .executableTarget(name: "tdos", dependencies: ["TDOSHost"], path: "HostTools/CLI"),
-        .executableTarget(name: "tdos-bench", dependencies: ["TDOSHost"], path: "HostTools/Bench"),
+        .executableTarget(name: "tdos-bench", dependencies: ["TDOSHost", "TDOSHostC"], path: "HostTools/Bench"),
         .executableTarget(name: "tdos-sim", dependencies: ["TDOSHost"], path: "HostTools/Sim"),
         .testTarget(
             name: "TDOSTests",
