@@ -3,6 +3,8 @@
 // must also compile as Embedded Swift for armv6m; `make embedded-check` proves it.
 import PackageDescription
 
+let releaseSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "TDOS",
     products: [
@@ -11,15 +13,22 @@ let package = Package(
         .executable(name: "tdos-sim", targets: ["tdos-sim"]),
     ],
     targets: [
-        .target(name: "TDOSCore", path: "Firmware/Core"),
-        .target(name: "TDOSNode", dependencies: ["TDOSCore"], path: "Firmware/Node"),
-        .target(name: "TDOSHost", dependencies: ["TDOSCore", "TDOSNode"], path: "HostTools/Host"),
+        // Release builds drop the dynamic exclusivity checks, as the board's
+        // Embedded Swift does (its swift_beginAccess is empty): they cost every
+        // access to a class's stored struct (runtime.mesh, .scheduler) a
+        // thread-local lookup on the datagram path. Debug builds, and so
+        // `swift test`, keep them.
+        .target(name: "TDOSCore", path: "Firmware/Core", swiftSettings: releaseSettings),
+        .target(name: "TDOSNode", dependencies: ["TDOSCore"], path: "Firmware/Node", swiftSettings: releaseSettings),
+        // Host-only C: the x86-64 SHA extensions, recvmmsg, CPU pinning (HostTools/HostC/include/tdos_host.h).
+        .target(name: "TDOSHostC", path: "HostTools/HostC"),
+        .target(name: "TDOSHost", dependencies: ["TDOSCore", "TDOSNode", "TDOSHostC"], path: "HostTools/Host"),
         .executableTarget(name: "tdos", dependencies: ["TDOSHost"], path: "HostTools/CLI"),
-        .executableTarget(name: "tdos-bench", dependencies: ["TDOSHost"], path: "HostTools/Bench"),
+        .executableTarget(name: "tdos-bench", dependencies: ["TDOSHost", "TDOSHostC"], path: "HostTools/Bench"),
         .executableTarget(name: "tdos-sim", dependencies: ["TDOSHost"], path: "HostTools/Sim"),
         .testTarget(
             name: "TDOSTests",
-            dependencies: ["TDOSCore", "TDOSNode", "TDOSHost"],
+            dependencies: ["TDOSCore", "TDOSNode", "TDOSHost", "TDOSHostC"],
             path: "Tests",
             exclude: ["Embedded", "Fuzz", "tools"],
             sources: ["CoreTests", "Vectors"]

@@ -138,8 +138,9 @@ extension Frame {
         }
         w.u32(timestampMs)
         w.append(contentsOf: body)
-        let tag = key.mac(w.bytes[...])
-        w.append(contentsOf: tag[0..<WireLimits.tagBytes])
+        // The tag from a stack digest: no array for it.
+        let digest = w.bytes.withUnsafeBytes { key.macWords($0) }
+        withUnsafeBytes(of: digest) { w.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[0..<WireLimits.tagBytes])) }
         precondition(w.bytes.count <= WireLimits.frameBytesMax, "frame over frameBytesMax: split the payload")
         return w.bytes
     }
@@ -174,9 +175,13 @@ extension Frame {
 
         let keyID = keyByte & 0x3F
         guard let key = keys.key(id: keyID) else { throw .badTag }
-        let expected = key.mac(datagram[0..<bodyEnd])
-        guard constantTimeEquals(expected[0..<WireLimits.tagBytes], datagram[bodyEnd...],
-                                 count: WireLimits.tagBytes) else { throw .badTag }
+        let tagMatches = datagram.withUnsafeBytes { raw in
+            let expected = key.macWords(UnsafeRawBufferPointer(rebasing: raw[0..<bodyEnd]))
+            return withUnsafeBytes(of: expected) { e in
+                constantTimeEquals(e.baseAddress!, raw.baseAddress! + bodyEnd, count: WireLimits.tagBytes)
+            }
+        }
+        guard tagMatches else { throw .badTag }
 
         var payload = Array(datagram[payloadStart..<bodyEnd])
         if flags.contains(.compressed) {

@@ -46,7 +46,9 @@ extension NodeRuntime {
     }
 
     func answer(_ handle: ServeHandle, _ request: Request, from: UInt32, nowMs: UInt64) {
-        let startUs = platform.nowUs()
+        // Inside the net task the request's time starts with the tick that
+        // received it (one clock read fewer per request); elsewhere, now.
+        let startUs = servingSinceUs ?? platform.nowUs()
         let response = serve(request, from: from, nowMs: nowMs)
         let endUs = platform.nowUs()
         metrics.recordResponse(service: request.service, latencyUs: UInt32(clamping: endUs &- min(startUs, endUs)),

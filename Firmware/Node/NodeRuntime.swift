@@ -70,6 +70,10 @@ public final class NodeRuntime<P: Platform> {
     public var actionObserver: ((MeshAction) -> Void)? = nil
     /// Sees every subscription event of this node's own subscriptions (`subscribe`).
     public var subscriptionObserver: ((PubSubEvent) -> Void)? = nil
+    /// While the net task runs: its tick's time, the start of a request's service time.
+    var servingSinceUs: UInt64? = nil
+    /// When the mesh-timer task wakes on its own (µs); 0 until its first tick.
+    var meshTimerWakeUs: UInt64 = 0
     /// Set by the power task; runOnce refreshes the metrics outside the scheduler.
     var metricsDue = false
     /// Requests whose answer reads `scheduler` (metrics, tasks, status), served
@@ -278,9 +282,13 @@ public final class NodeRuntime<P: Platform> {
 
     func netTick(_ ctx: inout TaskContext) -> TaskStep {
         var n = 0
+        servingSinceUs = ctx.nowUs
+        defer { servingSinceUs = nil }
         while n < Self.datagramsPerTickMax, let d = platform.receive() {
+            // The request is answered here, in this pass: handleDatagram emits
+            // `.serve`, pump serves it and sends the response.
             mesh.handleDatagram(d.bytes, from: d.from, nowMs: ms(ctx.nowUs))
-            pump { ctx.signal($0) }
+            pump(nowMs: ms(ctx.nowUs)) { ctx.signal($0) }
             n += 1
         }
         if n == Self.datagramsPerTickMax { return .yield }
@@ -301,7 +309,8 @@ public final class NodeRuntime<P: Platform> {
         let cap = ctx.nowUs + 1_000_000
         var next = mesh.nextTimeoutMs.map { $0 * 1000 } ?? cap
         if let t = pubsub.nextTimeoutMs { next = min(next, t * 1000) }
-        return .waitSignal(Self.meshWake, untilUs: min(next, cap))
+        meshTimerWakeUs = min(next, cap)
+        return .waitSignal(Self.meshWake, untilUs: meshTimerWakeUs)
     }
 
     func samplerTick(_ ctx: inout TaskContext) -> TaskStep {
@@ -446,8 +455,9 @@ public final class NodeRuntime<P: Platform> {
 
     /// Carries out every action the mesh produced. `signal` raises a scheduler
     /// signal: through the TaskContext inside a task, on the scheduler outside.
-    func pump(_ signal: (SignalID) -> Void) {
-        let now = nowMs
+    /// `nowMs`: the caller's time if it has one (a task's tick), else the clock's.
+    func pump(nowMs callerNowMs: UInt64? = nil, _ signal: (SignalID) -> Void) {
+        let now = callerNowMs ?? nowMs
         var callsDone = false
         while let action = mesh.pollAction() {
             actionObserver?(action)
@@ -475,6 +485,10 @@ public final class NodeRuntime<P: Platform> {
         }
         while let e = pubsub.pollEvent() { subscriptionObserver?(e) }
         if callsDone { signal(Self.callDone) }
-        signal(Self.meshWake)
+        // The timer task runs again only if the mesh's or the subscriptions'
+        // next timer moved before its wake-up (a new call, a retransmission, a
+        // lease), not after every datagram.
+        let nextTimerMs = min(mesh.nextTimeoutMs ?? UInt64.max, pubsub.nextTimeoutMs ?? UInt64.max)
+        if nextTimerMs != UInt64.max && nextTimerMs * 1000 < meshTimerWakeUs { signal(Self.meshWake) }
     }
 }

@@ -1,10 +1,12 @@
 // `tdos-bench rpc`: RPC round trip between two processes over loopback — a
-// sensor node (`tdos node`, the real NodeRuntime on the POSIX platform) and a
-// client (a MeshNode over a UDP socket in this process: encode, HMAC, CBOR,
-// retransmission state, the same code as the CLI) — and, in the same run, the
-// same pattern against libcoap's coap-server (Debian libcoap3-bin) with a raw
-// UDP CoAP client written here (confirmable GET, piggybacked 2.05 answer).
-// Latency: sequential calls, p50/p99. Throughput: 8 calls in flight for 1 s.
+// sensor node (`tdos node`, the real NodeRuntime on the POSIX platform) and
+// two clients in this process: a MeshNode over a UDP socket (encode, HMAC,
+// CBOR, retransmission state, the same code as the CLI) and a wire-level
+// client (request frame, tag, replay window, nothing else) — and, in the same
+// run, the same pattern against libcoap's coap-server (Debian libcoap3-bin)
+// with a raw UDP CoAP client written here (confirmable GET, piggybacked 2.05).
+// Latency: sequential calls in alternating rounds, p50/p99, with the CPU time
+// each side spent per call. Throughput: 8 calls in flight for 1 s.
 // The ratio is TDOS p50 / libcoap p50 (goal <= 0.8).
 import Foundation
 #if canImport(Glibc)
@@ -12,9 +14,11 @@ import Glibc
 #endif
 import TDOSCore
 import TDOSHost
+import TDOSHostC
 
 private let rpcWarmup = 300
-private let rpcSamples = 3000
+/// `TDOS_BENCH_RPC_SAMPLES` raises it for profiling runs.
+private let rpcSamples = ProcessInfo.processInfo.environment["TDOS_BENCH_RPC_SAMPLES"].flatMap { Int($0) } ?? 3000
 private let rpcInFlight = 8
 private let rpcThroughputSeconds = 1.0
 
@@ -53,6 +57,46 @@ private func rpcStop(_ p: Process) {
     if p.isRunning { kill(p.processIdentifier, SIGKILL) }
     p.waitUntilExit()
 }
+
+/// Nanoseconds on a CPU (user + kernel) of every thread of `pid` so far
+/// (/proc/PID/task/*/schedstat): load-independent cost of a call per side.
+func rpcCPUNs(pid: Int32) -> UInt64 {
+    let dir = "/proc/\(pid)/task"
+    guard let tids = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return 0 }
+    var total: UInt64 = 0
+    for t in tids {
+        guard let text = try? readTextFile("\(dir)/\(t)/schedstat"),
+              let first = text.split(separator: " ").first, let ns = UInt64(first) else { continue }
+        total += ns
+    }
+    return total
+}
+
+/// The calling thread's time on a CPU (the client's own cost).
+func rpcThreadCPUNs() -> UInt64 {
+    guard let text = try? readTextFile("/proc/thread-self/schedstat"),
+          let first = text.split(separator: " ").first else { return 0 }
+    return UInt64(first) ?? 0
+}
+
+/// CPU spent per sequential call, server and client side, in ns.
+struct RPCCPU {
+    var serverNs: UInt64 = 0
+    var clientNs: UInt64 = 0
+    var calls = 0
+    mutating func add(server: UInt64, client: UInt64, calls n: Int) {
+        serverNs += server
+        clientNs += client
+        calls += n
+    }
+    var serverUs: Double { calls == 0 ? 0 : Double(serverNs) / Double(calls) / 1000 }
+    var clientUs: Double { calls == 0 ? 0 : Double(clientNs) / Double(calls) / 1000 }
+}
+
+/// A port range of its own per run (33 ports from 47200 up, by pid): two
+/// benches at once (other worktrees, CI) must not join each other's mesh,
+/// where one client would call both sensors and each node serve both clients.
+let rpcPortBase = UInt16(47_200 + Int(getpid() % 60) * 40)
 
 struct RPCFigures {
     var p50Us: Double
@@ -98,14 +142,15 @@ final class RPCBenchClient {
     /// datagram and handles it, then fires due timers.
     /// `drain`: then every datagram already queued, before one pump (throughput).
     func step(timeoutMs: Int32, drain: Bool = false) {
-        if let d = transport.receive() {
-            mesh.handleDatagram(d.bytes, from: d.from, nowMs: monotonicMs())
+        let received = transport.receive()
+        let now = monotonicMs()  // one clock read per step
+        if let d = received {
+            mesh.handleDatagram(d.bytes, from: d.from, nowMs: now)
             while drain && transport.waitReadable(timeoutMs: 0), let more = transport.receive() {
-                mesh.handleDatagram(more.bytes, from: more.from, nowMs: monotonicMs())
+                mesh.handleDatagram(more.bytes, from: more.from, nowMs: now)
             }
             pump()
         }
-        let now = monotonicMs()
         if let t = mesh.nextTimeoutMs, t <= now {
             mesh.handleTimeout(nowMs: now)
             pump()
@@ -128,6 +173,54 @@ final class RPCBenchClient {
     }
 }
 
+/// The TDOS protocol and nothing else, as CoAPBenchClient is CoAP and nothing
+/// else: each call is one request frame (HMAC-SHA256 tag, fresh message id),
+/// and the answer counts only if its tag verifies, its id passes a replay
+/// window, it refers to the request and it carries a value. No MeshNode
+/// around it (no discovery, instance choice, retransmission or breaker state):
+/// this side measures the node and the protocol, the MeshNode client above
+/// measures what an application calling through the mesh sees.
+final class TDOSWireClient {
+    let transport: UDPTransport
+    let keys = Keyring(id: MeshKey.development.id, key: MeshKey.development.bytes)
+    let nodeID: UInt32 = 0xBE_0002
+    var ids = MessageIDGenerator(epoch: UInt32(truncatingIfNeeded: time(nil)))
+    var replay = ReplayWindow(capacity: 4)
+    let server: NodeAddress
+    let requestPayload = Request(service: serviceID("temp_sensor"), deadlineMs: 2000).encode()
+
+    init(portBase: UInt16, server: NodeAddress) throws {
+        self.server = server
+        transport = try UDPTransport(mode: .loopbackRange(base: portBase, count: 32))
+        _ = fcntl(transport.fd, F_SETFL, fcntl(transport.fd, F_GETFL) & ~O_NONBLOCK)
+        var tv = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(transport.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    func timedRead() -> UInt64? {
+        let start = monotonicNs()
+        let id = ids.make()
+        let request = Frame(type: .request, sender: nodeID, id: id, timestampMs: UInt32(truncatingIfNeeded: start / 1_000_000),
+                            payload: requestPayload, flags: [.ackRequested], keyID: keys.sendKeyID)
+        transport.send(request.encode(key: keys.sendKey), to: server)
+        while let d = transport.receive() {
+            // Anything else (the node's query to a new peer, a heartbeat) is read and skipped.
+            guard let frame = try? Frame.decode(d.bytes, keys: keys),
+                  (try? replay.accept(sender: frame.sender, id: frame.id, nowMs: start / 1_000_000)) != nil,
+                  frame.type == .response, frame.ref == id else { continue }
+            guard let response = try? Response.decode(frame.payload), response.value != nil else { return nil }
+            return monotonicNs() - start
+        }
+        return nil
+    }
+
+    func sample(_ n: Int, into rtts: inout [UInt64], failures: inout Int) {
+        for _ in 0..<n {
+            if let ns = timedRead() { rtts.append(ns) } else { failures += 1 }
+        }
+    }
+}
+
 /// The TDOS side: a sensor node process and a bare client, ready for calls.
 final class TDOSBenchSide {
     let runDir: String
@@ -140,7 +233,7 @@ final class TDOSBenchSide {
         makeDirectories(runDir + "/state")
         // The bench is one chatty sender: lift the per-sender limit to its maximum.
         node = try rpcSpawn(rpcSiblingBinary("tdos"),
-                            ["node", "--role", "sensor", "--name", "bench-sensor", "--service", "temp_sensor",
+                            ["node", "--role", "sensor", "--name", "bench-sensor-\(getpid())", "--service", "temp_sensor",
                              "--port-base", "\(portBase)", "--state-dir", runDir + "/state", "--parent-pid", "\(getpid())"],
                             env: ["TDOS_RATE_LIMIT__RATE_PER_S": "10000", "TDOS_RATE_LIMIT__BURST": "10000"])
         client = try RPCBenchClient(portBase: portBase)
@@ -276,15 +369,17 @@ extension CoAPBenchClient {
 /// Both sides run at once and are sampled in alternating rounds, so the load
 /// of the machine (other builds, other benches) weighs on both alike.
 func rpcBench() {
-    let rounds = 6
+    // Short rounds: a burst of load from elsewhere on the machine lands on both sides.
+    let rounds = 30
     func line(_ name: String, _ f: RPCFigures) {
         print("rpc: \(name.rightPad(26)) p50 \(rpcFmt(f.p50Us).leftPad(7)) us   p99 \(rpcFmt(f.p99Us).leftPad(7)) us   "
               + "\(String(Int(f.callsPerS)).leftPad(7)) calls/s (\(rpcInFlight) in flight)   failures \(f.failures)")
     }
-    print("rpc: round trip over loopback, two processes; \(rpcSamples) sequential calls each, in \(rounds) alternating rounds, after \(rpcWarmup) warm-up")
+    print("rpc: round trip over loopback, two processes; \(rpcSamples) sequential calls each, in \(rounds) alternating rounds, after \(rpcWarmup) warm-up; "
+          + "SHA-256 by \(hardwareSHA256 ? "the CPU's SHA extensions" : "the Swift rounds")")
     let tdos: TDOSBenchSide
     do {
-        tdos = try TDOSBenchSide(portBase: 47_200)
+        tdos = try TDOSBenchSide(portBase: rpcPortBase)
     } catch {
         print("rpc: tdos: \(error)")
         return
@@ -293,27 +388,66 @@ func rpcBench() {
     // Debian's libcoap3-bin names it by TLS library; plain UDP CoAP is the same in each.
     let candidates = ["coap-server", "coap-server-notls", "coap-server-openssl", "coap-server-gnutls"].map { "/usr/bin/" + $0 }
     let coapPath = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) })
-    let port: UInt16 = 47_290
+    let port: UInt16 = rpcPortBase + 32
     // coap-server's "/" resource: its short banner text, no observe, no blocks.
     let server = coapPath.flatMap { try? rpcSpawn($0, ["-A", "127.0.0.1", "-p", "\(port)"]) }
     defer { if let server { rpcStop(server) } }
     usleep(300_000)
     let coap = server == nil ? nil : try? CoAPBenchClient(port: port, path: "")
     var coapFailures = 0
-    var tdosRTT: [UInt64] = [], coapRTT: [UInt64] = []
+    // Placement: left to the kernel it differed between runs (a server next to
+    // the client or next to a busy build) and one side's p50 moved by up to 2x.
+    // Pinned, the client thread runs on CPU 0 and both servers on CPU 1, alike.
+    let pinned = ProcessInfo.processInfo.environment["TDOS_BENCH_NO_PIN"] == nil && sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2
+    if pinned {
+        _ = tdos_pin_to_cpu(0, 0)
+        _ = tdos_pin_to_cpu(tdos.node.processIdentifier, 1)
+        if let server { _ = tdos_pin_to_cpu(server.processIdentifier, 1) }
+    }
+    print("rpc: placement: \(pinned ? "client thread on CPU 0, both servers on CPU 1" : "left to the kernel (TDOS_BENCH_NO_PIN)")")
     var warm: [UInt64] = []
+    var tdosRTT: [UInt64] = [], coapRTT: [UInt64] = [], wireRTT: [UInt64] = []
+    var tdosCPU = RPCCPU(), coapCPU = RPCCPU(), wireCPU = RPCCPU()
+    var wireFailures = 0
+    let nodeAddress = tdos.client.mesh.instances(of: Array("temp_sensor".utf8)).first
+        .flatMap { inst in tdos.client.mesh.peers.first(where: { $0.nodeID == inst.node })?.address }
+    let wire = nodeAddress.flatMap { try? TDOSWireClient(portBase: rpcPortBase, server: $0) }
+    wire?.sample(rpcWarmup, into: &warm, failures: &wireFailures)
+    wireFailures = 0
     tdos.sample(rpcWarmup, into: &warm)
     coap?.sample(rpcWarmup, into: &warm, failures: &coapFailures)
     tdos.failures = 0
     coapFailures = 0
+    func measured(_ cpu: inout RPCCPU, server pid: Int32, calls: Int, _ body: () -> Void) {
+        let s0 = rpcCPUNs(pid: pid), c0 = rpcThreadCPUNs()
+        body()
+        cpu.add(server: rpcCPUNs(pid: pid) - s0, client: rpcThreadCPUNs() - c0, calls: calls)
+    }
     for _ in 0..<rounds {
-        tdos.sample(rpcSamples / rounds, into: &tdosRTT)
-        coap?.sample(rpcSamples / rounds, into: &coapRTT, failures: &coapFailures)
+        measured(&tdosCPU, server: tdos.node.processIdentifier, calls: rpcSamples / rounds) {
+            tdos.sample(rpcSamples / rounds, into: &tdosRTT)
+        }
+        if let coap, let server {
+            measured(&coapCPU, server: server.processIdentifier, calls: rpcSamples / rounds) {
+                coap.sample(rpcSamples / rounds, into: &coapRTT, failures: &coapFailures)
+            }
+        }
+        if let wire {
+            measured(&wireCPU, server: tdos.node.processIdentifier, calls: rpcSamples / rounds) {
+                wire.sample(rpcSamples / rounds, into: &wireRTT, failures: &wireFailures)
+            }
+        }
     }
     let tdosThroughput = tdos.throughput()
     let t = RPCFigures(p50Us: rpcPercentile(tdosRTT, 0.5), p99Us: rpcPercentile(tdosRTT, 0.99),
                        callsPerS: tdosThroughput, failures: tdos.failures)
     line("tdos read temp_sensor", t)
+    let w = RPCFigures(p50Us: rpcPercentile(wireRTT, 0.5), p99Us: rpcPercentile(wireRTT, 0.99), callsPerS: 0,
+                       failures: wireFailures)
+    if wire != nil {
+        print("rpc: \("tdos read, wire client".rightPad(26)) p50 \(rpcFmt(w.p50Us).leftPad(7)) us   p99 \(rpcFmt(w.p99Us).leftPad(7)) us"
+              + "   (request frame + tag + replay check, no MeshNode)   failures \(w.failures)")
+    }
     guard let coap else {
         print("rpc: libcoap: coap-server missing or not starting (scripts/bench.sh installs libcoap3-bin); no ratio")
         return
@@ -322,6 +456,16 @@ func rpcBench() {
     let c = RPCFigures(p50Us: rpcPercentile(coapRTT, 0.5), p99Us: rpcPercentile(coapRTT, 0.99),
                        callsPerS: coapThroughput, failures: coapFailures)
     line("libcoap coap-server GET /", c)
+    // Time on a CPU per sequential call (user + kernel, this process's thread
+    // and every thread of the server): what the code costs, whatever the load;
+    // the rest of a round trip is waiting (wake-ups, the scheduler of the machine).
+    print("rpc: CPU per call (sequential): tdos node \(rpcFmt(tdosCPU.serverUs)) us + client \(rpcFmt(tdosCPU.clientUs)) us; "
+          + "wire client: node \(rpcFmt(wireCPU.serverUs)) us + client \(rpcFmt(wireCPU.clientUs)) us; "
+          + "coap-server \(rpcFmt(coapCPU.serverUs)) us + client \(rpcFmt(coapCPU.clientUs)) us")
+    if wire != nil {
+        print("rpc: wire client (like for like with the raw CoAP client): ratio tdos p50 / libcoap p50 = \(String(format: "%.2f", w.p50Us / c.p50Us)), "
+              + "p99 ratio \(String(format: "%.2f", w.p99Us / c.p99Us))")
+    }
     let ratio = t.p50Us / c.p50Us
     print("rpc: ratio tdos p50 / libcoap p50 = \(String(format: "%.2f", ratio)) (goal <= 0.80: \(ratio <= 0.8 ? "met" : "not met")); "
           + "p99 ratio \(String(format: "%.2f", t.p99Us / c.p99Us)), throughput ratio \(String(format: "%.2f", t.callsPerS / c.callsPerS))")

@@ -10,6 +10,8 @@ import TDOSCore
 import TDOSNode
 import TDOSHost
 
+installHostCrypto()  // the CPU's SHA-256 instructions, when it has them
+
 let usage = """
 usage: tdos <command> [options]
 

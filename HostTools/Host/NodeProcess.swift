@@ -81,13 +81,19 @@ public func runNodeProcess(_ o: NodeOptions) throws -> Int32 {
     installStopHandlers()
     runtime.start()
     platform.logSink("\(o.name): listening on \(ipv4String(transport.local.host)):\(transport.local.port), node id \(hexID(runtime.config.nodeID))")
+    var parentCheckAtUs: UInt64 = 0
     while !isStopRequested {
         let nextUs = runtime.runOnce()
         let nowUs = platform.nowUs()
         var waitMs: Int32 = 1000
         if let n = nextUs { waitMs = n <= nowUs ? 0 : Int32(min((n - nowUs + 999) / 1000, 1000)) }
-        if transport.waitReadable(timeoutMs: waitMs) { runtime.datagramsReady() }
-        if let parent = o.parentPID, getppid() != parent { break }
+        if transport.waitAndReceiveBatch(timeoutMs: waitMs) { runtime.datagramsReady() }
+        // getppid is a system call: every 100 ms is soon enough to notice an
+        // orphaned node, and keeps it off the path of every datagram.
+        if let parent = o.parentPID, nowUs >= parentCheckAtUs {
+            parentCheckAtUs = nowUs + 100_000
+            if getppid() != parent { break }
+        }
     }
     runtime.stop()
     platform.logSink("\(o.name): stopped (left the mesh)")

@@ -15,7 +15,8 @@ public final class PosixPlatform: Platform {
     /// Simulated hours per real hour: 60 shows a whole day in 24 minutes.
     public var timeScale: Double
     public var startHour: Double
-    public private(set) var lastWatchdogFeedUs: UInt64 = 0
+    /// Feeds of the (absent) hardware watchdog: a count, not a clock read per loop.
+    public private(set) var watchdogFeeds: UInt64 = 0
     /// Where display lines go (stdout by default).
     public var displaySink: (String) -> Void = { print($0) }
     public var logSink: (String) -> Void = { line in
@@ -36,8 +37,10 @@ public final class PosixPlatform: Platform {
 
     public func send(_ bytes: [UInt8], to: NodeAddress) { transport.send(bytes, to: to) }
     public func broadcast(_ bytes: [UInt8]) { transport.broadcast(bytes) }
+    /// From the batch the node's loop received while it waited
+    /// (UDPTransport.waitAndReceiveBatch), then from fresh batches.
     public func receive() -> Datagram? {
-        guard let d = transport.receive() else { return nil }
+        guard let d = transport.receiveBatched() else { return nil }
         return Datagram(bytes: d.bytes, from: d.from)
     }
 
@@ -82,7 +85,7 @@ public final class PosixPlatform: Platform {
         return UInt32(clamping: pages * UInt64(max(0, sysconf(Int32(_SC_PAGESIZE)))))
     }
 
-    public func feedHardwareWatchdog() { lastWatchdogFeedUs = nowUs() }
+    public func feedHardwareWatchdog() { watchdogFeeds &+= 1 }
 
     /// `<state>/<node>.log`: the board's 256 KB log region as a file (fsync per write).
     public func openLogFlash() -> FileLogFlash? {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import TDOSCore
+import TDOSHostC
 
 /// How a host node reaches "every node" without configuration.
 public enum DiscoveryMode: Equatable {
@@ -101,7 +102,9 @@ public final class UDPTransport {
         let n = bytes.withUnsafeBytes { raw in
             withUnsafePointer(to: &addr) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    // MSG_DONTWAIT: a full socket buffer drops the datagram (counted) even when
+                    // the socket is in blocking mode for receiving (waitAndReceiveBatch).
+                    sendto(fd, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_in>.size))
                 }
             }
         }
@@ -133,6 +136,82 @@ public final class UDPTransport {
         }
         guard n >= 0 else { return nil }
         return (Array(buffer[0..<n]), NodeAddress(host: UInt32(bigEndian: addr.sin_addr.s_addr), port: UInt16(bigEndian: addr.sin_port)))
+    }
+
+    // The batch of `receiveBatched`: `batchCount` datagrams of one recvmmsg, `stride` bytes apart.
+    public static let batchMax = 32
+    private static let batchStride = 2048
+    private var batchBytes = [UInt8](repeating: 0, count: UDPTransport.batchMax * UDPTransport.batchStride)
+    private var batchLengths = [UInt32](repeating: 0, count: UDPTransport.batchMax)
+    private var batchHosts = [UInt32](repeating: 0, count: UDPTransport.batchMax)
+    private var batchPorts = [UInt16](repeating: 0, count: UDPTransport.batchMax)
+    private var scratch: [UInt8] = []
+    private var batchCount = 0
+    private var batchNext = 0
+    /// False once a batch came back short: the socket was empty then, so
+    /// another recvmmsg would only say EAGAIN until `noteReadable()`.
+    private var batchMayHaveMore = true
+
+    /// SO_RCVTIMEO now set on the socket (ms); 0 while it is still non-blocking.
+    private var receiveTimeoutMs: Int32 = 0
+
+    /// The node's wait: blocks up to `timeoutMs` for a datagram and takes it,
+    /// with whatever else is queued, into the batch in one recvmmsg. So a node
+    /// costs two system calls per request (this and the answer's sendto), not
+    /// poll + recvfrom + sendto + a recvfrom that finds nothing. True if the
+    /// batch holds datagrams for `receiveBatched`. The first call makes the
+    /// socket blocking (sends stay non-blocking, see `send`).
+    public func waitAndReceiveBatch(timeoutMs: Int32) -> Bool {
+        if batchNext < batchCount { return true }
+        guard timeoutMs > 0 else {
+            batchMayHaveMore = true
+            return refillBatch(wait: false)
+        }
+        if receiveTimeoutMs == 0 { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) }
+        // A power of two no longer than asked: never past the runtime's next
+        // timer, and set again only every few waits (it is a system call too).
+        let timeout = Int32(1) << (31 - UInt32(timeoutMs).leadingZeroBitCount)
+        if timeout != receiveTimeoutMs {
+            var tv = timeval(tv_sec: Int(timeout / 1000), tv_usec: Int(timeout % 1000) * 1000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            receiveTimeoutMs = timeout
+        }
+        return refillBatch(wait: true)
+    }
+
+    private func refillBatch(wait: Bool) -> Bool {
+        let n = batchBytes.withUnsafeMutableBufferPointer { bytes in
+            batchLengths.withUnsafeMutableBufferPointer { lengths in
+                batchHosts.withUnsafeMutableBufferPointer { hosts in
+                    batchPorts.withUnsafeMutableBufferPointer { ports in
+                        tdos_recv_batch(fd, bytes.baseAddress, Self.batchStride, Int32(Self.batchMax),
+                                        lengths.baseAddress, hosts.baseAddress, ports.baseAddress, wait ? 1 : 0)
+                    }
+                }
+            }
+        }
+        batchCount = max(0, Int(n))
+        batchNext = 0
+        batchMayHaveMore = batchCount == Self.batchMax
+        return batchCount > 0
+    }
+
+    /// One datagram without blocking, from the batch `waitAndReceiveBatch`
+    /// filled, or from a fresh one in one recvmmsg. After a short batch it
+    /// returns nil without a system call (the socket was empty then; the next
+    /// wait takes what comes).
+    public func receiveBatched() -> (bytes: [UInt8], from: NodeAddress)? {
+        if batchNext == batchCount {
+            guard batchMayHaveMore, refillBatch(wait: false) else { return nil }
+        }
+        let i = batchNext
+        batchNext += 1
+        let start = i * Self.batchStride
+        // Refilled in place when the caller has let go of the previous datagram
+        // (the node does, before it asks for the next): no allocation per datagram.
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(contentsOf: batchBytes[start..<(start + min(Int(batchLengths[i]), Self.batchStride))])
+        return (scratch, NodeAddress(host: batchHosts[i], port: batchPorts[i]))
     }
 
     /// Blocks until a datagram is readable or `timeoutMs` passes (-1 = forever).

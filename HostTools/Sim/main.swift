@@ -5,6 +5,8 @@
 import Foundation
 import TDOSHost
 
+installHostCrypto()  // same digests, faster: the simulation stays deterministic
+
 func usage() -> Never {
     print("""
     usage: tdos-sim [--seed N | --seeds A..B] [--trace] [--nodes N] [--window SECONDS]

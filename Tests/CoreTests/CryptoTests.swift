@@ -3,6 +3,8 @@
 import Foundation
 import Testing
 @testable import TDOSCore
+import TDOSHost
+import TDOSHostC
 
 private func ascii(_ text: String) -> [UInt8] { Array(text.utf8) }
 
@@ -239,4 +241,28 @@ private func pythonDigests(script: String, input: [String]) -> [String]? {
                     "key \(pair.key.count) bytes, message \(pair.message.count) bytes")
         }
     }
+}
+
+@Suite struct HostCryptoTests {
+    /// On a CPU with the SHA extensions the host installs them only after
+    /// they matched the Swift rounds; either way the digests stay the
+    /// published ones (RFC 4231 case 1, FIPS 180-2 "abc").
+    @Test func hardwareSHA256MatchesTheSwiftRounds() {
+        let installed = installHostCrypto()
+        if tdos_sha256_hw_available() != 0 && getenv("TDOS_SHA256_SOFTWARE") == nil { #expect(installed) }
+        #expect(SHA256.hash(Array("abc".utf8)) == hexBytes("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
+        let tag = HMACSHA256Key(key: Array(repeating: 0x0b, count: 20)).mac(Array("Hi There".utf8)[...])
+        #expect(tag == hexBytes("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"))
+    }
+}
+
+private func hexBytes(_ s: String) -> [UInt8] {
+    var out: [UInt8] = []
+    var i = s.startIndex
+    while i < s.endIndex {
+        let j = s.index(i, offsetBy: 2)
+        out.append(UInt8(s[i..<j], radix: 16)!)
+        i = j
+    }
+    return out
 }
