@@ -14,6 +14,8 @@ func usage() -> Never {
                     [--breaker-open-ms MS]
            tdos-sim --evictions [--seeds A..B] [--loss P] [--minutes M] [--trace]   false evictions, loss only
            tdos-sim --discovery --nodes N [--seed S]                                cold-start convergence
+           tdos-sim --storage [--seeds A..B] [--loss P] [--crashes N]   storage node crashes and torn writes
+                    under a record stream: 0 acked records lost (issue 8)
     Runs the real node code (NodeRuntime: scheduler, mesh, role tasks) over a seeded
     simulated network; checks safety after every step and liveness after the faults stop.
     """)
@@ -28,6 +30,7 @@ var minutes: UInt64 = 2
 /// `--discovery`: cold start of --nodes nodes; prints when every node sees every instance
 /// (or, above the peer table's 64, an instance of every service name).
 var discoveryMode = false
+var storageMode = false
 var first: UInt64 = 1, last: UInt64 = 1
 var args = Array(CommandLine.arguments.dropFirst())
 func value() -> String {
@@ -47,6 +50,7 @@ while !args.isEmpty {
     case "--trace": options.trace = true
     case "--evictions": evictionsMode = true
     case "--discovery": discoveryMode = true
+    case "--storage": storageMode = true
     case "--minutes": guard let v = UInt64(value()) else { usage() }; minutes = v
     case "--nodes": guard let v = Int(value()), v >= 2 else { usage() }; options.nodeCount = v
     case "--window": guard let v = UInt64(value()) else { usage() }; options.faultWindowMs = v * 1000
@@ -75,6 +79,22 @@ if discoveryMode {
         print("seed \(seed): \(options.nodeCount) nodes converged \(d.ms.map { "after \($0) ms" } ?? "NOT within \(minutes) min") (peersMax \(mesh.peersMax), instancesMax \(mesh.instancesMax); \(String(format: "%.1f", Date().timeIntervalSince(started))) s wall) \(d.failures.joined(separator: "\n"))")
     }
     exit(0)
+}
+if storageMode {
+    let started = Date()
+    var failedSeeds: [UInt64] = []
+    var acked: UInt64 = 0
+    for seed in first...last {
+        let r = SimExperiments.storageLog(seed: seed, crashes: options.crashCount ?? 4, lossPercent: options.lossPercent ?? Double(seed % 3) * 5)
+        acked += r.acked
+        if !r.failures.isEmpty || !r.lost.isEmpty || r.acked == 0 {
+            failedSeeds.append(seed)
+            print("seed \(seed): \(r.lost.count) acked records lost, \(r.acked) acked \(r.failures.prefix(2).joined(separator: "\n"))")
+            print("  replay: swift run tdos-sim --storage --seeds \(seed)..\(seed)")
+        }
+    }
+    print("tdos-sim --storage: \(last - first + 1) seeds (\(first)..\(last)), \(acked) records acked across storage crashes and torn writes, \(failedSeeds.count) seeds failed, \(String(format: "%.1f", Date().timeIntervalSince(started))) s wall")
+    exit(failedSeeds.isEmpty ? 0 : 1)
 }
 if evictionsMode {
     let loss = options.lossPercent ?? 10
