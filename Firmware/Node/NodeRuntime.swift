@@ -45,6 +45,22 @@ public final class NodeRuntime<P: Platform> {
 
     // Storage role: the durable record log (LogService over the platform's log flash).
     public var log: RecordLog<P.LogStore>?
+    var nextLogReopenMs: UInt64 = 0
+
+    /// A log that failed to open, or halted on a flash error (a timeout, an
+    /// fsync error), is opened again, at most every 10 s: recovery re-reads the
+    /// flash, so one transient error does not stop the log until a reboot.
+    func reopenLog(nowMs: UInt64) {
+        guard config.role == .storage, nowMs >= nextLogReopenMs else { return }
+        nextLogReopenMs = nowMs + 10_000
+        let flash = log?.flash ?? platform.openLogFlash()
+        log = nil
+        guard let flash else { return }
+        log = try? RecordLog(flash: flash)
+        platform.log(TextLine(log == nil ? "log: reopening failed (flash unreadable); retrying in 10 s"
+                                          : "log: reopened after a flash error (recovery ran again)"))
+    }
+
     // Kernel role: the weather station's readings go to the storage log.
     public private(set) var producer: LogProducer
     /// Record kind of a weather-station reading: payload {1: °C, 2: %RH, 3: lux} (present ones).
@@ -162,6 +178,11 @@ public final class NodeRuntime<P: Platform> {
         }
         let before = settings
         let outcome = settings.apply(update)
+        if outcome.persist {
+            let stored = platform.loadConfigRecord()
+            let onFlash = max(ConfigImage.sequence(stored.a) ?? 0, ConfigImage.sequence(stored.b) ?? 0)
+            settings.raiseSequence(to: onFlash &+ 1)
+        }
         if outcome.persist && !platform.storeConfigRecord(settings.image()) {
             settings = before
             configPersistFailures &+= 1
@@ -432,6 +453,7 @@ public final class NodeRuntime<P: Platform> {
             guard request.operation == .logAppend || request.operation == .logQuery else {
                 return Response(status: Status.unknownOperation.rawValue)
             }
+            if log?.isHalted ?? true { reopenLog(nowMs: nowMs) }
             guard log != nil else { return Response(status: Status.unavailable.rawValue) }
             return LogService.serve(request, from: from, nowMs: nowMs, log: &log!)
         case .kernel, .client:

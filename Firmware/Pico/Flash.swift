@@ -148,7 +148,12 @@ public struct PicoLogFlash: LogFlash {
 
     public func read(offset: Int, count: Int, into buffer: inout [UInt8]) throws(LogFlashError) {
         guard offset >= 0, count >= 0, offset + count <= Int(region.size) else { throw .outOfRange }
-        do { buffer = try region.read(at: UInt32(offset), count: count) } catch { throw .io }
+        // In place: recovery reads every sector, and the heap is small.
+        buffer.removeAll(keepingCapacity: true)
+        buffer.append(contentsOf: repeatElement(0, count: count))
+        let start = region.offset + UInt32(offset)
+        let rc = buffer.withUnsafeMutableBufferPointer { tdos_flash_read(start, $0.baseAddress, UInt32(count)) }
+        guard rc >= 0 else { throw .io }
     }
 
     public mutating func erase(sector: Int) throws(LogFlashError) {

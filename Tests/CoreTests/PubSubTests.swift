@@ -209,6 +209,40 @@ func pubsubNet(seed: UInt64 = 1, config: PubSubConfig = PubSubConfig(), extraSub
         #expect(net.notifications(3).first?.n.value == 30)
     }
 
+    /// A refusal from the only instance is asked again after searchIntervalMs,
+    /// not at the speed answers come back (which would spend the subscriber's
+    /// rate-limit budget at the publisher, heartbeats included).
+    @Test func refusalByTheOnlyInstanceBacksOff() {
+        var config = PubSubConfig()
+        config.publicationsMax = 1
+        var net = MeshTestNet(services: [[], [meshService("temp_sensor", SemVer(1, 0, 0))], []], pubsub: config)
+        net.startAll()
+        net.run(for: 2000)
+        net.publish(1, "temp_sensor", 20)
+        _ = net.subscribe(0, "temp_sensor")
+        let start = net.pubsubs[2].counters.subscribesSent
+        _ = net.subscribe(2, "temp_sensor")
+        net.run(for: 5000)
+        let sent = net.pubsubs[2].counters.subscribesSent - start
+        #expect(sent >= 3 && sent <= 8, "\(sent) subscribes in 5 s to a full publisher")
+        #expect(net.nodes[1].peer(meshNodeID(2))?.state == .alive)
+    }
+
+    /// Max interval 0 means the publisher's 60 s: the subscriber must expect
+    /// the same, not fail over every 2 s while the value holds still.
+    @Test func subscriberExpectsTheGrantedIntervals() {
+        var net = pubsubNet()
+        net.publish(1, "temp_sensor", 20)
+        net.publish(2, "temp_sensor", 30)
+        let sub = net.subscribe(0, "temp_sensor", minMs: 0, maxMs: 0, threshold: 5, leaseMs: 30_000)!
+        for _ in 0..<30 {
+            net.run(for: 1000)
+            net.publish(1, "temp_sensor", 20.5)  // below the threshold: no push
+        }
+        #expect(net.pubsubs[0].counters.failovers == 0)
+        #expect(net.pubsubs[0].publisher(of: sub) == meshNodeID(1))
+    }
+
     @Test func unknownServiceIsRefusedAndUnsubscribeCancels() {
         var net = pubsubNet()
         net.publish(1, "temp_sensor", 20)

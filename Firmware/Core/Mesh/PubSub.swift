@@ -224,8 +224,19 @@ public struct PubSub {
         return t
     }
 
+    /// The intervals a publisher with this config grants for a request: the
+    /// subscriber expects pushes on the same terms (max 0 means 60 s).
+    func granted(_ r: Subscribe) -> (minMs: UInt32, maxMs: UInt32, leaseMs: UInt32) {
+        let minMs = max(config.minIntervalFloorMs, r.minIntervalMs)
+        let maxMs = max(minMs, min(config.maxIntervalCeilingMs, r.maxIntervalMs == 0 ? 60_000 : r.maxIntervalMs))
+        return (minMs, maxMs, max(config.leaseMinMs, min(config.leaseMaxMs, r.leaseMs)))
+    }
+
+    /// Renewals every third of the lease, never faster than an answer can come back.
+    func renewalMs(_ s: Subscription) -> UInt32 { max(config.answerTimeoutMs, s.grantedLeaseMs / 3) }
+
     func silenceDeadline(_ s: Subscription) -> UInt64 {
-        let expected = min(s.request.maxIntervalMs, s.grantedLeaseMs / 3)
+        let expected = min(granted(s.request).maxMs, renewalMs(s))
         return s.lastHeardMs + UInt64(expected) + UInt64(config.silenceGraceMs)
     }
 
@@ -317,9 +328,7 @@ public struct PubSub {
             }
             return
         }
-        let minMs = max(config.minIntervalFloorMs, s.minIntervalMs)
-        let maxMs = max(minMs, min(config.maxIntervalCeilingMs, s.maxIntervalMs == 0 ? 60_000 : s.maxIntervalMs))
-        let lease = max(config.leaseMinMs, min(config.leaseMaxMs, s.leaseMs))
+        let (minMs, maxMs, lease) = granted(s)
         if let i = existing, mesh.services.indices.contains(publications[i].service),
            mesh.services[publications[i].service].name == s.service {
             // Renewal (or new parameters): extend the lease, answer without a value.
@@ -380,7 +389,8 @@ public struct PubSub {
         nextID &+= 1
         let request = Subscribe(id: id, service: service, version: version, minIntervalMs: minIntervalMs,
                                 maxIntervalMs: maxIntervalMs, threshold: threshold, leaseMs: leaseMs)
-        var s = Subscription(id: id, request: request, lastHeardMs: nowMs, nextAtMs: nowMs, grantedLeaseMs: leaseMs)
+        var s = Subscription(id: id, request: request, lastHeardMs: nowMs, nextAtMs: nowMs,
+                             grantedLeaseMs: granted(request).leaseMs)
         s.avoid.reserveCapacity(config.avoidMax)
         subscriptions.append(s)
         choose(subscriptions.count - 1, nowMs: nowMs, mesh: &mesh)
@@ -412,6 +422,7 @@ public struct PubSub {
     mutating func choose(_ k: Int, nowMs: UInt64, mesh: inout MeshNode) {
         let old = subscriptions[k].publisher
         var best: UInt32?
+        var retriedAvoided = false
         for pass in 0..<2 {
             var bestRank = (UInt8.max, 1, 1, UInt32.max)
             for inst in mesh.instances(of: subscriptions[k].request.service) where !inst.isLocal {
@@ -428,15 +439,18 @@ public struct PubSub {
             // Every instance left failed us once: try them again rather than none.
             if best != nil || subscriptions[k].avoid.isEmpty || pass == 1 { break }
             subscriptions[k].avoid.removeAll(keepingCapacity: true)
+            retriedAvoided = true
         }
         subscriptions[k].publisher = best
         subscriptions[k].confirmed = false
         subscriptions[k].tries = 0
         subscriptions[k].lastSequence = 0
         subscriptions[k].lastHeardMs = nowMs
-        if best != nil {
+        if best != nil && !retriedAvoided {
             sendSubscribe(k, nowMs: nowMs, mesh: &mesh)
         } else {
+            // None left, or only ones that just failed us (a refusal, silence):
+            // ask again after a pause, not at the speed answers come back.
             subscriptions[k].nextAtMs = nowMs + UInt64(config.searchIntervalMs)
         }
         if best != old { emit(.publisherChanged(SubscriptionID(raw: subscriptions[k].id), from: old, to: best)) }
@@ -478,16 +492,18 @@ public struct PubSub {
             subscriptions[k].confirmed = true
             subscriptions[k].tries = 0
             subscriptions[k].grantedLeaseMs = n.leaseMs
-            subscriptions[k].nextAtMs = nowMs + UInt64(n.leaseMs / 3)
+            subscriptions[k].nextAtMs = nowMs + UInt64(renewalMs(subscriptions[k]))
             if n.value == nil {
-                subscriptions[k].lastSequence = n.sequence
+                // A renewal's answer may overtake a push: never move backwards.
+                subscriptions[k].lastSequence = max(subscriptions[k].lastSequence, n.sequence)
                 return
             }
         } else if !subscriptions[k].confirmed {
-            // A push before the answer (the answer was lost): the publisher holds us.
+            // A push before the answer (the answer was lost): the publisher
+            // holds us; renew at once to learn the lease it granted.
             subscriptions[k].confirmed = true
             subscriptions[k].tries = 0
-            subscriptions[k].nextAtMs = nowMs + UInt64(subscriptions[k].grantedLeaseMs / 3)
+            subscriptions[k].nextAtMs = nowMs
         }
         let last = subscriptions[k].lastSequence
         if n.sequence <= last && !n.isAnswer {

@@ -240,12 +240,14 @@ public struct ConfigImage: Equatable {
                        sequence: { $0.sequence })
     }
 
+    /// The sequence of a valid record (header, CRC and body decode), nil otherwise.
+    public static func sequence(_ r: [UInt8]) -> UInt32? { (try? decode(r))?.sequence }
+
     /// Which copy a new record goes to (false: A, true: B): the one not holding
     /// the newest valid record, so a power cut mid-write leaves that one intact.
     /// The provisioning record counts too (it has no overlay keys but the same
-    /// header): a record is valid here when its header and CRC check out.
+    /// header and CRC, and its body decodes here).
     public static func writeToB(a: [UInt8], b: [UInt8]) -> Bool {
-        func sequence(_ r: [UInt8]) -> UInt32? { (try? decode(r))?.sequence }
         switch (sequence(a), sequence(b)) {
         case let (x?, y?): return y <= x
         case (_?, nil): return true

@@ -119,6 +119,11 @@ public struct ConfigManager {
     mutating func restore(_ decoded: ConfigImage) -> ConfigRestoreOutcome {
         var image = decoded
         let dropped = ConfigSchema.sanitize(&image.tree)
+        // The record's sequence and provisioning fields are kept even when its
+        // overlay cannot be used: the next write must outrank this record and
+        // carry the board's provisioning forward.
+        sequence = image.sequence
+        provisioning = image.others
         var merged = local
         do {
             try merged.merge(image.tree)
@@ -127,8 +132,6 @@ public struct ConfigManager {
         }
         remote = image.tree
         version = image.version
-        sequence = image.sequence
-        provisioning = image.others
         effective = merged
         return .restored(version: image.version, dropped: dropped)
     }
@@ -143,6 +146,12 @@ public struct ConfigManager {
             preconditionFailure("config overlay outgrew its record")
         }
     }
+
+    /// Raises the sequence of the record `image()` writes to at least `minimum`:
+    /// the platform passes one above the highest sequence found in flash, so
+    /// a new record always outranks both copies (even after a write that
+    /// landed but reported a failure and was undone here).
+    public mutating func raiseSequence(to minimum: UInt32) { sequence = max(sequence, minimum) }
 
     /// Applies a runtime update, all or nothing. Entry values: a scalar sets the
     /// leaf, a map deep-merges under the path, null resets the path to its

@@ -97,6 +97,15 @@ public struct LogProducer {
         return id
     }
 
+    func isPermanent(_ result: CallResult) -> Bool {
+        switch result {
+        case .value(let v): return v.response.status == Status.badArguments.rawValue
+        case .failed(.argumentsTooLarge), .failed(.badArguments), .failed(.remoteError(Status.badArguments.rawValue)):
+            return true
+        default: return false
+        }
+    }
+
     /// The outcome of `id`; false if it is not this producer's call.
     @discardableResult
     public mutating func complete(_ id: CallID, _ result: CallResult, nowMs: UInt64) -> Bool {
@@ -118,6 +127,13 @@ public struct LogProducer {
             queue.removeFirst(n)
             backoffMs = 0
             retryAtMs = 0
+        } else if isPermanent(result) {
+            // The log refuses this batch as it is (a payload over its limit):
+            // retrying cannot help, and it would hold up every record behind it.
+            let n = min(inFlightCount, queue.count)
+            queue.removeFirst(n)
+            dropped &+= UInt64(n)
+            failedAttempts &+= 1
         } else {
             failedAttempts &+= 1
             backoffMs = backoffMs == 0 ? config.retryBaseMs : min(config.retryMaxMs, backoffMs &* 2)
