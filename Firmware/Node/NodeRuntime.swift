@@ -111,6 +111,10 @@ public final class NodeRuntime<P: Platform> {
         latest = Array(repeating: nil, count: config.sensors.count)
     }
 
+    /// The role this node runs: the image's when the platform fixes it (then
+    /// a constant, and the other roles' tasks and serving are not compiled in).
+    @inline(__always) var role: NodeRole { P.imageRole ?? config.role }
+
     @inline(__always) func ms(_ us: UInt64) -> UInt64 { us / 1000 }
     public var nowMs: UInt64 { platform.nowUs() / 1000 }
     public var uptimeMs: UInt64 { (platform.nowUs() - bootUs) / 1000 }
@@ -250,7 +254,7 @@ public final class NodeRuntime<P: Platform> {
                                                                     critical: true)) { ctx in
                 me.takeUnretainedValue().meshTimerTick(&ctx)
             }
-            switch config.role {
+            switch role {
             case .sensor:
                 try scheduler.spawn("sampler", options: TaskOptions(priority: TaskPriority.normal,
                                                                      watchdogTimeoutUs: 10_000_000)) { ctx in
@@ -419,7 +423,7 @@ public final class NodeRuntime<P: Platform> {
         noteActivity(nowMs)
         if request.service == 0 { return serveNodeOperation(request, nowMs: nowMs) }
         if request.operation == .status { return statusResponse(nowMs: nowMs) }
-        switch config.role {
+        switch role {
         case .sensor:
             guard let i = config.sensors.firstIndex(where: { serviceID($0.name) == request.service }) else {
                 return Response(status: Status.unknownService.rawValue)
