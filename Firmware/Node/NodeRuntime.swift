@@ -461,7 +461,18 @@ public final class NodeRuntime<P: Platform> {
     /// signal: through the TaskContext inside a task, on the scheduler outside.
     /// `nowMs`: the caller's time if it has one (a task's tick), else the clock's.
     func pump(nowMs callerNowMs: UInt64? = nil, _ signal: (SignalID) -> Void) {
-        let now = callerNowMs ?? nowMs
+        if carryOutActions(nowMs: callerNowMs ?? nowMs) { signal(Self.callDone) }
+        // The timer task runs again only if the mesh's or the subscriptions'
+        // next timer moved before its wake-up (a new call, a retransmission, a
+        // lease), not after every datagram.
+        let nextTimerMs = min(mesh.nextTimeoutMs ?? UInt64.max, pubsub.nextTimeoutMs ?? UInt64.max)
+        if nextTimerMs != UInt64.max && nextTimerMs * 1000 < meshTimerWakeUs { signal(Self.meshWake) }
+    }
+
+    /// pump's work, apart from the closure: pump is specialised per closure,
+    /// and this loop (~0.9 KB on the board) must exist only once. True when a call completed.
+    @inline(never)
+    func carryOutActions(nowMs now: UInt64) -> Bool {
         var callsDone = false
         while let action = mesh.pollAction() {
             actionObserver?(action)
@@ -488,11 +499,6 @@ public final class NodeRuntime<P: Platform> {
             }
         }
         while let e = pubsub.pollEvent() { subscriptionObserver?(e) }
-        if callsDone { signal(Self.callDone) }
-        // The timer task runs again only if the mesh's or the subscriptions'
-        // next timer moved before its wake-up (a new call, a retransmission, a
-        // lease), not after every datagram.
-        let nextTimerMs = min(mesh.nextTimeoutMs ?? UInt64.max, pubsub.nextTimeoutMs ?? UInt64.max)
-        if nextTimerMs != UInt64.max && nextTimerMs * 1000 < meshTimerWakeUs { signal(Self.meshWake) }
+        return callsDone
     }
 }
