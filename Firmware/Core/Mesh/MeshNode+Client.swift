@@ -416,7 +416,7 @@ extension MeshNode {
         guard let ref = frame.ref else { return }
         if probes.contains(where: { $0.target == frame.sender && $0.messageID == ref }) {
             counters.probesAnswered &+= 1  // it answered: alive, whatever it said
-            probes.removeAll(where: { $0.target == frame.sender })
+            dropProbes(target: frame.sender)
             return
         }
         guard let ci = attemptIndex(node: frame.sender, ref: ref) else {
