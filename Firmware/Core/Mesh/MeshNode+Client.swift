@@ -326,7 +326,9 @@ extension MeshNode {
     @inline(never)
     mutating func abandon(_ a: Attempt) {
         if a.isLocal {
-            if let h = a.localHandle { serveTable.removeAll(where: { $0.handle == h }) }
+            if let h = a.localHandle, let si = serveTable.firstIndex(where: { $0.handle == h }) {
+                serveTable.remove(at: si)  // handles are unique: one entry at most
+            }
             return
         }
         guard a.trial, let ii = instanceIndex(node: a.node, serviceID: a.serviceID) else { return }
