@@ -302,7 +302,7 @@ public final class NodeRuntime<P: Platform> {
 
     func meshTimerTick(_ ctx: inout TaskContext) -> TaskStep {
         let now = ms(ctx.nowUs)
-        if let t = mesh.nextTimeoutMs, t <= now {
+        if let t = mesh.nextTimeoutMsInPlace(), t <= now {
             mesh.handleTimeout(nowMs: now)
             pump { ctx.signal($0) }
         }
@@ -311,7 +311,7 @@ public final class NodeRuntime<P: Platform> {
             pump { ctx.signal($0) }
         }
         let cap = ctx.nowUs + 1_000_000
-        var next = mesh.nextTimeoutMs.map { $0 * 1000 } ?? cap
+        var next = mesh.nextTimeoutMsInPlace().map { $0 * 1000 } ?? cap
         if let t = pubsub.nextTimeoutMs { next = min(next, t * 1000) }
         meshTimerWakeUs = min(next, cap)
         return .waitSignal(Self.meshWake, untilUs: meshTimerWakeUs)
