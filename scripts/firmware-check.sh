@@ -49,6 +49,7 @@ image_swift_flags=(-D TDOS_NO_DEFLATE_COMPRESSOR)
 # TDOSCore and TDOSNode once; TDOSPico once per role image, with that role's
 # Firmware/PicoImage file (PicoPlatform.imageRole), as the pico-sdk build does.
 roles=(kernel sensor storage)
+swift_ceiling_kb=136
 shared=()
 for entry in TDOSCore:Firmware/Core TDOSNode:Firmware/Node; do
     name="${entry%%:*}"
@@ -99,9 +100,11 @@ for role in "${roles[@]}"; do
         }
     # libnosys warns that its I/O stubs "will always fail": expected, nothing calls them.
     grep -v 'is not implemented and will always fail' "$build/link-$role.log" | grep -v '^.*: in function' >&2 || true
-    # Report-only: the kernel image's Swift is over issue 5's 96 KB budget
-    # (docs/FIRMWARE.md, "Sizes"); `make firmware` enforces the budgets on the real images.
-    "$root/scripts/image-sizes.sh" --report-only "$image" "$elf" "$build/$image.map"
+    # Every image's Swift is still over issue 5's 96 KB budget (docs/FIRMWARE.md,
+    # "Sizes"): reported, and held under a ceiling (the largest image when it
+    # was set, plus room for work in flight) so that no image grows unnoticed.
+    # Lower it as images shrink; `make firmware` enforces the budget itself.
+    "$root/scripts/image-sizes.sh" --swift-ceiling "$swift_ceiling_kb" "$image" "$elf" "$build/$image.map"
 done
 
 # ---- host run of the Pico module's board-independent logic -------------------------
