@@ -465,7 +465,7 @@ public final class NodeRuntime<P: Platform> {
         // The timer task runs again only if the mesh's or the subscriptions'
         // next timer moved before its wake-up (a new call, a retransmission, a
         // lease), not after every datagram.
-        let nextTimerMs = min(mesh.nextTimeoutMs ?? UInt64.max, pubsub.nextTimeoutMs ?? UInt64.max)
+        let nextTimerMs = min(mesh.nextTimeoutMsInPlace() ?? UInt64.max, pubsub.nextTimeoutMs ?? UInt64.max)
         if nextTimerMs != UInt64.max && nextTimerMs * 1000 < meshTimerWakeUs { signal(Self.meshWake) }
     }
 
