@@ -4,6 +4,9 @@
 # same list for the pico-sdk build). Set `tool` (for messages) before sourcing.
 # -fshort-enums: the objects must agree with pico-sdk's C on enum sizes.
 # -disable-stack-protector: the guard is read through a GOT the startup never copies.
+# Inlining held back at both levels (SIL: caller benefit reduced 16x; LLVM:
+# threshold 0): -Osize alone still inlines large bodies at many call sites, and
+# these two flags take ~11 KB off the node image (docs/FIRMWARE.md, "Sizes").
 
 swiftc="${SWIFTC:-$(command -v swiftc || true)}"
 [ -n "$swiftc" ] || swiftc=/opt/swift/usr/bin/swiftc
@@ -23,4 +26,6 @@ board_swift_flags=(
     -Xfrontend -function-sections
     -Xcc -fshort-enums -Xcc -mfloat-abi=soft
     -Xfrontend -disable-stack-protector
+    -Xfrontend -sil-inline-caller-benefit-reduction-factor -Xfrontend 16
+    -Xllvm -inline-threshold=0
 )

@@ -9,7 +9,8 @@
 # heartbeats every second, announces every 10 s, the sampler, the watchdog fed by
 # the scheduler) without growing its heap.
 #
-# Needs `make firmware` (build/firmware/tdos-node.elf). The config is made the
+# Needs `make firmware` (build/firmware/sensor.elf: the sensor image, as the
+# config is a sensor node's). The config is made the
 # way a user makes one: `tdos provision` (a sensor node on the emulator's open
 # test network), merged into the image's UF2 with `tdos uf2 --merge`. The
 # emulated clock runs several times faster than the wall clock when the
@@ -23,7 +24,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${FIRMWARE_BUILD_DIR:-$root/build/firmware}"
 work="$root/.build-firmware-smoke"
 seconds="${SMOKE_SECONDS:-60}"
-elf="$build/tdos-node.elf"
+elf="$build/sensor.elf"
 
 [ -f "$elf" ] || { echo "firmware-smoke: no $elf: run make firmware PICO_SDK_PATH=... first" >&2; exit 1; }
 tdos="${TDOS_CLI:-$root/.build/release/tdos}"

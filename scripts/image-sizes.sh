@@ -15,11 +15,20 @@ swift_flash_max=$((96 * 1024))
 image_flash_max=$((512 * 1024))
 static_ram_max=$((128 * 1024))
 
-# --report-only: print the sizes and say which budgets are exceeded, exit 0
-# (scripts/firmware-check.sh while the full node runtime is over the Swift
-# budget: docs/FIRMWARE.md, "Sizes"; `make firmware` still fails on it).
+# --report-only: print the sizes and say which budgets are exceeded, exit 0.
+# --swift-ceiling KB: while the Swift budget is not met (docs/FIRMWARE.md,
+# "Sizes"), Swift above the budget is reported and Swift above KB fails, so an
+# image cannot grow unnoticed; the image and RAM budgets are still enforced
+# (scripts/firmware-check.sh; `make firmware` enforces the budget itself).
 report_only=0
-if [ "${1:-}" = --report-only ]; then report_only=1; shift; fi
+swift_ceiling=0
+while [ "$#" -gt 3 ]; do
+    case "$1" in
+        --report-only) report_only=1; shift ;;
+        --swift-ceiling) swift_ceiling=$(($2 * 1024)); shift 2 ;;
+        *) echo "image-sizes: unknown option $1" >&2; exit 2 ;;
+    esac
+done
 name="$1" elf="$2" map="$3"
 
 sym() { # NAME -> value (decimal)
@@ -76,7 +85,12 @@ check() { # WHAT VALUE MAX
         status=1
     fi
 }
-check "Swift flash" "$swift_flash" "$swift_flash_max"
+if [ "$swift_ceiling" -gt 0 ] && [ "$swift_flash" -gt "$swift_flash_max" ]; then
+    echo "image-sizes: $name: Swift flash $(kb "$swift_flash") is over the budget of $(kb "$swift_flash_max") (reported: docs/FIRMWARE.md, \"Sizes\"); the ceiling is $(kb "$swift_ceiling")" >&2
+    check "Swift flash" "$swift_flash" "$swift_ceiling"
+else
+    check "Swift flash" "$swift_flash" "$swift_flash_max"
+fi
 check "image flash" "$image_flash" "$image_flash_max"
 check "static RAM" "$static_ram" "$static_ram_max"
 if [ "$status" -ne 0 ] && [ "$report_only" -eq 1 ]; then

@@ -112,7 +112,9 @@ public struct ReplayWindow {
 
     /// Forget a sender (it left the mesh cleanly).
     public mutating func forget(sender: UInt32) {
-        entries.removeAll(where: { $0.sender == sender })
+        // One entry per sender (accept); not removeAll(where:), which costs
+        // ~0.5 KB per closure on the board.
+        if let i = entries.firstIndex(where: { $0.sender == sender }) { entries.remove(at: i) }
     }
 }
 

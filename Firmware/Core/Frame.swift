@@ -108,7 +108,7 @@ public func frameMajorVersion(_ datagram: [UInt8]) -> UInt8? {
 extension Frame {
     /// Encodes and authenticates with `key`. The payload is compressed when
     /// `compress` is set, it is at least `WireLimits.compressThresholdBytes`
-    /// long and DEFLATE makes the frame smaller. Traps (a caller bug, not
+    /// long and DEFLATE makes the frame smaller (never in a board image). Traps (a caller bug, not
     /// input) if the result would exceed `WireLimits.frameBytesMax`; callers
     /// check `payload.count` against `payloadBytesMaxUncompressed` first.
     public func encode(key: HMACSHA256Key, compress: Bool = true) -> [UInt8] {
@@ -117,6 +117,10 @@ extension Frame {
         var wireFlags = flags.intersection(FrameFlags.known)
         wireFlags.remove(.compressed)
         if ref != nil { wireFlags.insert(.hasRef) } else { wireFlags.remove(.hasRef) }
+        // The board images are built with TDOS_NO_DEFLATE_COMPRESSOR: they send
+        // every payload uncompressed (compression is the sender's choice,
+        // PROTOCOL.md "Compression") and keep only the inflater, ~2 KB less flash.
+        #if !TDOS_NO_DEFLATE_COMPRESSOR
         if compress && payload.count >= WireLimits.compressThresholdBytes {
             let packed = Deflate.compress(payload)
             if packed.count < payload.count {
@@ -124,6 +128,7 @@ extension Frame {
                 wireFlags.insert(.compressed)
             }
         }
+        #endif
         var w = ByteWriter(capacity: 32 + body.count + WireLimits.tagBytes)
         w.u8(versionMajor << 4 | (versionMinor & 0x0F))
         w.u8(type.rawValue)

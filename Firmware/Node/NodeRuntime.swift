@@ -127,6 +127,10 @@ public final class NodeRuntime<P: Platform> {
         latest = Array(repeating: nil, count: config.sensors.count)
     }
 
+    /// The role this node runs: the image's when the platform fixes it (then
+    /// a constant, and the other roles' tasks and serving are not compiled in).
+    @inline(__always) var role: NodeRole { P.imageRole ?? config.role }
+
     @inline(__always) func ms(_ us: UInt64) -> UInt64 { us / 1000 }
     public var nowMs: UInt64 { platform.nowUs() / 1000 }
     public var uptimeMs: UInt64 { (platform.nowUs() - bootUs) / 1000 }
@@ -271,7 +275,7 @@ public final class NodeRuntime<P: Platform> {
                                                                     critical: true)) { ctx in
                 me.takeUnretainedValue().meshTimerTick(&ctx)
             }
-            switch config.role {
+            switch role {
             case .sensor:
                 try scheduler.spawn("sampler", options: TaskOptions(priority: TaskPriority.normal,
                                                                      watchdogTimeoutUs: 10_000_000)) { ctx in
@@ -319,7 +323,7 @@ public final class NodeRuntime<P: Platform> {
 
     func meshTimerTick(_ ctx: inout TaskContext) -> TaskStep {
         let now = ms(ctx.nowUs)
-        if let t = mesh.nextTimeoutMs, t <= now {
+        if let t = mesh.nextTimeoutMsInPlace(), t <= now {
             mesh.handleTimeout(nowMs: now)
             pump { ctx.signal($0) }
         }
@@ -328,7 +332,7 @@ public final class NodeRuntime<P: Platform> {
             pump { ctx.signal($0) }
         }
         let cap = ctx.nowUs + 1_000_000
-        var next = mesh.nextTimeoutMs.map { $0 * 1000 } ?? cap
+        var next = mesh.nextTimeoutMsInPlace().map { $0 * 1000 } ?? cap
         if let t = pubsub.nextTimeoutMs { next = min(next, t * 1000) }
         meshTimerWakeUs = min(next, cap)
         return .waitSignal(Self.meshWake, untilUs: meshTimerWakeUs)
@@ -440,7 +444,7 @@ public final class NodeRuntime<P: Platform> {
         noteActivity(nowMs)
         if request.service == 0 { return serveNodeOperation(request, nowMs: nowMs) }
         if request.operation == .status { return statusResponse(nowMs: nowMs) }
-        switch config.role {
+        switch role {
         case .sensor:
             guard let i = config.sensors.firstIndex(where: { serviceID($0.name) == request.service }) else {
                 return Response(status: Status.unknownService.rawValue)
@@ -479,7 +483,18 @@ public final class NodeRuntime<P: Platform> {
     /// signal: through the TaskContext inside a task, on the scheduler outside.
     /// `nowMs`: the caller's time if it has one (a task's tick), else the clock's.
     func pump(nowMs callerNowMs: UInt64? = nil, _ signal: (SignalID) -> Void) {
-        let now = callerNowMs ?? nowMs
+        if carryOutActions(nowMs: callerNowMs ?? nowMs) { signal(Self.callDone) }
+        // The timer task runs again only if the mesh's or the subscriptions'
+        // next timer moved before its wake-up (a new call, a retransmission, a
+        // lease), not after every datagram.
+        let nextTimerMs = min(mesh.nextTimeoutMsInPlace() ?? UInt64.max, pubsub.nextTimeoutMs ?? UInt64.max)
+        if nextTimerMs != UInt64.max && nextTimerMs * 1000 < meshTimerWakeUs { signal(Self.meshWake) }
+    }
+
+    /// pump's work, apart from the closure: pump is specialised per closure,
+    /// and this loop (~0.9 KB on the board) must exist only once. True when a call completed.
+    @inline(never)
+    func carryOutActions(nowMs now: UInt64) -> Bool {
         var callsDone = false
         while let action = mesh.pollAction() {
             actionObserver?(action)
@@ -506,11 +521,6 @@ public final class NodeRuntime<P: Platform> {
             }
         }
         while let e = pubsub.pollEvent() { subscriptionObserver?(e) }
-        if callsDone { signal(Self.callDone) }
-        // The timer task runs again only if the mesh's or the subscriptions'
-        // next timer moved before its wake-up (a new call, a retransmission, a
-        // lease), not after every datagram.
-        let nextTimerMs = min(mesh.nextTimeoutMs ?? UInt64.max, pubsub.nextTimeoutMs ?? UInt64.max)
-        if nextTimerMs != UInt64.max && nextTimerMs * 1000 < meshTimerWakeUs { signal(Self.meshWake) }
+        return callsDone
     }
 }

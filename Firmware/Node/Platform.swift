@@ -78,8 +78,14 @@ public protocol Platform: Clock, DatagramPort, SensorPort, DisplayPort, Persiste
     /// Feeds the board's hardware watchdog; the runtime calls it only while
     /// every critical task is healthy.
     func feedHardwareWatchdog()
+    /// The one role this build runs, when it is fixed at compile time (each
+    /// board image: kernel, sensor, storage); nil = the role comes from the
+    /// config (Linux, the simulation). A constant here lets the specialised
+    /// NodeRuntime drop the other roles' code from the image.
+    static var imageRole: NodeRole? { get }
 }
 
 extension Platform {
     public func heapInUseBytes() -> UInt32 { 0 }
+    public static var imageRole: NodeRole? { nil }
 }

@@ -1,5 +1,6 @@
-// Entry point of the TDOS Pico W image (one image for every role: the role is
-// provisioning data, read from the config region at boot).
+// Entry point of the TDOS Pico W images: one per role (kernel.uf2, sensor.uf2,
+// storage.uf2: Firmware/PicoImage/<role>.swift sets PicoPlatform.imageRole, so
+// each carries only its role's code). The provisioned role must be the image's.
 //
 // Boot: board init, banner and reset reason, watchdog, config (A/B, validated:
 // magic, format version, length, CRC, fields), radio, boot epoch, then the node
@@ -20,6 +21,8 @@ public enum BlinkCode: Int {
     case badConfig = 3
     case radioFailed = 4  // the LED is on the radio chip: UART message only
     case stateUnwritable = 5
+    /// The provisioned role is not the role this image was built for.
+    case wrongImage = 6
 }
 
 public enum FirmwareInfo {
@@ -60,6 +63,14 @@ struct TDOSPicoMain {
         WireLimits.check()
 
         let record = readConfig()
+        if let imageRole = PicoPlatform.imageRole, record.role != imageRole {
+            var l = TextLine("tdos: this is the ")
+            l.append(imageRole.name)
+            l.append(" image; the config says role ")
+            l.append(record.role.name)
+            Console.line(l)
+            halt(.wrongImage, "role does not match this image: copy that role's UF2 (kernel.uf2, sensor.uf2, storage.uf2) or provision again.")
+        }
         guard tdos_radio_init(record.wifiCountry[0], record.wifiCountry[1]) == TDOS_OK else {
             halt(.radioFailed, "CYW43 radio did not start: is this a Pico W?")
         }
@@ -176,6 +187,11 @@ struct TDOSPicoMain {
         Console.write(FirmwareInfo.name)
         Console.write(" ")
         Console.write(FirmwareInfo.version)
+        if let role = PicoPlatform.imageRole {
+            Console.write(", ")
+            Console.write(role.name)
+            Console.write(" image")
+        }
         var v = TextLine(" (TDOS protocol ")
         v.append(UInt64(ProtocolVersion.major))
         v.append(".")

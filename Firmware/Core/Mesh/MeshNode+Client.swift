@@ -326,7 +326,9 @@ extension MeshNode {
     @inline(never)
     mutating func abandon(_ a: Attempt) {
         if a.isLocal {
-            if let h = a.localHandle { serveTable.removeAll(where: { $0.handle == h }) }
+            if let h = a.localHandle, let si = serveTable.firstIndex(where: { $0.handle == h }) {
+                serveTable.remove(at: si)  // handles are unique: one entry at most
+            }
             return
         }
         guard a.trial, let ii = instanceIndex(node: a.node, serviceID: a.serviceID) else { return }
@@ -416,7 +418,7 @@ extension MeshNode {
         guard let ref = frame.ref else { return }
         if probes.contains(where: { $0.target == frame.sender && $0.messageID == ref }) {
             counters.probesAnswered &+= 1  // it answered: alive, whatever it said
-            probes.removeAll(where: { $0.target == frame.sender })
+            dropProbes(target: frame.sender)
             return
         }
         guard let ci = attemptIndex(node: frame.sender, ref: ref) else {

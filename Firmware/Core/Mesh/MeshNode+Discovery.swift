@@ -163,7 +163,7 @@ extension MeshNode {
             peerTable[pi].relayVia = nil
             peerTable[pi].announcedDigest = nil
         }
-        probes.removeAll(where: { $0.target == node || $0.via == node })
+        dropProbes(target: node, alsoVia: true)
         for i in peerTable.indices where peerTable[i].relayVia == node {
             peerTable[i].relayVia = nil  // back to the direct path; probes will find another relay
         }

@@ -112,7 +112,7 @@ extension MeshNode {
     @inline(never)
     mutating func probeAnswered(_ frame: Frame, _ response: Response, nowMs: UInt64) {
         counters.probesAnswered &+= 1
-        probes.removeAll(where: { $0.target == frame.sender })
+        dropProbes(target: frame.sender)
         guard let pi = peerIndex(frame.sender), !response.result.isEmpty,
               let status = try? NodeStatus.decode(response.result) else { return }
         peerTable[pi].incarnation = max(peerTable[pi].incarnation, status.incarnation)

@@ -117,7 +117,7 @@ extension MeshNode {
                 break
             case .suspect:
                 peerTable[pi].state = .alive
-                probes.removeAll(where: { $0.target == sender })
+                dropProbes(target: sender)
                 emit(.peerRecovered(sender))
             case .dead, .left:
                 peerTable[pi].state = .alive

@@ -189,6 +189,7 @@ public struct MeshNode {
         self.services = services
         self.localDigest = servicesDigest(services)
         ids = MessageIDGenerator(epoch: epoch)
+        self.epoch = epoch
         replay = ReplayWindow(capacity: WireLimits.replayPeersMax)
         if let limit = config.rateLimit { rateLimiter = RateLimiter(limit) }
         rng = SeededRandom(seed: rngSeed)
@@ -271,7 +272,9 @@ public struct MeshNode {
     /// Key rotation (see Keyring): the new ring applies to the next frame.
     public mutating func setKeys(_ newKeys: Keyring) { keys = newKeys }
 
-    public var epoch: UInt32 { ids.epoch }
+    /// Stored, not computed from `ids`: a getter on a node held in a class
+    /// (NodeRuntime.mesh) copies the whole node first on the board.
+    public let epoch: UInt32
 
     // MARK: Actions
 
@@ -333,6 +336,11 @@ public struct MeshNode {
         }
         return t
     }
+
+    /// `nextTimeoutMs` for a node held in a class (NodeRuntime.mesh): a mutating
+    /// call reads it in place, where the getter copies the whole node (every
+    /// table retained and released) on the board, twice per timer tick.
+    public mutating func nextTimeoutMsInPlace() -> UInt64? { nextTimeoutMs }
 
     /// Runs every timer that is due at `nowMs` (call it when nowMs >= nextTimeoutMs;
     /// calling it early is harmless).
@@ -475,6 +483,21 @@ public struct MeshNode {
     }
 
     func callIndex(_ id: CallID) -> Int? { calls.firstIndex(where: { $0.id == id }) }
+
+    /// Drops the probes of `node` (with `alsoVia`, also those relayed through
+    /// it), keeping the order of the rest. One loop rather than
+    /// `removeAll(where:)`, which the board build specialises per closure (~0.4 KB each).
+    @inline(never)
+    mutating func dropProbes(target node: UInt32, alsoVia: Bool = false) {
+        var i = 0
+        while i < probes.count {
+            if probes[i].target == node || (alsoVia && probes[i].via == node) {
+                probes.remove(at: i)
+            } else {
+                i += 1
+            }
+        }
+    }
 
     // MARK: Views (CLI, tests, simulator)
 
