@@ -119,7 +119,13 @@ public final class NodeRuntime<P: Platform> {
         mesh = MeshNode(config: meshConfig, nodeID: config.nodeID, name: config.name, epoch: epoch,
                         keys: Keyring(id: config.keyID, key: config.key), address: config.address,
                         services: config.services, rngSeed: config.rngSeed)
-        pubsub = PubSub(config: config.pubsub)
+        var pubsubConfig = config.pubsub
+        if !Self.usesSubscriptions {  // unused tables: the smallest the config allows
+            pubsubConfig.publicationsMax = 1
+            pubsubConfig.subscriptionsMax = 1
+            pubsubConfig.eventQueueMax = 1
+        }
+        pubsub = PubSub(config: pubsubConfig)
         if config.role == .storage, let flash = platform.openLogFlash() {
             log = try? RecordLog(flash: flash)
         }
@@ -130,6 +136,12 @@ public final class NodeRuntime<P: Platform> {
     /// The role this node runs: the image's when the platform fixes it (then
     /// a constant, and the other roles' tasks and serving are not compiled in).
     @inline(__always) var role: NodeRole { P.imageRole ?? config.role }
+
+    /// Subscriptions run where something publishes or subscribes: every Linux
+    /// and simulated node, and the sensor image. The kernel and storage board
+    /// images publish nothing and subscribe to nothing, so the constant false
+    /// lets the linker drop PubSub from them (~12 KB of flash).
+    @inline(__always) static var usesSubscriptions: Bool { P.imageRole == nil || P.imageRole == .sensor }
 
     @inline(__always) func ms(_ us: UInt64) -> UInt64 { us / 1000 }
     public var nowMs: UInt64 { platform.nowUs() / 1000 }
@@ -327,13 +339,13 @@ public final class NodeRuntime<P: Platform> {
             mesh.handleTimeout(nowMs: now)
             pump { ctx.signal($0) }
         }
-        if let t = pubsub.nextTimeoutMs, t <= now {
+        if Self.usesSubscriptions, let t = pubsub.nextTimeoutMs, t <= now {
             pubsub.handleTimeout(nowMs: now, mesh: &mesh)
             pump { ctx.signal($0) }
         }
         let cap = ctx.nowUs + 1_000_000
         var next = mesh.nextTimeoutMsInPlace().map { $0 * 1000 } ?? cap
-        if let t = pubsub.nextTimeoutMs { next = min(next, t * 1000) }
+        if Self.usesSubscriptions, let t = pubsub.nextTimeoutMs { next = min(next, t * 1000) }
         meshTimerWakeUs = min(next, cap)
         return .waitSignal(Self.meshWake, untilUs: meshTimerWakeUs)
     }
@@ -487,7 +499,8 @@ public final class NodeRuntime<P: Platform> {
         // The timer task runs again only if the mesh's or the subscriptions'
         // next timer moved before its wake-up (a new call, a retransmission, a
         // lease), not after every datagram.
-        let nextTimerMs = min(mesh.nextTimeoutMsInPlace() ?? UInt64.max, pubsub.nextTimeoutMs ?? UInt64.max)
+        let pubsubMs = Self.usesSubscriptions ? pubsub.nextTimeoutMs ?? UInt64.max : UInt64.max
+        let nextTimerMs = min(mesh.nextTimeoutMsInPlace() ?? UInt64.max, pubsubMs)
         if nextTimerMs != UInt64.max && nextTimerMs * 1000 < meshTimerWakeUs { signal(Self.meshWake) }
     }
 
@@ -512,15 +525,17 @@ public final class NodeRuntime<P: Platform> {
             case .deliver(let frame):
                 if frame.type == .configUpdate {
                     applyConfigUpdate(frame, nowMs: now)
-                } else {
+                } else if Self.usesSubscriptions {
                     pubsub.handle(frame, nowMs: now, mesh: &mesh)
                 }
             case .event(let e):
                 platform.log(describe(e))
-                pubsub.handleMeshEvent(e, nowMs: now, mesh: &mesh)
+                if Self.usesSubscriptions { pubsub.handleMeshEvent(e, nowMs: now, mesh: &mesh) }
             }
         }
-        while let e = pubsub.pollEvent() { subscriptionObserver?(e) }
+        if Self.usesSubscriptions {
+            while let e = pubsub.pollEvent() { subscriptionObserver?(e) }
+        }
         return callsDone
     }
 }
