@@ -179,8 +179,7 @@ public struct RaftNode {
     var rng: SeededRandom
     var nextProposalRaw: UInt32 = 1
     var lastNowMs: UInt64 = 0
-    var actions: [RaftAction] = []
-    var actionHead = 0
+    var actions = DrainQueue<RaftAction>(capacity: 0)
     /// Persist pending: the hard state changed, and the log from this index (nil: log unchanged).
     var hardStateDirty = false
     var logDirtyFrom: UInt32?
@@ -206,7 +205,7 @@ public struct RaftNode {
             peers.append(Progress(node: m, nextIndex: 1, matchIndex: 0, votedInTerm: 0))
         }
         proposals.reserveCapacity(config.proposalsMax)
-        actions.reserveCapacity(2 * members.count + config.proposalsMax + 8)
+        actions = DrainQueue(capacity: 2 * members.count + config.proposalsMax + 8)
     }
 
     // MARK: Views
@@ -222,16 +221,7 @@ public struct RaftNode {
 
     // MARK: Actions
 
-    public mutating func pollAction() -> RaftAction? {
-        guard actionHead < actions.count else { return nil }
-        let a = actions[actionHead]
-        actionHead += 1
-        if actionHead == actions.count {
-            actions.removeAll(keepingCapacity: true)
-            actionHead = 0
-        }
-        return a
-    }
+    public mutating func pollAction() -> RaftAction? { actions.pop() }
 
     /// Every action but a persist is preceded by the pending persist.
     mutating func emit(_ a: RaftAction) {

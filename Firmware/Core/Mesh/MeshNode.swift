@@ -165,8 +165,7 @@ public struct MeshNode {
     var staleValues: [StaleValue] = []
     var versionReplies: [RateStamp] = []
     var sought: [Sought] = []
-    var actions: [MeshAction] = []
-    var actionHead = 0
+    var actions = DrainQueue<MeshAction>(capacity: 0)
     /// Latest time seen: an earlier `nowMs` from a careless caller is taken as
     /// this one, so no time difference can go negative.
     var lastNowMs: UInt64 = 0
@@ -203,7 +202,7 @@ public struct MeshNode {
         staleValues.reserveCapacity(config.staleCacheMax)
         versionReplies.reserveCapacity(config.versionReplySourcesMax)
         sought.reserveCapacity(config.callsInFlightMax)
-        actions.reserveCapacity(config.actionQueueMax + config.callsInFlightMax + config.dedupCacheMax)
+        actions = DrainQueue(capacity: config.actionQueueMax + config.callsInFlightMax + config.dedupCacheMax)
     }
 
     static func checkServices(_ services: [ServiceDescriptor]) {
@@ -279,18 +278,9 @@ public struct MeshNode {
     // MARK: Actions
 
     /// The next thing to do, in order; nil when there is nothing left.
-    public mutating func pollAction() -> MeshAction? {
-        guard actionHead < actions.count else { return nil }
-        let action = actions[actionHead]
-        actionHead += 1
-        if actionHead == actions.count {
-            actions.removeAll(keepingCapacity: true)
-            actionHead = 0
-        }
-        return action
-    }
+    public mutating func pollAction() -> MeshAction? { actions.pop() }
 
-    public var pendingActionCount: Int { actions.count - actionHead }
+    public var pendingActionCount: Int { actions.count }
 
     @inline(never)
     mutating func emit(_ action: MeshAction) {

@@ -155,8 +155,7 @@ public struct PubSub {
     var samples: [Sample?]
     var publications: [Publication] = []
     var subscriptions: [Subscription] = []
-    var events: [PubSubEvent] = []
-    var eventHead = 0
+    var events: DrainQueue<PubSubEvent>
     var nextID: UInt32 = 1
 
     public init(config: PubSubConfig = PubSubConfig()) {
@@ -165,7 +164,7 @@ public struct PubSub {
         samples = Array(repeating: nil, count: servicesPerNodeMax)
         publications.reserveCapacity(config.publicationsMax)
         subscriptions.reserveCapacity(config.subscriptionsMax)
-        events.reserveCapacity(config.eventQueueMax)
+        events = DrainQueue(capacity: config.eventQueueMax)
     }
 
     // MARK: Views
@@ -185,25 +184,12 @@ public struct PubSub {
 
     // MARK: Events
 
-    public mutating func pollEvent() -> PubSubEvent? {
-        guard eventHead < events.count else { return nil }
-        let e = events[eventHead]
-        eventHead += 1
-        if eventHead == events.count {
-            events.removeAll(keepingCapacity: true)
-            eventHead = 0
-        }
-        return e
-    }
+    public mutating func pollEvent() -> PubSubEvent? { events.pop() }
 
     mutating func emit(_ e: PubSubEvent) {
-        guard events.count - eventHead < config.eventQueueMax else {
+        guard events.count < config.eventQueueMax else {
             counters.eventsDropped &+= 1
             return
-        }
-        if events.count == events.capacity && eventHead > 0 {
-            events.removeFirst(eventHead)
-            eventHead = 0
         }
         events.append(e)
     }
