@@ -12,7 +12,8 @@
  * Values are plain integer literals (no `u` suffix): GNU ld does not accept
  * suffixes, and every value is below 2^31.
  *
- *   offset 0x000000  firmware image (boot2 first)        1776 KB
+ *   offset 0x000000  firmware image (boot2 first)        1760 KB
+ *          0x1B8000  consensus (Raft state, A/B copies)  16 KB
  *          0x1BC000  log      (append-only records)     256 KB
  *          0x1FC000  state    (boot epoch, 2 sectors)      8 KB
  *          0x1FE000  config A (provisioned record)         4 KB
@@ -33,6 +34,9 @@
 #define TDOS_FLASH_SECTOR_BYTES 0x1000
 #define TDOS_FLASH_PAGE_BYTES 0x100
 
+/* Storage role: Raft's persistent state, two copies of 8 KB (A, then B). */
+#define TDOS_FLASH_CONSENSUS_OFFSET 0x1B8000
+#define TDOS_FLASH_CONSENSUS_BYTES 0x4000
 #define TDOS_FLASH_LOG_OFFSET 0x1BC000
 #define TDOS_FLASH_LOG_BYTES 0x40000
 #define TDOS_FLASH_STATE_OFFSET 0x1FC000
@@ -43,10 +47,16 @@
 #define TDOS_FLASH_CONFIG_BYTES 0x1000
 
 /* The image may use everything below the first reserved region. */
-#define TDOS_FLASH_FIRMWARE_BYTES TDOS_FLASH_LOG_OFFSET
-#define TDOS_FLASH_RESERVED_OFFSET TDOS_FLASH_LOG_OFFSET
+#define TDOS_FLASH_FIRMWARE_BYTES TDOS_FLASH_CONSENSUS_OFFSET
+#define TDOS_FLASH_RESERVED_OFFSET TDOS_FLASH_CONSENSUS_OFFSET
 
 /* Relations, checked wherever this file is included (C, Swift's importer, ld). */
+#if TDOS_FLASH_CONSENSUS_OFFSET + TDOS_FLASH_CONSENSUS_BYTES != TDOS_FLASH_LOG_OFFSET
+#error "consensus must end where the log begins"
+#endif
+#if (TDOS_FLASH_CONSENSUS_OFFSET % TDOS_FLASH_SECTOR_BYTES) || (TDOS_FLASH_CONSENSUS_BYTES % (2 * TDOS_FLASH_SECTOR_BYTES))
+#error "consensus: two copies of whole sectors"
+#endif
 #if TDOS_FLASH_LOG_OFFSET + TDOS_FLASH_LOG_BYTES != TDOS_FLASH_STATE_OFFSET
 #error "log must end where state begins"
 #endif

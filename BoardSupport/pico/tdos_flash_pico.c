@@ -20,6 +20,7 @@
 // True when [offset, offset + len) lies inside one reserved region.
 static bool inside_one_region(uint32_t offset, uint32_t len) {
     static const uint32_t regions[][2] = {
+        {TDOS_FLASH_CONSENSUS_OFFSET, TDOS_FLASH_CONSENSUS_BYTES},
         {TDOS_FLASH_LOG_OFFSET, TDOS_FLASH_LOG_BYTES},
         {TDOS_FLASH_STATE_OFFSET, TDOS_FLASH_STATE_BYTES},
         {TDOS_FLASH_CONFIG_A_OFFSET, TDOS_FLASH_CONFIG_BYTES},

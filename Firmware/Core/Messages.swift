@@ -276,6 +276,10 @@ public struct Operation: RawRepresentable, Equatable {
     public static let configGet = Operation(rawValue: 7)
     public static let logAppend = Operation(rawValue: 8)
     public static let logQuery = Operation(rawValue: 9)
+    /// Service `config` (the consensus leader): propose a change; answered once committed.
+    public static let configSet = Operation(rawValue: 10)
+    /// Service `config`: the committed log entries (version, term, changes).
+    public static let configHistory = Operation(rawValue: 11)
     /// 1...1023 are TDOS's; applications use 1024 and up.
 }
 
@@ -332,7 +336,12 @@ public enum Status: UInt8 {
     case ok = 0
     // 1...8 mirror WireError.code: the peer rejected our frame.
     case unknownService = 16, unknownOperation = 17, busy = 18, unavailable = 19,
-         deadlineExceeded = 20, badArguments = 21, internalError = 22, unsupportedVersion = 23
+         deadlineExceeded = 20, badArguments = 21, internalError = 22, unsupportedVersion = 23,
+         /// Consensus: this replica does not lead; result {1: the leader's node id} when it knows one.
+         notLeader = 24,
+         /// Consensus: no majority of the replicas answered in time; the change may
+         /// still commit later (result {1: true}) or was never appended.
+         noQuorum = 25
 }
 
 /// `response`: key 1 status (absent = ok), 2 value, 3 unit, 4 age of the value
@@ -475,7 +484,10 @@ public struct ErrorReply: Equatable {
 
 /// `config_update`: key 1 config version (monotonic; an older one never
 /// replaces a newer one), 2 entries: a map of dotted path (text) to value (any
-/// CBOR item, kept raw).
+/// CBOR item, kept raw), 3 replace (v1.3; absent = false): the entries are the
+/// whole overlay of that version, not changes to the receiver's (what the
+/// consensus leader sends, so a node that missed versions lands on exactly
+/// the committed state).
 public struct ConfigUpdate: Equatable {
     public struct Entry: Equatable {
         public var path: [UInt8]
@@ -489,27 +501,32 @@ public struct ConfigUpdate: Equatable {
     public static let pathBytesMax = 48
     public var version: UInt32
     public var entries: [Entry]
-    public init(version: UInt32, entries: [Entry]) {
+    public var replace: Bool
+    public init(version: UInt32, entries: [Entry], replace: Bool = false) {
         self.version = version
         self.entries = entries
+        self.replace = replace
     }
     public func encode() -> [UInt8] {
         var w = CBORWriter(capacity: 64)
-        w.mapHeader(count: 2)
+        w.mapHeader(count: replace ? 3 : 2)
         w.unsigned(1); w.unsigned(UInt64(version))
         w.unsigned(2); w.mapHeader(count: entries.count)
         for e in entries {
             w.text(e.path)
             w.bytes.append(contentsOf: e.value)
         }
+        if replace { w.unsigned(3); w.bool(true) }
         return w.bytes
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> ConfigUpdate {
         var version: UInt32?
         var entries: [Entry] = []
+        var replace = false
         try forEachKey(payload) { (key, r) throws(WireError) in
             switch key {
             case 1: version = try readU32(&r)
+            case 3: replace = try r.bool()
             case 2:
                 let n = try r.mapHeader()
                 guard n <= entriesMax else { throw .malformedCBOR }
@@ -521,7 +538,7 @@ public struct ConfigUpdate: Equatable {
             default: try r.skip()
             }
         }
-        return ConfigUpdate(version: try required(version), entries: entries)
+        return ConfigUpdate(version: try required(version), entries: entries, replace: replace)
     }
 }
 

@@ -47,6 +47,12 @@ public struct NodeConfig {
     /// `rate_limit.*` sets the mesh's per-sender limiter unless `mesh.rateLimit` is set.
     public var settings: ConfigTree? = nil
     public var rngSeed: UInt64
+    /// Storage role: the node ids of every config replica (Raft's members),
+    /// this node included; empty = this node alone (a single-replica group).
+    /// Every replica must be given the same list.
+    public var configReplicas: [UInt32] = []
+    /// Storage role: consensus timing and bounds (1 s heartbeats, 3-6 s election timeouts).
+    public var raft = RaftConfig()
     /// Sensor nodes sample this often.
     public var sampleIntervalMs: UInt32 = 1000
     /// The kernel's weather station refreshes this often (the seeds: 5 s).

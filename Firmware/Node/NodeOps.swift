@@ -26,6 +26,10 @@ extension NodeRuntime {
     /// would be an exclusivity violation (a trap).
     func serveAndRecord(_ handle: ServeHandle, _ request: Request, from: UInt32, nowMs: UInt64) {
         let op = request.operation
+        if usesConsensus && op == .configSet && request.service == Self.configServiceID {
+            proposeConfig(handle, request, nowMs: nowMs)  // answered once committed
+            return
+        }
         if op == .status || (request.service == 0 && (op == .metrics || op == .tasks)) {
             if deferredServes.isEmpty { deferredServes.reserveCapacity(mesh.config.dedupCacheMax) }
             deferredServes.append(DeferredServe(handle: handle, request: request, from: from))
@@ -121,23 +125,8 @@ extension NodeRuntime {
         case .int(let v): w.int(v)
         case .number(let v): w.double(v)
         case .text(let v): w.text(v)
-        case .map: return Response(result: NodeRuntime.subtree(of: tree, at: path).encodeCBOR())
+        case .map: return Response(result: tree.subtree(at: path).encodeCBOR())
         }
         return Response(result: w.bytes)
-    }
-
-    /// The leaves under `prefix`, with paths relative to it.
-    static func subtree(of tree: ConfigTree, at prefix: [UInt8]) -> ConfigTree {
-        var sub = ConfigTree()
-        tree.forEachLeaf { path, value in
-            guard path.count > prefix.count + 1, path[prefix.count] == 0x2E,  // "."
-                  path[0..<prefix.count].elementsEqual(prefix) else { return }
-            do throws(ConfigError) {
-                try sub.set(Array(path[(prefix.count + 1)...]), value)
-            } catch {
-                // Cannot happen: a subtree has fewer nodes than the tree it comes from.
-            }
-        }
-        return sub
     }
 }

@@ -61,6 +61,27 @@ public final class NodeRuntime<P: Platform> {
                                           : "log: reopened after a flash error (recovery ran again)"))
     }
 
+    // Storage role: config consensus (NodeRuntime+Consensus.swift).
+    /// Raft over the config replicas; nil on other roles, or when consensus is
+    /// off on this replica (`consensusHalt` says why).
+    public internal(set) var raft: RaftNode?
+    /// What the platform last stored for `raft` (Figure 2's persistent state).
+    var raftStored = RaftPersistentState()
+    /// The config state machine: the committed entries applied in index order.
+    public internal(set) var committed = ConfigManager()
+    /// Entries committed but refused by the state machine (every replica alike).
+    public internal(set) var committedSkipped: UInt32 = 0
+    public internal(set) var consensusHalt: StaticString? = nil
+    /// `config set` requests waiting for their proposal's outcome.
+    var pendingSets: [PendingSet] = []
+    /// Leader: the committed config on its way to the nodes, and who has it.
+    var distribution: ConfigPush?
+    var distributionVersion: UInt32 = 0
+    var distributedTo: [UInt32] = []
+    var distributedVersion: UInt32 = 0
+    var nextDistributionMs: UInt64 = 0
+    var wasLeader = false
+
     // Kernel role: the weather station's readings go to the storage log.
     public private(set) var producer: LogProducer
     /// Record kind of a weather-station reading: payload {1: °C, 2: %RH, 3: lux} (present ones).
@@ -131,6 +152,7 @@ public final class NodeRuntime<P: Platform> {
         }
         scheduler = Scheduler(config: config.scheduler, clockUs: { platform.nowUs() })
         latest = Array(repeating: nil, count: config.sensors.count)
+        if (P.imageRole ?? config.role) == .storage { openConsensus() }
     }
 
     /// The role this node runs: the image's when the platform fixes it (then
@@ -151,6 +173,7 @@ public final class NodeRuntime<P: Platform> {
 
     public func start() {
         mesh.start(nowMs: nowMs)
+        if usesConsensus { raft?.start(nowMs: nowMs) }
         pump { scheduler.raise($0) }
         spawnTasks()
         var l = TextLine("node ")
@@ -173,6 +196,18 @@ public final class NodeRuntime<P: Platform> {
             } else {
                 l.append(", log UNAVAILABLE (flash could not be opened or read): appends are refused")
             }
+            if let raft {
+                l.append(", consensus: ")
+                l.append(UInt64(raft.members.count))
+                l.append(" replicas, term ")
+                l.append(UInt64(raft.currentTerm))
+                l.append(", ")
+                l.append(UInt64(raft.log.count))
+                l.append(" log entries")
+            } else if let why = consensusHalt {
+                l.append(", consensus OFF: ")
+                l.append(why)
+            }
         }
         switch configRestore {
         case .restored, .noImage: break
@@ -192,6 +227,18 @@ public final class NodeRuntime<P: Platform> {
                       ref: frame.id, nowMs: nowMs)
             return
         }
+        guard let outcome = adoptConfig(update) else { return }
+        if outcome.acknowledge {
+            mesh.send(.ack, payload: [], to: frame.sender, ref: frame.id, nowMs: nowMs)
+        } else {
+            mesh.send(.error, payload: ErrorReply(code: outcome.replyStatus.rawValue).encode(), to: frame.sender,
+                      ref: frame.id, nowMs: nowMs)
+        }
+    }
+
+    /// Applies an update to the config in force and persists the record; nil
+    /// when the record could not be written (the update is then undone).
+    func adoptConfig(_ update: ConfigUpdate) -> ConfigUpdateOutcome? {
         let before = settings
         let outcome = settings.apply(update)
         if outcome.persist {
@@ -203,7 +250,7 @@ public final class NodeRuntime<P: Platform> {
             settings = before
             configPersistFailures &+= 1
             platform.log(TextLine("config update not applied: the config record could not be written (flash or state directory); the sender will retry"))
-            return
+            return nil
         }
         if case .applied(let version, _) = outcome {
             var l = TextLine("config version ")
@@ -211,12 +258,7 @@ public final class NodeRuntime<P: Platform> {
             l.append(" applied")
             platform.log(l)
         }
-        if outcome.acknowledge {
-            mesh.send(.ack, payload: [], to: frame.sender, ref: frame.id, nowMs: nowMs)
-        } else {
-            mesh.send(.error, payload: ErrorReply(code: outcome.replyStatus.rawValue).encode(), to: frame.sender,
-                      ref: frame.id, nowMs: nowMs)
-        }
+        return outcome
     }
 
     /// Clean leave: peers drop this node at once instead of waiting for the timeout.
@@ -229,8 +271,10 @@ public final class NodeRuntime<P: Platform> {
 
     /// A call made outside any task (the simulation's extra clients); its
     /// result is seen by `actionObserver` as `.complete`.
-    public func call(service name: [UInt8], version: SemVer, arguments: [UInt8], deadlineMs: UInt32) -> CallID {
-        let id = mesh.call(service: name, version: version, arguments: arguments, deadlineMs: deadlineMs, nowMs: nowMs)
+    public func call(service name: [UInt8], version: SemVer, operation: Operation = .read, arguments: [UInt8],
+                     deadlineMs: UInt32) -> CallID {
+        let id = mesh.call(service: name, version: version, operation: operation, arguments: arguments,
+                           deadlineMs: deadlineMs, nowMs: nowMs)
         pump { scheduler.raise($0) }
         return id
     }
@@ -343,9 +387,14 @@ public final class NodeRuntime<P: Platform> {
             pubsub.handleTimeout(nowMs: now, mesh: &mesh)
             pump { ctx.signal($0) }
         }
+        if usesConsensus, let t = consensusNextTimeoutMs, t <= now {
+            consensusTimeout(nowMs: now)
+            pump { ctx.signal($0) }
+        }
         let cap = ctx.nowUs + 1_000_000
         var next = mesh.nextTimeoutMsInPlace().map { $0 * 1000 } ?? cap
         if Self.usesSubscriptions, let t = pubsub.nextTimeoutMs { next = min(next, t * 1000) }
+        if usesConsensus, let t = consensusNextTimeoutMs { next = min(next, t * 1000) }
         meshTimerWakeUs = min(next, cap)
         return .waitSignal(Self.meshWake, untilUs: meshTimerWakeUs)
     }
@@ -466,6 +515,7 @@ public final class NodeRuntime<P: Platform> {
             return Response(value: sample.value, unit: config.sensors[i].kind.unit,
                             ageMs: UInt32(min(nowMs - sample.atMs, UInt64(UInt32.max))))
         case .storage:
+            if request.service == Self.configServiceID { return serveConfig(request) }
             guard request.operation == .logAppend || request.operation == .logQuery else {
                 return Response(status: Status.unknownOperation.rawValue)
             }
@@ -500,7 +550,8 @@ public final class NodeRuntime<P: Platform> {
         // next timer moved before its wake-up (a new call, a retransmission, a
         // lease), not after every datagram.
         let pubsubMs = Self.usesSubscriptions ? pubsub.nextTimeoutMs ?? UInt64.max : UInt64.max
-        let nextTimerMs = min(mesh.nextTimeoutMsInPlace() ?? UInt64.max, pubsubMs)
+        let consensusMs = usesConsensus ? consensusNextTimeoutMs ?? UInt64.max : UInt64.max
+        let nextTimerMs = min(mesh.nextTimeoutMsInPlace() ?? UInt64.max, min(pubsubMs, consensusMs))
         if nextTimerMs != UInt64.max && nextTimerMs * 1000 < meshTimerWakeUs { signal(Self.meshWake) }
     }
 
@@ -525,12 +576,15 @@ public final class NodeRuntime<P: Platform> {
             case .deliver(let frame):
                 if frame.type == .configUpdate {
                     applyConfigUpdate(frame, nowMs: now)
+                } else if usesConsensus && consensusDeliver(frame, nowMs: now) {
+                    break
                 } else if Self.usesSubscriptions {
                     pubsub.handle(frame, nowMs: now, mesh: &mesh)
                 }
             case .event(let e):
                 platform.log(describe(e))
                 if Self.usesSubscriptions { pubsub.handleMeshEvent(e, nowMs: now, mesh: &mesh) }
+                if usesConsensus { consensusMeshEvent(e) }
             }
         }
         if Self.usesSubscriptions {

@@ -67,6 +67,14 @@ public protocol PersistentState: AnyObject {
     /// leaves the previous copy intact. False when it could not: the update
     /// is then undone and not acknowledged.
     func storeConfigRecord(_ record: [UInt8]) -> Bool
+    /// The storage role's consensus state (RaftPersistentState.encode()) as
+    /// last stored; empty when none was ever stored.
+    func loadConsensusState() -> [UInt8]
+    /// Replaces it atomically and durably: after a crash the load returns this
+    /// record or the previous one, never a mix. False when it could not (the
+    /// replica then stops taking part in consensus: it must not send a vote or
+    /// an acknowledgement it could forget).
+    func storeConsensusState(_ record: [UInt8]) -> Bool
 }
 
 public protocol Platform: Clock, DatagramPort, SensorPort, DisplayPort, PersistentState {

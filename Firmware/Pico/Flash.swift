@@ -26,6 +26,10 @@ public struct FlashRegion {
     public static let configB = FlashRegion(offset: UInt32(TDOS_FLASH_CONFIG_B_OFFSET), size: UInt32(TDOS_FLASH_CONFIG_BYTES))
     public static let state = FlashRegion(offset: UInt32(TDOS_FLASH_STATE_OFFSET), size: UInt32(TDOS_FLASH_STATE_BYTES))
     public static let log = FlashRegion(offset: UInt32(TDOS_FLASH_LOG_OFFSET), size: UInt32(TDOS_FLASH_LOG_BYTES))
+    public static let consensusA = FlashRegion(offset: UInt32(TDOS_FLASH_CONSENSUS_OFFSET),
+                                               size: UInt32(TDOS_FLASH_CONSENSUS_BYTES) / 2)
+    public static let consensusB = FlashRegion(offset: UInt32(TDOS_FLASH_CONSENSUS_OFFSET) + UInt32(TDOS_FLASH_CONSENSUS_BYTES) / 2,
+                                               size: UInt32(TDOS_FLASH_CONSENSUS_BYTES) / 2)
 
     public init(offset: UInt32, size: UInt32) {
         self.offset = offset
@@ -164,5 +168,58 @@ public struct PicoLogFlash: LogFlash {
     public mutating func program(offset: Int, bytes: [UInt8]) throws(LogFlashError) {
         guard offset >= 0, offset + bytes.count <= Int(region.size) else { throw .outOfRange }
         do { try region.program(at: UInt32(offset), bytes) } catch { throw .io }
+    }
+}
+
+/// Raft's persistent state in the consensus region: two copies, each
+/// [sequence u32 BE][length u32 BE][record], the record ending in its own
+/// CRC-32 (RaftPersistentState.encode). A store writes the copy that does not
+/// hold the newest valid record, with the next sequence, and reads it back;
+/// a power cut mid-write leaves the other copy, the previous state, intact.
+public struct ConsensusStore {
+    static let headerBytes = 8
+
+    struct Copy {
+        var sequence: UInt32
+        var record: [UInt8]
+    }
+
+    static func read(_ region: FlashRegion) -> Copy? {
+        guard let h = try? region.read(at: 0, count: headerBytes) else { return nil }
+        let sequence = UInt32(h[0]) << 24 | UInt32(h[1]) << 16 | UInt32(h[2]) << 8 | UInt32(h[3])
+        let length = Int(UInt32(h[4]) << 24 | UInt32(h[5]) << 16 | UInt32(h[6]) << 8 | UInt32(h[7]))
+        guard length > 4, length <= Int(region.size) - headerBytes,
+              let record = try? region.read(at: UInt32(headerBytes), count: length) else { return nil }
+        let n = length - 4
+        let crc = UInt32(record[n]) << 24 | UInt32(record[n + 1]) << 16 | UInt32(record[n + 2]) << 8 | UInt32(record[n + 3])
+        guard CRC32.checksum(record, to: n) == crc else { return nil }  // erased, torn or damaged
+        return Copy(sequence: sequence, record: record)
+    }
+
+    /// The newest valid copy: (its record, whether it is B); empty when neither is valid.
+    public static func load() -> (record: [UInt8], sequence: UInt32, inB: Bool) {
+        let a = read(.consensusA)
+        let b = read(.consensusB)
+        if let b, a == nil || b.sequence &- a!.sequence < 0x8000_0000 { return (b.record, b.sequence, true) }
+        if let a { return (a.record, a.sequence, false) }
+        return ([], 0, true)
+    }
+
+    public static func store(_ record: [UInt8]) -> Bool {
+        let newest = load()
+        let region = newest.inB ? FlashRegion.consensusA : FlashRegion.consensusB
+        guard record.count + headerBytes <= Int(region.size) else { return false }
+        let s = newest.sequence &+ 1
+        let n = UInt32(record.count)
+        var bytes: [UInt8] = [UInt8(s >> 24), UInt8(s >> 16 & 0xFF), UInt8(s >> 8 & 0xFF), UInt8(s & 0xFF),
+                              UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)]
+        bytes.append(contentsOf: record)
+        do {
+            try region.erase(at: 0, count: region.size)
+            try region.program(at: 0, bytes)
+            return try region.read(at: 0, count: bytes.count) == bytes
+        } catch {
+            return false
+        }
     }
 }

@@ -185,6 +185,10 @@ public final class PicoPlatform: Platform {
         }
     }
 
+    public func loadConsensusState() -> [UInt8] { ConsensusStore.load().record }
+
+    public func storeConsensusState(_ record: [UInt8]) -> Bool { ConsensusStore.store(record) }
+
     public func log(_ line: TextLine) {
         Console.write("tdos: ")
         Console.line(line)

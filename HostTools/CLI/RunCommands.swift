@@ -9,7 +9,7 @@ import TDOSHost
 
 func nodeCommand(_ args: Args) throws -> Int32 {
     try args.check(allowed: common.union(["role", "name", "service", "calibration", "seed", "port", "heartbeat-ms",
-                                          "state-dir", "parent-pid", "broadcast", "bind", "time-scale"]))
+                                          "state-dir", "parent-pid", "broadcast", "bind", "time-scale", "replicas"]))
     var o = NodeOptions()
     switch args.value("role") ?? "" {
     case "kernel": o.role = .kernel
@@ -49,6 +49,14 @@ func nodeCommand(_ args: Args) throws -> Int32 {
         guard let v = UInt32(hb), v >= 50 else { throw UsageError(message: "--heartbeat-ms expects a number >= 50") }
         o.heartbeatIntervalMs = v
     }
+    if let r = args.value("replicas") {
+        let names = r.split(separator: ",").map(String.init)
+        guard o.role == .storage, !names.isEmpty, names.count <= RaftLimits.membersMax, names.contains(name),
+              Set(names).count == names.count else {
+            throw UsageError(message: "--replicas lists the storage nodes that keep the config (1-\(RaftLimits.membersMax) distinct names, this node's included), e.g. --replicas storage,storage-b,storage-c")
+        }
+        o.configReplicas = names
+    }
     if let d = args.value("state-dir") { o.stateDirectory = d }
     if let p = args.value("parent-pid") { o.parentPID = Int32(p) }
     if let s = args.value("time-scale") { o.timeScale = Double(s) ?? 60 }
@@ -61,7 +69,7 @@ func nodeCommand(_ args: Args) throws -> Int32 {
 }
 
 func simCommand(_ args: Args) throws -> Int32 {
-    try args.check(allowed: common.union(["run-dir"]))
+    try args.check(allowed: common.union(["run-dir", "replicas"]))
     let runDir = args.value("run-dir") ?? defaultRunDirectory()
     guard let verb = args.positional.first else { throw UsageError(message: "sim needs up, down, status, kill NODE or restart NODE") }
     switch verb {
@@ -71,7 +79,12 @@ func simCommand(_ args: Args) throws -> Int32 {
         var extra: [String] = []
         if let k = args.value("key-file") { extra += ["--key-file", k] }
         if let p = args.value("port-base") { extra += ["--port-base", p] }
-        return try SimSupervisor(runDirectory: runDir, executable: realExe, extraArguments: extra).run()
+        let replicas = try args.int("replicas", default: 1)
+        guard (1...RaftLimits.membersMax).contains(replicas) else {
+            throw UsageError(message: "--replicas expects 1-\(RaftLimits.membersMax) storage nodes (3 tolerates one failure)")
+        }
+        return try SimSupervisor(runDirectory: runDir, executable: realExe, specs: simMesh(storageReplicas: replicas),
+                                 extraArguments: extra).run()
     case "down":
         guard let text = try? readTextFile(SimSupervisor.supervisorPIDPath(runDir)),
               let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), kill(pid, 0) == 0 else {
@@ -83,7 +96,8 @@ func simCommand(_ args: Args) throws -> Int32 {
         print(kill(pid, 0) == 0 ? "tdos sim: supervisor \(pid) still running" : "tdos sim: stopped")
         return 0
     case "status":
-        for spec in defaultSimMesh {
+        for spec in simMesh(storageReplicas: RaftLimits.membersMax)
+        where spec.name.hasPrefix("storage-") == false || simNodePID(runDirectory: runDir, name: spec.name) != nil {
             let pid = simNodePID(runDirectory: runDir, name: spec.name)
             let alive = pid.map { kill($0, 0) == 0 } ?? false
             print(pad(spec.name, 10) + (alive ? "running (pid \(pid!))" : "not running"))
@@ -92,8 +106,9 @@ func simCommand(_ args: Args) throws -> Int32 {
     case "kill", "restart":
         guard args.positional.count == 2 else { throw UsageError(message: "sim \(verb) needs a node name, e.g. temp-a") }
         let name = args.positional[1]
-        guard defaultSimMesh.contains(where: { $0.name == name }) else {
-            throw UsageError(message: "no simulator node \(name); nodes: \(defaultSimMesh.map(\.name).joined(separator: ", "))")
+        let known = simMesh(storageReplicas: RaftLimits.membersMax)
+        guard known.contains(where: { $0.name == name }) else {
+            throw UsageError(message: "no simulator node \(name); nodes: \(defaultSimMesh.map(\.name).joined(separator: ", ")) (and storage-b... with --replicas)")
         }
         if verb == "kill" {
             guard let pid = simNodePID(runDirectory: runDir, name: name), kill(pid, SIGKILL) == 0 else {

@@ -35,7 +35,10 @@ node operations (one node, no failover; NODE is a name or a hex id from `tdos no
   tdos tasks NODE [--json]                          the node's scheduler tasks (state, ticks, failures, watchdog...)
   tdos logs [--node NODE] [--kind K|weather] [--since 30s|5m|2h] [--limit N] [--follow] [--json]
                                               records of the storage node's durable log, oldest first
-  tdos config push PATH=VALUE... [--version N] [--timeout MS] [--json]
+  tdos config set PATH=VALUE... [--timeout MS] [--json]   change the mesh's config (committed by the storage replicas)
+  tdos config get [PATH] [--json]             the committed config (version, leader, values)
+  tdos config history [--json]                committed changes, oldest first
+  tdos config push PATH=VALUE... [--version N] [--timeout MS] [--json]   (a mesh without storage nodes)
                                               a versioned config update to every live node (applied,
                                               persisted, acknowledged; an older version never wins);
                                               VALUE: number, true/false, text, or null to reset
@@ -43,7 +46,7 @@ node operations (one node, no failover; NODE is a name or a hex id from `tdos no
 running nodes:
   tdos node --role kernel|sensor|storage --name NAME [--service SVC[:backup[N]]]...
             [--calibration C] [--seed N] [--port P] [--heartbeat-ms MS]
-  tdos sim up                                 start the simulator mesh (6 nodes); Ctrl-C stops it
+  tdos sim up [--replicas N]                  start the simulator mesh (6 nodes; N storage replicas); Ctrl-C stops it
   tdos sim down | status | kill NODE | restart NODE
 
 boards (docs/FIRMWARE.md):

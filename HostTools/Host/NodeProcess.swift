@@ -40,6 +40,8 @@ public struct NodeOptions {
     /// killed supervisor never leaves nodes behind.
     public var parentPID: Int32?
     public var heartbeatIntervalMs: UInt32?
+    /// Storage role: the names of every config replica (this node's included); empty = this node alone.
+    public var configReplicas: [String] = []
     public init() {}
 }
 
@@ -57,6 +59,7 @@ public func makeNodeConfig(_ o: NodeOptions, key: MeshKey, address: NodeAddress)
     var c = NodeConfig(name: Array(o.name.utf8), nodeID: hostNodeID(name: o.name), role: o.role, address: address,
                        keyID: key.id, key: key.bytes, rngSeed: o.seed ^ UInt64(hostNodeID(name: o.name)))
     c.sensors = o.services
+    c.configReplicas = o.configReplicas.map(hostNodeID(name:))
     if let hb = o.heartbeatIntervalMs { c.mesh.heartbeatIntervalMs = hb }
     return c
 }

@@ -116,6 +116,21 @@ public final class PosixPlatform: Platform {
         }
     }
 
+    /// `<state>/<node>.raft`, replaced whole (temporary file, fsync, rename, fsync of the directory).
+    func consensusPath() -> String { "\(stateDirectory)/\(nodeName).raft" }
+
+    public func loadConsensusState() -> [UInt8] { (try? readFileBytes(consensusPath())) ?? [] }
+
+    public func storeConsensusState(_ record: [UInt8]) -> Bool {
+        do {
+            try writeFileDurably(consensusPath(), record)
+            return true
+        } catch {
+            log(TextLine("cannot write the consensus state (check --state-dir permissions and free space)"))
+            return false
+        }
+    }
+
     public func nextBootEpoch() -> UInt32 {
         let path = "\(stateDirectory)/\(nodeName).epoch"
         var epoch: UInt32 = 0

@@ -21,6 +21,17 @@ public let defaultSimMesh: [SimNodeSpec] = [
     SimNodeSpec(name: "storage", arguments: ["--role", "storage"]),
 ]
 
+/// The default mesh with `storageReplicas` storage nodes (storage, storage-b,
+/// storage-c, ...), each told the whole replica list: they keep the config by
+/// consensus (3 tolerate one failure).
+public func simMesh(storageReplicas: Int) -> [SimNodeSpec] {
+    guard storageReplicas > 1 else { return defaultSimMesh }
+    let names = ["storage"] + (1..<storageReplicas).map { "storage-" + String(UnicodeScalar(UInt8(97 + $0))) }
+    let list = names.joined(separator: ",")
+    return defaultSimMesh.filter { $0.name != "storage" }
+        + names.map { SimNodeSpec(name: $0, arguments: ["--role", "storage", "--replicas", list]) }
+}
+
 /// Supervises the node processes: starts them, restarts one on request
 /// (`tdos sim restart NAME` drops a file in the run directory), reports exits,
 /// and on SIGINT/SIGTERM stops them all (SIGTERM, then SIGKILL after 3 s) so

@@ -31,7 +31,7 @@ public enum UF2 {
     public static let picoWFlashBytes: UInt32 = 0x20_0000
     /// The reserved regions (linker/tdos_flash_layout.h): an image ends below
     /// `reservedStart`; a provisioning UF2 writes config A and clears config B.
-    public static let reservedStart: UInt32 = 0x101B_C000
+    public static let reservedStart: UInt32 = 0x101B_8000
     public static let configAAddress: UInt32 = 0x101F_E000
     public static let configBAddress: UInt32 = 0x101F_F000
     public static let configBytes: UInt32 = 0x1000

@@ -16,6 +16,8 @@ func usage() -> Never {
            tdos-sim --discovery --nodes N [--seed S]                                cold-start convergence
            tdos-sim --storage [--seeds A..B] [--loss P] [--crashes N]   storage node crashes and torn writes
                     under a record stream: 0 acked records lost (issue 8)
+           tdos-sim --consensus [--seeds A..B] [--loss P] [--window S]   3 config replicas under crashes,
+                    leader partitions, loss: 0 divergent configs, convergence after the heal (issue 8)
     Runs the real node code (NodeRuntime: scheduler, mesh, role tasks) over a seeded
     simulated network; checks safety after every step and liveness after the faults stop.
     """)
@@ -31,6 +33,7 @@ var minutes: UInt64 = 2
 /// (or, above the peer table's 64, an instance of every service name).
 var discoveryMode = false
 var storageMode = false
+var consensusMode = false
 var first: UInt64 = 1, last: UInt64 = 1
 var args = Array(CommandLine.arguments.dropFirst())
 func value() -> String {
@@ -51,6 +54,7 @@ while !args.isEmpty {
     case "--evictions": evictionsMode = true
     case "--discovery": discoveryMode = true
     case "--storage": storageMode = true
+    case "--consensus": consensusMode = true
     case "--minutes": guard let v = UInt64(value()) else { usage() }; minutes = v
     case "--nodes": guard let v = Int(value()), v >= 2 else { usage() }; options.nodeCount = v
     case "--window": guard let v = UInt64(value()) else { usage() }; options.faultWindowMs = v * 1000
@@ -94,6 +98,26 @@ if storageMode {
         }
     }
     print("tdos-sim --storage: \(last - first + 1) seeds (\(first)..\(last)), \(acked) records acked across storage crashes and torn writes, \(failedSeeds.count) seeds failed, \(String(format: "%.1f", Date().timeIntervalSince(started))) s wall")
+    exit(failedSeeds.isEmpty ? 0 : 1)
+}
+if consensusMode {
+    let started = Date()
+    var failedSeeds: [UInt64] = []
+    var sets = 0, failedSets = 0, versions = 0, crashes = 0, partitions = 0
+    var worstLeader: UInt64 = 0, worstConverged: UInt64 = 0
+    for seed in first...last {
+        let r = SimExperiments.configConsensus(seed: seed, faultMs: options.faultWindowMs == 20_000 ? 40_000 : options.faultWindowMs, lossPercent: options.lossPercent)
+        sets += r.committedSets; failedSets += r.failedSets; versions += r.versionsChecked
+        crashes += r.storageCrashes; partitions += r.leaderPartitions
+        worstLeader = max(worstLeader, r.healToLeaderMs ?? 0)
+        worstConverged = max(worstConverged, r.healToConvergedMs ?? 0)
+        if !r.failures.isEmpty || r.committedSets == 0 {
+            failedSeeds.append(seed)
+            print("seed \(seed): \(r.failures.prefix(2).joined(separator: "\n")) (\(r.committedSets) sets committed)")
+            print("  replay: swift run tdos-sim --consensus --seeds \(seed)..\(seed)")
+        }
+    }
+    print("tdos-sim --consensus: \(last - first + 1) seeds (\(first)..\(last)), \(sets) config sets committed, \(failedSets) failed under faults, \(versions) versions checked for agreement, \(crashes) replica crashes, \(partitions) leader partitions; after the heal: leader <= \(worstLeader) ms, every node converged <= \(worstConverged) ms (bound \(SimExperiments.consensusHealBoundMs) ms); \(failedSeeds.count) seeds failed, \(String(format: "%.1f", Date().timeIntervalSince(started))) s wall")
     exit(failedSeeds.isEmpty ? 0 : 1)
 }
 if evictionsMode {

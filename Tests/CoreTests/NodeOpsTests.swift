@@ -24,6 +24,12 @@ final class OpsTestPlatform: Platform {
         if ConfigImage.writeToB(a: configCopies.a, b: configCopies.b) { configCopies.b = record } else { configCopies.a = record }
         return true
     }
+    var consensusState: [UInt8] = []
+    func loadConsensusState() -> [UInt8] { consensusState }
+    func storeConsensusState(_ record: [UInt8]) -> Bool {
+        consensusState = record
+        return true
+    }
     func log(_ line: TextLine) {}
     func freeMemoryBytes() -> UInt32 { 100_000 }
     func heapInUseBytes() -> UInt32 { 4096 }

@@ -219,7 +219,7 @@ func le32(_ b: [UInt8], _ i: Int) -> UInt32 {
         #expect(value("TDOS_FLASH_XIP_BASE") == UF2.flashBase)
         #expect(value("TDOS_FLASH_SIZE_BYTES") == UF2.picoWFlashBytes)
         let base = UF2.flashBase
-        #expect(value("TDOS_FLASH_LOG_OFFSET").map { $0 + base } == UF2.reservedStart)
+        #expect(value("TDOS_FLASH_CONSENSUS_OFFSET").map { $0 + base } == UF2.reservedStart)
         #expect(value("TDOS_FLASH_CONFIG_A_OFFSET").map { $0 + base } == UF2.configAAddress)
         #expect(value("TDOS_FLASH_CONFIG_B_OFFSET").map { $0 + base } == UF2.configBAddress)
         #expect(value("TDOS_FLASH_CONFIG_BYTES") == UF2.configBytes)

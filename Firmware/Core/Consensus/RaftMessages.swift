@@ -39,6 +39,31 @@ public struct RaftEntry: Equatable {
         self.term = term
         self.data = data
     }
+
+    /// A list of entries as CBOR `[[term, data], ...]` (in AppendEntries and the persisted state).
+    static func encode(_ entries: [RaftEntry], into w: inout CBORWriter) {
+        w.arrayHeader(count: entries.count)
+        for e in entries {
+            w.arrayHeader(count: 2)
+            w.unsigned(UInt64(e.term))
+            w.bytes(e.data)
+        }
+    }
+
+    static func decodeList(_ r: inout CBORReader, countMax: Int) throws(WireError) -> [RaftEntry] {
+        let n = try r.arrayHeader()
+        guard n <= countMax else { throw .malformedCBOR }
+        var entries: [RaftEntry] = []
+        entries.reserveCapacity(n)
+        for _ in 0..<n {
+            guard try r.arrayHeader() == 2 else { throw .malformedCBOR }
+            let t = try readU32(&r)
+            let d = try r.bytes()
+            guard d.count <= RaftLimits.entryBytesMax else { throw .malformedCBOR }
+            entries.append(RaftEntry(term: t, data: Array(d)))
+        }
+        return entries
+    }
 }
 
 public struct RequestVote: Equatable {
@@ -131,12 +156,7 @@ public enum RaftMessage: Equatable {
             w.unsigned(4); w.unsigned(UInt64(m.leaderCommit))
             if !m.entries.isEmpty {
                 w.unsigned(5)
-                w.arrayHeader(count: m.entries.count)
-                for e in m.entries {
-                    w.arrayHeader(count: 2)
-                    w.unsigned(UInt64(e.term))
-                    w.bytes(e.data)
-                }
+                RaftEntry.encode(m.entries, into: &w)
             }
         case .appendEntriesResponse(let m):
             w.mapHeader(count: 3)
@@ -163,16 +183,7 @@ public enum RaftMessage: Equatable {
             case (_, 3): b = try readU32(&r)
             case (.raftAppendEntries, 4): c = try readU32(&r)
             case (.raftAppendEntries, 5):
-                let n = try r.arrayHeader()
-                guard n <= RaftLimits.entriesPerMessageMax else { throw .malformedCBOR }
-                entries.reserveCapacity(n)
-                for _ in 0..<n {
-                    guard try r.arrayHeader() == 2 else { throw .malformedCBOR }
-                    let t = try readU32(&r)
-                    let d = try r.bytes()
-                    guard d.count <= RaftLimits.entryBytesMax else { throw .malformedCBOR }
-                    entries.append(RaftEntry(term: t, data: Array(d)))
-                }
+                entries = try RaftEntry.decodeList(&r, countMax: RaftLimits.entriesPerMessageMax)
             default: try r.skip()
             }
         }

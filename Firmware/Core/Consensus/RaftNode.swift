@@ -44,10 +44,13 @@ public struct RaftConfig {
     public var proposalsMax: Int
     /// Bytes of entry data one AppendEntries carries (at least one entry is sent).
     public var appendBytesMax: Int
+    /// Entry data the whole log holds at most (proposals beyond fail `.logFull`):
+    /// bounds the persisted state, which the board keeps in one 8 KB flash copy.
+    public var logBytesMax: Int
 
     public init(heartbeatIntervalMs: UInt32 = 1_000, electionTimeoutMinMs: UInt32 = 3_000,
                 electionTimeoutMaxMs: UInt32 = 6_000, proposalTimeoutMs: UInt32 = 15_000,
-                entriesMax: Int = 128, proposalsMax: Int = 8, appendBytesMax: Int = 768) {
+                entriesMax: Int = 128, proposalsMax: Int = 8, appendBytesMax: Int = 768, logBytesMax: Int = 6_144) {
         self.heartbeatIntervalMs = heartbeatIntervalMs
         self.electionTimeoutMinMs = electionTimeoutMinMs
         self.electionTimeoutMaxMs = electionTimeoutMaxMs
@@ -55,6 +58,7 @@ public struct RaftConfig {
         self.entriesMax = entriesMax
         self.proposalsMax = proposalsMax
         self.appendBytesMax = appendBytesMax
+        self.logBytesMax = logBytesMax
     }
 
     public func check() {
@@ -65,6 +69,7 @@ public struct RaftConfig {
         precondition(proposalTimeoutMs > electionTimeoutMaxMs, "a proposal must outlive one election")
         precondition(entriesMax >= 2 && proposalsMax >= 1)
         precondition(appendBytesMax + 64 <= Frame.payloadBytesMaxUncompressed)
+        precondition(logBytesMax >= RaftLimits.entryBytesMax, "the log must hold one entry")
     }
 }
 
@@ -560,7 +565,9 @@ public struct RaftNode {
         let deadline = now + UInt64(config.proposalTimeoutMs)
         switch role {
         case .leader:
-            guard log.count < config.entriesMax else {
+            var bytes = data.count
+            for e in log { bytes += e.data.count }
+            guard log.count < config.entriesMax && bytes <= config.logBytesMax else {
                 emit(.proposalDone(id, .failed(.logFull)))
                 return id
             }

@@ -365,8 +365,10 @@ extension MeshNode {
     static func classify(_ status: UInt8) -> AnswerKind {
         switch status {
         case Status.ok.rawValue: return .success
-        case Status.unknownOperation.rawValue, Status.badArguments.rawValue: return .callerError
-        case Status.unknownService.rawValue: return .serviceMissing
+        // noQuorum: the replica is healthy, and so would its peers answer.
+        case Status.unknownOperation.rawValue, Status.badArguments.rawValue, Status.noQuorum.rawValue: return .callerError
+        // notLeader: a healthy replica that does not lead: try the next one.
+        case Status.unknownService.rawValue, Status.notLeader.rawValue: return .serviceMissing
         case Status.deadlineExceeded.rawValue: return .deadline
         default: return .failure  // busy, unavailable, internal error, version, frame rejected (1-8)
         }
@@ -453,9 +455,12 @@ extension MeshNode {
         case .deadline:
             finish(call.id, .deadlineExceeded, nowMs: nowMs)  // abandons the attempt
         case .serviceMissing:
-            // Our registry is stale for that node: drop the instance, ask again.
+            // Our registry is stale for that node (drop the instance, ask
+            // again), or it is a consensus follower (try the next instance).
             failover(call.id, reason: .remoteError(status), breakerFailure: false, nowMs: nowMs)
-            if !a.isLocal { forgetInstance(node: a.node, serviceID: call.serviceID, nowMs: nowMs) }
+            if !a.isLocal && status == Status.unknownService.rawValue {
+                forgetInstance(node: a.node, serviceID: call.serviceID, nowMs: nowMs)
+            }
         case .failure:
             failover(call.id, reason: .remoteError(status), breakerFailure: !a.isLocal, nowMs: nowMs)
         }

@@ -60,7 +60,8 @@ extension MeshNode {
         case .ack: onAck(frame, from: from, relayed: relayed, nowMs: nowMs)
         case .error: try onError(frame, from: from, relayed: relayed, nowMs: nowMs)
         case .relay: try onRelay(frame, from: from, relayed: relayed, nowMs: nowMs)
-        case .configUpdate, .metrics, .subscribe, .notify:
+        case .configUpdate, .metrics, .subscribe, .notify,
+             .raftRequestVote, .raftRequestVoteResponse, .raftAppendEntries, .raftAppendEntriesResponse:
             guard touch(frame, from: from, relayed: relayed, nowMs: nowMs) != .stale else { return }
             emit(.deliver(frame))
         default:

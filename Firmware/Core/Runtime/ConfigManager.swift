@@ -155,7 +155,8 @@ public struct ConfigManager {
 
     /// Applies a runtime update, all or nothing. Entry values: a scalar sets the
     /// leaf, a map deep-merges under the path, null resets the path to its
-    /// local value (removes it from the overlay).
+    /// local value (removes it from the overlay). A `replace` update's entries
+    /// are the whole new overlay.
     public mutating func apply(_ update: ConfigUpdate) -> ConfigUpdateOutcome {
         if update.version < version {
             updatesIgnored &+= 1
@@ -165,7 +166,7 @@ public struct ConfigManager {
             updatesIgnored &+= 1
             return .duplicate(version: version)
         }
-        var candidate = remote
+        var candidate = update.replace ? ConfigTree() : remote
         for (i, entry) in update.entries.enumerated() {
             do {
                 try ConfigManager.applyEntry(entry, to: &candidate)
@@ -218,4 +219,19 @@ public struct ConfigManager {
     public func int(_ path: StaticString, default d: Int64) -> Int64 { effective.int(path, default: d) }
     public func number(_ path: StaticString, default d: Double) -> Double { effective.number(path, default: d) }
     public func text(_ path: StaticString, default d: [UInt8]) -> [UInt8] { effective.text(path, default: d) }
+}
+
+extension ConfigManager {
+    /// The overlay in force as a `replace` update of this version: one entry
+    /// per top-level section (the schema has only sections at the top, at
+    /// most ten of them). What the consensus leader sends every node, so a node
+    /// that missed versions lands on exactly the committed state, never on a
+    /// mix of its own and the new one.
+    public func overlayUpdate() -> ConfigUpdate {
+        var entries: [ConfigUpdate.Entry] = []
+        for key in remote.keys(under: []) {
+            entries.append(ConfigUpdate.Entry(path: key, value: remote.subtree(at: key).encodeCBOR()))
+        }
+        return ConfigUpdate(version: version, entries: entries, replace: true)
+    }
 }

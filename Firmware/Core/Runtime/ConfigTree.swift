@@ -386,6 +386,21 @@ public struct ConfigTree {
         }
     }
 
+    /// The leaves under `prefix`, with paths relative to it.
+    public func subtree(at prefix: [UInt8]) -> ConfigTree {
+        var sub = ConfigTree()
+        forEachLeaf { path, value in
+            guard path.count > prefix.count + 1, path[prefix.count] == 0x2E,  // "."
+                  path[0..<prefix.count].elementsEqual(prefix) else { return }
+            do throws(ConfigError) {
+                try sub.set(Array(path[(prefix.count + 1)...]), value)
+            } catch {
+                // Cannot happen: a subtree has fewer nodes than the tree it comes from.
+            }
+        }
+        return sub
+    }
+
     /// Number of leaves (non-map nodes).
     public var leafCount: Int {
         var n = 0

@@ -482,3 +482,198 @@ extension SimExperiments {
         return out
     }
 }
+
+// MARK: - Config consensus (issue 8)
+
+extension SimExperiments {
+    public struct ConsensusRun {
+        /// `config set` calls answered ok (committed), and those that failed.
+        public var committedSets = 0
+        public var failedSets = 0
+        /// Versions seen applied on some node (a node's settings, or a replica's committed state).
+        public var versionsChecked = 0
+        public var storageCrashes = 0
+        public var leaderPartitions = 0
+        /// Heal (every fault stopped, every node up) -> a leader, and -> every node at the newest committed version.
+        public var healToLeaderMs: UInt64?
+        public var healToConvergedMs: UInt64?
+        public var failures: [String] = []
+    }
+
+    /// Bound for `healToConvergedMs` (from the heal until every live node runs
+    /// the newest committed config): an election (6 s timeout at most, a few
+    /// rounds when votes split), the next distribution round (5 s) and its
+    /// retransmissions.
+    public static let consensusHealBoundMs: UInt64 = 25_000
+
+    /// Six nodes: the kernel (0) and two sensors (1, 2), and three storage
+    /// nodes (3, 4, 5) that are the config replicas. The kernel sets a new
+    /// `metrics.sla_target_ms` every 1.5 s through the `config` service while,
+    /// for `faultMs`, messages are lost, duplicated and reordered, storage nodes
+    /// crash and restart at seeded moments, and the leader is cut off from
+    /// every node for seconds at a time. Checked every 100 ms of simulated
+    /// time: no two nodes ever run (or hold committed) different configs under
+    /// the same version, and every set answered ok stays in the committed
+    /// history with its value. After the faults stop: a leader within the
+    /// bound, every live node at the newest committed version, and one more set commits.
+    public static func configConsensus(seed: UInt64, faultMs: UInt64 = 40_000, lossPercent: Double? = nil) -> ConsensusRun {
+        var configs = SimLayout.configs(seed: seed, nodeCount: 6, mesh: MeshConfig())
+        let replicas = [3, 4, 5]
+        for i in replicas {
+            configs[i].role = .storage
+            configs[i].sensors = []
+            configs[i].configReplicas = replicas.map { configs[$0].nodeID }
+        }
+        configs[0].weatherIntervalMs = 60_000  // the kernel only sets config here
+        let w = SimWorld(seed: seed, configs: configs, replayCommand: "swift run tdos-sim --consensus --seeds \(seed)..\(seed)")
+        var r = SeededRandom(seed: seed ^ 0xC0_5E75)
+        let loss = lossPercent ?? Double(r.below(11))
+        var out = ConsensusRun()
+        var byVersion: [UInt32: ConfigTree] = [:]
+        var pending: [CallID: Int64] = [:]
+        var acked: [(version: UInt32, value: Int64)] = []
+        var nextValue: Int64 = 101
+        var faultsOn = true
+
+        func note(_ version: UInt32, _ tree: ConfigTree, _ who: Int, _ what: String) {
+            guard version > 0 else { return }
+            if let seen = byVersion[version] {
+                if seen != tree { w.fail("config version \(version) differs between nodes (\(what))", node: who) }
+            } else {
+                byVersion[version] = tree
+                out.versionsChecked += 1
+            }
+        }
+        func checkAgreement(_ w: SimWorld) {
+            for i in 0..<6 {
+                guard let rt = w.nodes[i].runtime else { continue }
+                note(rt.settings.version, rt.settings.remote, i, "config in force")
+                if rt.raft != nil { note(rt.committed.version, rt.committed.remote, i, "committed state") }
+            }
+            for a in acked {
+                guard let tree = byVersion[a.version] else { continue }
+                if tree.value(at: bytes("metrics.sla_target_ms")) != .int(a.value) {
+                    w.fail("set of sla_target_ms=\(a.value) was answered committed as version \(a.version), which holds another value")
+                }
+            }
+            if w.failures.isEmpty { w.schedule(afterMs: 100) { w in checkAgreement(w) } }
+        }
+        var early: [CallID: CallResult] = [:]
+        func judge(_ id: CallID, _ result: CallResult) {
+            guard let value = pending.removeValue(forKey: id) else { return }
+            if case .value(let v) = result, v.response.status == 0 {
+                var rd = CBORReader(v.response.result)
+                if let n = try? rd.mapHeader(), n == 1, (try? rd.unsigned()) == 1, let version = try? rd.unsigned() {
+                    acked.append((UInt32(version), value))
+                    out.committedSets += 1
+                    return
+                }
+                w.fail("config set answered ok without a version")
+            }
+            out.failedSets += 1
+        }
+        func set(_ w: SimWorld, _ value: Int64) {
+            let update = ConfigUpdate(version: 0, entries: [ConfigUpdate.Entry(path: bytes("metrics.sla_target_ms"),
+                                                                               value: cborInt(value))])
+            guard let id = w.startDrivenCall(on: 0, service: bytes("config"), version: SemVer(1, 0, 0),
+                                             operation: .configSet, arguments: update.encode(), deadlineMs: 20_000) else { return }
+            pending[id] = value
+            if let r = early.removeValue(forKey: id) { judge(id, r) }
+        }
+        w.onComplete = { i, id, result in
+            guard i == 0 else { return }
+            if pending[id] == nil { early[id] = result } else { judge(id, result) }
+        }
+        func setLoop(_ w: SimWorld) {
+            guard faultsOn else { return }
+            set(w, nextValue)
+            nextValue += 1
+            w.schedule(afterMs: 1_500) { w in setLoop(w) }
+        }
+        func leaderIndex(_ w: SimWorld) -> Int? {
+            replicas.first { w.nodes[$0].runtime?.raft?.role == .leader }
+        }
+        func faultLoop(_ w: SimWorld) {
+            guard faultsOn else { return }
+            switch r.below(3) {
+            case 0:
+                let victim = replicas[Int(r.below(3))]
+                if w.nodes[victim].isUp {
+                    w.crash(victim)
+                    out.storageCrashes += 1
+                    w.schedule(afterMs: 1_000 + r.below(4_000)) { w in w.restart(victim) }
+                }
+            case 1:
+                if let l = leaderIndex(w) {
+                    let links = w.partition([l], (0..<6).filter { $0 != l })
+                    out.leaderPartitions += 1
+                    w.schedule(afterMs: 2_000 + r.below(6_000)) { w in w.heal(links) }
+                }
+            default:
+                break  // a quiet spell
+            }
+            w.schedule(afterMs: 2_000 + r.below(4_000)) { w in faultLoop(w) }
+        }
+
+        w.faults.lossPercent = loss
+        w.faults.duplicatePercent = 2
+        w.faults.reorderPercent = 5
+        w.faults.reorderExtraUs = 20_000
+        for i in 0..<6 { w.boot(i) }
+        w.schedule(atUs: 100_000) { w in checkAgreement(w) }
+        w.schedule(atUs: 4_000_000) { w in setLoop(w) }
+        w.schedule(atUs: 8_000_000) { w in faultLoop(w) }
+        let healUs = 8_000_000 + faultMs * 1000
+        w.schedule(atUs: healUs) { w in
+            faultsOn = false
+            w.faults.lossPercent = 0
+            w.faults.duplicatePercent = 0
+            w.faults.reorderPercent = 0
+            w.healAll()
+            for i in 0..<6 where !w.nodes[i].isUp { w.restart(i) }
+        }
+        // After the heal: a leader, then every node at the newest committed version.
+        func awaitConvergence(_ w: SimWorld) {
+            let since = (w.nowUs - healUs) / 1000
+            if out.healToLeaderMs == nil, leaderIndex(w) != nil { out.healToLeaderMs = since }
+            if out.healToConvergedMs == nil, let l = leaderIndex(w), let lead = w.nodes[l].runtime, pending.isEmpty,
+               (0..<6).allSatisfy({ w.nodes[$0].runtime?.settings.version == lead.committed.version }) {
+                out.healToConvergedMs = since
+            }
+            if out.healToConvergedMs == nil && since < consensusHealBoundMs {
+                w.schedule(afterMs: 100) { w in awaitConvergence(w) }
+            }
+        }
+        w.schedule(atUs: healUs + 100_000) { w in awaitConvergence(w) }
+        w.run(untilUs: healUs + consensusHealBoundMs * 1000 + 1_000_000)
+        if w.failures.isEmpty {
+            if out.healToLeaderMs == nil { w.fail("no leader within \(consensusHealBoundMs) ms of the heal") }
+            if out.healToConvergedMs == nil {
+                let versions = (0..<6).map { w.nodes[$0].runtime.map { String($0.settings.version) } ?? "down" }
+                w.fail("nodes did not reach the newest committed config within \(consensusHealBoundMs) ms of the heal: versions \(versions)")
+            }
+        }
+        // One more change after the heal commits and reaches every node.
+        if w.failures.isEmpty {
+            let final = nextValue + 1000
+            set(w, final)
+            w.run(forMs: 20_000)
+            guard let (v, _) = acked.last, acked.last?.value == final else {
+                w.fail("a config set after the heal did not commit within 20 s")
+                out.failures = w.failures
+                return out
+            }
+            for i in 0..<6 where w.nodes[i].runtime?.settings.version != v {
+                w.fail("node \(i) did not receive version \(v) committed after the heal", node: i)
+            }
+        }
+        out.failures = w.failures
+        return out
+    }
+
+    static func cborInt(_ v: Int64) -> [UInt8] {
+        var c = CBORWriter()
+        c.int(v)
+        return c.bytes
+    }
+}

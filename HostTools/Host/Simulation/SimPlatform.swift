@@ -98,6 +98,14 @@ public final class SimPlatform: Platform {
 
     public func openLogFlash() -> SimLogFlash? { world.logFlash(index) }
 
+    /// Replaced whole, like the rename on Linux and the A/B copies on flash.
+    public func loadConsensusState() -> [UInt8] { world.consensusDisk[index] }
+
+    public func storeConsensusState(_ record: [UInt8]) -> Bool {
+        world.consensusDisk[index] = record
+        return true
+    }
+
     public func storeConfigRecord(_ record: [UInt8]) -> Bool {
         let copies = world.configDisk[index]
         if ConfigImage.writeToB(a: copies.a, b: copies.b) {

@@ -78,6 +78,8 @@ public final class SimWorld {
     }
     /// Each node's config record copies (survive crashes, like the epoch).
     public internal(set) var configDisk: [(a: [UInt8], b: [UInt8])]
+    /// Each node's persisted consensus state (storage nodes).
+    public internal(set) var consensusDisk: [[UInt8]]
     public var faults = LinkFaults()
     var rng: SeededRandom
     /// Directed cuts: blockCount[from * n + to] > 0 drops everything on the link.
@@ -135,6 +137,7 @@ public final class SimWorld {
         rng = SeededRandom(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ 17)
         disk = Array(repeating: 0, count: configs.count)
         configDisk = Array(repeating: ([], []), count: configs.count)
+        consensusDisk = Array(repeating: [], count: configs.count)
         blockCount = Array(repeating: 0, count: configs.count * configs.count)
         self.replayCommand = replayCommand
         for (i, c) in configs.enumerated() { nodes.append(SimNode(index: i, config: c)) }
@@ -428,6 +431,26 @@ public final class SimWorld {
 
     var callingNode: Int?
     var earlyCompletions: [(CallID, CallResult)] = []
+    /// Calls an experiment makes itself (`startDrivenCall`): their outcome goes
+    /// to `onComplete` only, with no check of the world's own.
+    var drivenCalls: [(node: Int, boot: Int, id: CallID)] = []
+
+    /// Starts any call (operation, arguments) on node `i` for an experiment,
+    /// which judges its outcome in `onComplete`; nil when the node is down.
+    public func startDrivenCall(on i: Int, service: [UInt8], version: SemVer, operation: Operation,
+                                arguments: [UInt8], deadlineMs: UInt32) -> CallID? {
+        guard let rt = nodes[i].runtime else { return nil }
+        callingNode = i
+        let id = rt.call(service: service, version: version, operation: operation, arguments: arguments,
+                         deadlineMs: deadlineMs)
+        callingNode = nil
+        drivenCalls.append((i, nodes[i].boots - 1, id))
+        let early = earlyCompletions
+        earlyCompletions.removeAll()
+        for (cid, result) in early { handleCompletion(i, boot: nodes[i].boots - 1, cid, result) }
+        runNode(i)
+        return id
+    }
 
     func finishCall(_ k: Int, _ result: CallResult) {
         let c = calls[k]
@@ -497,7 +520,9 @@ public final class SimWorld {
     }
 
     func handleCompletion(_ i: Int, boot: Int, _ id: CallID, _ result: CallResult) {
-        if let k = calls.lastIndex(where: { $0.node == i && $0.boot == boot && $0.id == id }) {
+        if let d = drivenCalls.firstIndex(where: { $0.node == i && $0.boot == boot && $0.id == id }) {
+            drivenCalls.remove(at: d)
+        } else if let k = calls.lastIndex(where: { $0.node == i && $0.boot == boot && $0.id == id }) {
             finishCall(k, result)
         } else if nodes[i].runtime?.producer.inFlight == id {
             // The kernel's log shipper (LogProducer); checked by the storage experiments.
