@@ -484,10 +484,8 @@ public struct ErrorReply: Equatable {
 
 /// `config_update`: key 1 config version (monotonic; an older one never
 /// replaces a newer one), 2 entries: a map of dotted path (text) to value (any
-/// CBOR item, kept raw), 3 replace (v1.3; absent = false): the entries are the
-/// whole overlay of that version, not changes to the receiver's (what the
-/// consensus leader sends, so a node that missed versions lands on exactly
-/// the committed state).
+/// CBOR item, kept raw), applied in order (a path may come twice: a null that
+/// clears a section, then its new contents; see ConfigManager.overlayUpdate).
 public struct ConfigUpdate: Equatable {
     public struct Entry: Equatable {
         public var path: [UInt8]
@@ -501,32 +499,27 @@ public struct ConfigUpdate: Equatable {
     public static let pathBytesMax = 48
     public var version: UInt32
     public var entries: [Entry]
-    public var replace: Bool
-    public init(version: UInt32, entries: [Entry], replace: Bool = false) {
+    public init(version: UInt32, entries: [Entry]) {
         self.version = version
         self.entries = entries
-        self.replace = replace
     }
     public func encode() -> [UInt8] {
         var w = CBORWriter(capacity: 64)
-        w.mapHeader(count: replace ? 3 : 2)
+        w.mapHeader(count: 2)
         w.unsigned(1); w.unsigned(UInt64(version))
         w.unsigned(2); w.mapHeader(count: entries.count)
         for e in entries {
             w.text(e.path)
             w.bytes.append(contentsOf: e.value)
         }
-        if replace { w.unsigned(3); w.bool(true) }
         return w.bytes
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> ConfigUpdate {
         var version: UInt32?
         var entries: [Entry] = []
-        var replace = false
         try forEachKey(payload) { (key, r) throws(WireError) in
             switch key {
             case 1: version = try readU32(&r)
-            case 3: replace = try r.bool()
             case 2:
                 let n = try r.mapHeader()
                 guard n <= entriesMax else { throw .malformedCBOR }
@@ -538,7 +531,7 @@ public struct ConfigUpdate: Equatable {
             default: try r.skip()
             }
         }
-        return ConfigUpdate(version: try required(version), entries: entries, replace: replace)
+        return ConfigUpdate(version: try required(version), entries: entries)
     }
 }
 

@@ -14,11 +14,12 @@
 //                   config version it creates; a leader's no-op changes
 //                   nothing) and takes the resulting overlay as its own config.
 //   distribution    the leader sends the committed overlay to every node as a
-//                   `replace` config_update of that version (ConfigPush, resent
+//                   config_update of that version that clears each section
+//                   before setting it (ConfigManager.overlayUpdate; ConfigPush, resent
 //                   every 500 ms), and every 5 s again to each live node that
 //                   has not acknowledged it: a node that was down, partitioned
 //                   or restarted without its record catches up. A node applies
-//                   only versions newer than its own, and a replace update is the
+//                   only versions newer than its own, and the update carries the
 //                   whole committed state, so it never mixes two versions.
 //   config get      the committed config: {1 version, 2 overlay (CBOR map),
 //                   3 leader node id (when known), 4 commit index, 5 term}.
@@ -161,7 +162,6 @@ extension NodeRuntime {
             return
         }
         update.version = index
-        update.replace = false
         guard case .applied = committed.apply(update) else {
             committedSkipped &+= 1  // valid when proposed, not on this state: skipped by every replica alike
             return
@@ -222,7 +222,7 @@ extension NodeRuntime {
             mesh.respond(handle, Response(status: Status.unavailable.rawValue), nowMs: now)
             return
         }
-        guard let update = try? ConfigUpdate.decode(request.arguments), !update.entries.isEmpty, !update.replace else {
+        guard let update = try? ConfigUpdate.decode(request.arguments), !update.entries.isEmpty else {
             mesh.respond(handle, Response(status: Status.badArguments.rawValue), nowMs: now)
             return
         }

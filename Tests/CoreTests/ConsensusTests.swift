@@ -1,5 +1,5 @@
 // Config consensus wired into the storage nodes (issue 8, stage 3): Raft's
-// persisted state, the `replace` config update the leader distributes, and
+// persisted state, the whole-state config update the leader distributes, and
 // three replicas in the simulation under crashes, leader partitions and loss.
 import Testing
 @testable import TDOSCore
@@ -48,7 +48,7 @@ import Testing
     }
 }
 
-@Suite struct ReplaceUpdateTests {
+@Suite struct OverlayUpdateTests {
     func entry(_ path: StaticString, _ v: Int64) -> ConfigUpdate.Entry {
         var w = CBORWriter()
         w.int(v)
@@ -56,14 +56,6 @@ import Testing
     }
 
     func null(_ path: StaticString) -> ConfigUpdate.Entry { ConfigUpdate.Entry(path: bytes(path), value: [0xF6]) }
-
-    @Test func replaceFlagRoundTripsAndIsAbsentByDefault() throws {
-        let u = ConfigUpdate(version: 9, entries: [entry("rate_limit.burst", 60)], replace: true)
-        #expect(try ConfigUpdate.decode(u.encode()) == u)
-        let plain = ConfigUpdate(version: 9, entries: [entry("rate_limit.burst", 60)])
-        #expect(try ConfigUpdate.decode(plain.encode()).replace == false)
-        #expect(plain.encode().count + 2 == u.encode().count)
-    }
 
     /// The committed history: v1 sets two fields, v2 resets one, v3 sets a third.
     /// A node that saw only v1 and then gets the leader's v3 must end exactly
@@ -84,18 +76,20 @@ import Testing
         _ = lagging.apply(history[0])
         #expect(lagging.remote.value(at: "rate_limit.burst") == .int(60))
         let snapshot = committed.overlayUpdate()
-        #expect(snapshot.replace && snapshot.version == 3)
+        #expect(snapshot.version == 3)
+        #expect(try! ConfigUpdate.decode(snapshot.encode()) == snapshot)
         #expect(lagging.apply(snapshot) == .applied(version: 3, entries: snapshot.entries.count))
         #expect(lagging.remote == inOrder.remote)
         #expect(lagging.effective == inOrder.effective)
         #expect(lagging.remote.value(at: "rate_limit.burst") == nil)
-        // Merged instead of replaced, the stale field would survive: the flag matters.
-        var merged = ConfigManager()
-        _ = merged.apply(history[0])
-        var asDelta = snapshot
-        asDelta.replace = false
-        _ = merged.apply(asDelta)
-        #expect(merged.remote != inOrder.remote)
+        // A node with a field set in a section the committed state does not have at all.
+        var other = ConfigManager()
+        _ = other.apply(ConfigUpdate(version: 2, entries: [entry("power.max_sleep_duration_ms", 9)]))
+        _ = other.apply(snapshot)
+        #expect(other.remote == inOrder.remote)
+        // The update fits one frame even with every section changed.
+        #expect(snapshot.entries.count <= ConfigUpdate.entriesMax)
+        #expect(ConfigSchema.sections.count * 2 <= ConfigUpdate.entriesMax)
     }
 }
 

@@ -155,8 +155,7 @@ public struct ConfigManager {
 
     /// Applies a runtime update, all or nothing. Entry values: a scalar sets the
     /// leaf, a map deep-merges under the path, null resets the path to its
-    /// local value (removes it from the overlay). A `replace` update's entries
-    /// are the whole new overlay.
+    /// local value (removes it from the overlay).
     public mutating func apply(_ update: ConfigUpdate) -> ConfigUpdateOutcome {
         if update.version < version {
             updatesIgnored &+= 1
@@ -166,7 +165,7 @@ public struct ConfigManager {
             updatesIgnored &+= 1
             return .duplicate(version: version)
         }
-        var candidate = update.replace ? ConfigTree() : remote
+        var candidate = remote
         for (i, entry) in update.entries.enumerated() {
             do {
                 try ConfigManager.applyEntry(entry, to: &candidate)
@@ -222,16 +221,21 @@ public struct ConfigManager {
 }
 
 extension ConfigManager {
-    /// The overlay in force as a `replace` update of this version: one entry
-    /// per top-level section (the schema has only sections at the top, at
-    /// most ten of them). What the consensus leader sends every node, so a node
-    /// that missed versions lands on exactly the committed state, never on a
-    /// mix of its own and the new one.
+    /// The overlay in force as an update of this version that leaves any
+    /// receiver with exactly this overlay, whatever it held before: for each
+    /// top-level section of the schema a null (clears it), then the section's
+    /// committed contents if it has any. What the consensus leader sends every
+    /// node, so a node that missed versions lands on the committed state, never
+    /// on a mix of an old one and the new one; plain merge semantics, so a node
+    /// of an older minor reads it right too.
     public func overlayUpdate() -> ConfigUpdate {
         var entries: [ConfigUpdate.Entry] = []
-        for key in remote.keys(under: []) {
-            entries.append(ConfigUpdate.Entry(path: key, value: remote.subtree(at: key).encodeCBOR()))
+        for section in ConfigSchema.sections {
+            entries.append(ConfigUpdate.Entry(path: section, value: [0xF6]))
+            if remote.value(at: section) == .map {
+                entries.append(ConfigUpdate.Entry(path: section, value: remote.subtree(at: section).encodeCBOR()))
+            }
         }
-        return ConfigUpdate(version: version, entries: entries, replace: true)
+        return ConfigUpdate(version: version, entries: entries)
     }
 }

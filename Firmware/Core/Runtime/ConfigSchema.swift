@@ -106,6 +106,17 @@ public enum ConfigSchema {
         return nil
     }
 
+    /// The top-level sections ("network", "discovery", ...), in table order.
+    public static var sections: [[UInt8]] {
+        var out: [[UInt8]] = []
+        for f in fields {
+            let p = configBytes(f.path)
+            let name = Array(p[..<(p.firstIndex(of: 0x2E) ?? p.count)])
+            if !out.contains(name) { out.append(name) }
+        }
+        return out
+    }
+
     /// The kind the schema gives `path`: a leaf's kind, `.map` for a prefix of
     /// some leaf ("discovery", "sensors.temp"), nil if unknown.
     public static func kind(at path: [UInt8]) -> ConfigKind? {
