@@ -49,8 +49,8 @@ image_swift_flags=(-D TDOS_NO_DEFLATE_COMPRESSOR)
 # TDOSCore and TDOSNode once; TDOSPico once per role image, with that role's
 # Firmware/PicoImage file (PicoPlatform.imageRole), as the pico-sdk build does.
 roles=(kernel sensor storage)
-# 196: the storage image carries config consensus (Raft, +25 KB) since issue 8 stage 3.
-swift_ceiling_kb=196
+# 206: the storage image carries config consensus (Raft, +25 KB) and log replication (+13 KB).
+swift_ceiling_kb=206
 shared=()
 for entry in TDOSCore:Firmware/Core TDOSNode:Firmware/Node; do
     name="${entry%%:*}"

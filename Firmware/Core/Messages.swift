@@ -280,6 +280,10 @@ public struct Operation: RawRepresentable, Equatable {
     public static let configSet = Operation(rawValue: 10)
     /// Service `config`: the committed log entries (version, term, changes).
     public static let configHistory = Operation(rawValue: 11)
+    /// Storage replicas among themselves (service 0; Firmware/Core/Storage/LogReplication.swift).
+    public static let logReplicate = Operation(rawValue: 12)
+    public static let logHighWaters = Operation(rawValue: 13)
+    public static let logFetch = Operation(rawValue: 14)
     /// 1...1023 are TDOS's; applications use 1024 and up.
 }
 

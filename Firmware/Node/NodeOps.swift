@@ -30,6 +30,10 @@ extension NodeRuntime {
             proposeConfig(handle, request, nowMs: nowMs)  // answered once committed
             return
         }
+        if op == .logAppend && replicatesLog && request.service != 0 {
+            appendReplicated(handle, request, from: from, nowMs: nowMs)  // answered once a majority holds it
+            return
+        }
         if op == .status || (request.service == 0 && (op == .metrics || op == .tasks)) {
             if deferredServes.isEmpty { deferredServes.reserveCapacity(mesh.config.dedupCacheMax) }
             deferredServes.append(DeferredServe(handle: handle, request: request, from: from))
@@ -71,6 +75,16 @@ extension NodeRuntime {
             return Response(result: TaskReport(scheduler: scheduler).encode())
         case .configGet:
             return configGet(request.arguments)
+        case .logReplicate, .logHighWaters, .logFetch, .logQuery:
+            guard usesConsensus else { return Response(status: Status.unknownOperation.rawValue) }
+            if log?.isHalted ?? true { reopenLog(nowMs: nowMs) }
+            guard log != nil else { return Response(status: Status.unavailable.rawValue) }
+            switch request.operation {
+            case .logReplicate: return LogReplication.serveReplicate(request.arguments, log: &log!)
+            case .logFetch: return LogReplication.serveFetch(request.arguments, log: &log!)
+            case .logQuery: return LogService.serve(request, from: 0, nowMs: nowMs, log: &log!)  // this replica's log
+            default: return LogReplication.serveHighWaters(log: log!)
+            }
         default:
             return Response(status: Status.unknownOperation.rawValue)
         }

@@ -66,6 +66,7 @@ extension NodeRuntime {
         var t = raft.nextTimeoutMs ?? UInt64.max
         if let d = distribution?.nextTimeoutMs { t = min(t, d) }
         if raft.role == .leader { t = min(t, nextDistributionMs) }
+        if let r = replicationNextTimeoutMs { t = min(t, r) }
         return t == UInt64.max ? nil : t
     }
 
@@ -78,6 +79,7 @@ extension NodeRuntime {
             collectDistribution()
         }
         if raft?.role == .leader && now >= nextDistributionMs { distributeConfig(nowMs: now) }
+        if replicatesLog { replicationTimeout(nowMs: now) }
     }
 
     /// Takes a delivered frame meant for consensus (a Raft message, or the
@@ -151,6 +153,7 @@ extension NodeRuntime {
         distribution = nil
         distributedTo.removeAll()
         nextDistributionMs = now  // a new leader distributes at once
+        replicationLeadershipChanged(leads: leads, nowMs: now)
     }
 
     /// A committed entry, in index order: the config state machine takes it,

@@ -81,6 +81,15 @@ public final class NodeRuntime<P: Platform> {
     var distributedVersion: UInt32 = 0
     var nextDistributionMs: UInt64 = 0
     var wasLeader = false
+    // Storage role with several replicas: log replication (NodeRuntime+Replication.swift).
+    var pendingAppends: [PendingAppend] = []
+    var waitingAppends: [WaitingAppend] = []
+    var replicationCalls: [ReplicationCall] = []
+    /// Leader only: caught up from the other replicas, takes appends.
+    public internal(set) var primaryReady = false
+    var catchUpWaiting: [UInt32] = []
+    var catchUpAnswers = 0
+    var catchUpRetryAtMs: UInt64 = 0
 
     // Kernel role: the weather station's readings go to the storage log.
     public private(set) var producer: LogProducer
@@ -570,6 +579,7 @@ public final class NodeRuntime<P: Platform> {
             case .serve(let handle, let request, let from):
                 serveAndRecord(handle, request, from: from, nowMs: now)
             case .complete(let id, let result):
+                if usesConsensus && replicationCallDone(id, result, nowMs: now) { break }
                 if completed.count == Self.completedMax { completed.removeFirst() }
                 completed.append((id, result))
                 callsDone = true

@@ -16,8 +16,11 @@ struct LogRow {
 }
 
 /// One page of log_query: records, the cursor to continue from, the storage node's clock.
-func queryLog(_ c: MeshClient, args: [UInt8], timeoutMs: UInt32) -> Result<(rows: [LogRow], cursor: [UInt64]?, nowMs: UInt64), CallError> {
-    switch c.call(service: "logger", operation: .logQuery, arguments: args, deadlineMs: timeoutMs) {
+/// `replica`: ask that storage node (its log, as replicated there); nil: any replica.
+func queryLog(_ c: MeshClient, args: [UInt8], timeoutMs: UInt32, replica: UInt32? = nil) -> Result<(rows: [LogRow], cursor: [UInt64]?, nowMs: UInt64), CallError> {
+    let result = replica.map { c.call(node: $0, operation: .logQuery, arguments: args, deadlineMs: timeoutMs) }
+        ?? c.call(service: "logger", operation: .logQuery, arguments: args, deadlineMs: timeoutMs)
+    switch result {
     case .failed(let e): return .failure(e)
     case .value(let v):
         guard v.response.status == Status.ok.rawValue, !v.isStale else { return .failure(.remoteError(v.response.status)) }
@@ -76,7 +79,7 @@ func forEachCBORKey(_ payload: [UInt8], _ body: (UInt64, inout CBORReader) throw
 }
 
 func logsCommand(_ args: Args) throws -> Int32 {
-    try args.check(allowed: common.union(["node", "kind", "since", "limit", "follow", "timeout", "wait", "broadcast", "port"]))
+    try args.check(allowed: common.union(["node", "kind", "since", "limit", "follow", "timeout", "wait", "broadcast", "port", "replica"]))
     guard args.positional.isEmpty else { throw UsageError(message: "logs takes options only, e.g. `tdos logs --since 5m --node kernel`") }
     let follow = args.switches.contains("follow")
     let asJSON = args.switches.contains("json")
@@ -96,6 +99,7 @@ func logsCommand(_ args: Args) throws -> Int32 {
     c.discover(ms: try args.int("wait", default: UInt64(400)))
     var source: UInt32?
     if let n = args.value("node") { source = try resolveNode(c, n, args).nodeID }
+    let replica = try args.value("replica").map { try resolveNode(c, $0, args).nodeID }
     let names = Dictionary(c.mesh.peers.map { ($0.nodeID, text($0.name)) }, uniquingKeysWith: { a, _ in a })
     installStopHandlers()
     var cursor: [UInt64]?
@@ -112,7 +116,7 @@ func logsCommand(_ args: Args) throws -> Int32 {
         if let fromMs { w.unsigned(3); w.unsigned(fromMs) }
         w.unsigned(5); w.unsigned(UInt64(LogService.queryRecordsMax))
         if let cursor { w.unsigned(6); w.arrayHeader(count: 2); w.unsigned(cursor[0]); w.unsigned(cursor[1]) }
-        switch queryLog(c, args: w.bytes, timeoutMs: timeout) {
+        switch queryLog(c, args: w.bytes, timeoutMs: timeout, replica: replica) {
         case .failure(let e):
             if meshPeers(c).isEmpty { noMesh(args, waitedMs: 400) }
             let why = e == .noInstance ? "no storage node offers `logger` (is one running? `tdos services`)" : "\(e.name)"

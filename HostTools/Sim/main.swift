@@ -16,6 +16,8 @@ func usage() -> Never {
            tdos-sim --discovery --nodes N [--seed S]                                cold-start convergence
            tdos-sim --storage [--seeds A..B] [--loss P] [--crashes N]   storage node crashes and torn writes
                     under a record stream: 0 acked records lost (issue 8)
+           tdos-sim --replicated-log [--seeds A..B] [--loss P] [--window S]   3 log replicas under
+                    primary and backup crashes, torn writes: every acked record on a majority (issue 8)
            tdos-sim --consensus [--seeds A..B] [--loss P] [--window S]   3 config replicas under crashes,
                     leader partitions, loss: 0 divergent configs, convergence after the heal (issue 8)
     Runs the real node code (NodeRuntime: scheduler, mesh, role tasks) over a seeded
@@ -34,6 +36,7 @@ var minutes: UInt64 = 2
 var discoveryMode = false
 var storageMode = false
 var consensusMode = false
+var replicatedLogMode = false
 var first: UInt64 = 1, last: UInt64 = 1
 var args = Array(CommandLine.arguments.dropFirst())
 func value() -> String {
@@ -55,6 +58,7 @@ while !args.isEmpty {
     case "--discovery": discoveryMode = true
     case "--storage": storageMode = true
     case "--consensus": consensusMode = true
+    case "--replicated-log": replicatedLogMode = true
     case "--minutes": guard let v = UInt64(value()) else { usage() }; minutes = v
     case "--nodes": guard let v = Int(value()), v >= 2 else { usage() }; options.nodeCount = v
     case "--window": guard let v = UInt64(value()) else { usage() }; options.faultWindowMs = v * 1000
@@ -98,6 +102,24 @@ if storageMode {
         }
     }
     print("tdos-sim --storage: \(last - first + 1) seeds (\(first)..\(last)), \(acked) records acked across storage crashes and torn writes, \(failedSeeds.count) seeds failed, \(String(format: "%.1f", Date().timeIntervalSince(started))) s wall")
+    exit(failedSeeds.isEmpty ? 0 : 1)
+}
+if replicatedLogMode {
+    let started = Date()
+    var failedSeeds: [UInt64] = []
+    var acked: UInt64 = 0, primaries = 0, backups = 0, torn = 0
+    for seed in first...last {
+        let r = SimExperiments.replicatedLog(seed: seed, faultMs: options.faultWindowMs == 20_000 ? 30_000 : options.faultWindowMs,
+                                             lossPercent: options.lossPercent ?? Double(seed % 3) * 5,
+                                             trace: options.trace ? { print($0) } : nil)
+        acked += r.acked; primaries += r.primaryCrashes; backups += r.backupCrashes; torn += r.tornWrites
+        if !r.failures.isEmpty {
+            failedSeeds.append(seed)
+            print("seed \(seed): \(r.failures.prefix(2).joined(separator: "\n"))")
+            print("  replay: swift run tdos-sim --replicated-log --seeds \(seed)..\(seed)")
+        }
+    }
+    print("tdos-sim --replicated-log: \(last - first + 1) seeds (\(first)..\(last)), \(acked) records acked, \(primaries) primary and \(backups) backup crashes (\(torn) by a power cut mid-write); 0 acked records under a majority is the check; \(failedSeeds.count) seeds failed, \(String(format: "%.1f", Date().timeIntervalSince(started))) s wall")
     exit(failedSeeds.isEmpty ? 0 : 1)
 }
 if consensusMode {

@@ -43,7 +43,7 @@ final class E2EMesh {
         return nil
     }
 
-    init(binary: String) throws {
+    init(binary: String, arguments: [String] = []) throws {
         self.binary = binary
         let tag = "\(getpid())-\(UInt32.random(in: 0..<UInt32.max))"
         runDir = NSTemporaryDirectory() + "tdos-e2e-\(tag)"
@@ -52,7 +52,7 @@ final class E2EMesh {
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
         supervisor = Process()
         supervisor.executableURL = URL(fileURLWithPath: binary)
-        supervisor.arguments = ["sim", "up", "--port-base", "\(portBase)"]
+        supervisor.arguments = ["sim", "up", "--port-base", "\(portBase)"] + arguments
         var env = ProcessInfo.processInfo.environment
         env["TDOS_RUN_DIR"] = runDir
         supervisor.environment = env
@@ -67,7 +67,7 @@ final class E2EMesh {
         let deadline = Date().addingTimeInterval(6)
         while supervisor.isRunning && Date() < deadline { usleep(50_000) }
         if supervisor.isRunning { kill(supervisor.processIdentifier, SIGKILL) }
-        for spec in defaultSimMesh {
+        for spec in simMesh(storageReplicas: 3) {
             if let pid = simNodePID(runDirectory: runDir, name: spec.name), pid > 0 { kill(pid, SIGKILL) }
         }
         try? FileManager.default.removeItem(atPath: runDir)
@@ -309,6 +309,67 @@ final class E2EMesh {
 
         print("end-to-end: failover \(Int(failoverMs)) ms (bound \(Int(boundMs)) ms), \(reads) reads during it, "
               + "rejected on temp-b: \(after), storage log \(beforeKill.count) records before kill -9, \(afterRestart.count) after, "
+              + "total \(Int(Date().timeIntervalSince(t0))) s")
+    }
+
+    /// Issue 8 with real processes: three storage replicas (`tdos sim up
+    /// --replicas 3`). A config change commits; the primary (the consensus
+    /// leader) is killed with SIGKILL during the kernel's stream of records;
+    /// records keep being acknowledged by the other two, a second config
+    /// change commits under the new leader; once the old primary is back,
+    /// its own log holds every record the others acknowledged meanwhile.
+    @Test(.timeLimit(.minutes(2))) func replicatedStorageThroughTheCLI() throws {
+        guard let binary = E2EMesh.findBinary() else {
+            Issue.record("the tdos executable was not found next to the tests (run `swift build` first, or set TDOS_BIN)")
+            return
+        }
+        let mesh = try E2EMesh(binary: binary, arguments: ["--replicas", "3"])
+        defer { mesh.tearDown() }
+        let t0 = Date()
+        func kernelSequences(replica: String? = nil) -> Set<UInt64> {
+            let r = mesh.cli(["logs", "--node", "kernel", "--json"] + (replica.map { ["--replica", $0] } ?? []))
+            let rows = r.out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            return Set(rows.compactMap { ($0["sequence"] as? NSNumber)?.uint64Value })
+        }
+        #expect(mesh.eventually(20) { kernelSequences().count >= 2 }, "the kernel's records reach the replicated log")
+        let set1 = mesh.cli(["config", "set", "metrics.sla_target_ms=250", "--json"])
+        #expect(set1.status == 0, "config set: \(set1.err)")
+        let got = mesh.cli(["config", "get", "--json"])
+        guard let o = got.json as? [String: Any], let leaderID = o["leader"] as? String else {
+            Issue.record("config get names no leader: \(got.out) \(got.err)")
+            return
+        }
+        let nodes = mesh.cli(["nodes", "--json"]).json as? [[String: Any]] ?? []
+        guard let leader = nodes.first(where: { ($0["id"] as? String) == leaderID })?["name"] as? String else {
+            Issue.record("leader \(leaderID) is not in `tdos nodes`")
+            return
+        }
+        let beforeKill = kernelSequences()
+        #expect(mesh.cli(["sim", "kill", leader]).status == 0)
+        let killedAt = Date()
+        // Writes continue on the backups: new records are acknowledged while the primary is down.
+        var duringOutage = Set<UInt64>()
+        #expect(mesh.eventually(25) {
+            duringOutage = kernelSequences()
+            return duringOutage.subtracting(beforeKill).count >= 2
+        }, "no new records acknowledged after the primary \(leader) was killed")
+        let resumedS = Date().timeIntervalSince(killedAt)
+        let set2 = mesh.cli(["config", "set", "rate_limit.burst=70", "--json"])
+        #expect(set2.status == 0, "config set under the new leader: \(set2.err)")
+        #expect(mesh.eventually(15) { mesh.cli(["call", "kernel", "config-get", "rate_limit.burst"]).out.contains("70") })
+        #expect(beforeKill.isSubset(of: duringOutage), "a record acked before the kill is missing on the backups")
+        #expect(mesh.cli(["sim", "restart", leader]).status == 0)
+        // Back: its own log catches up with everything acknowledged while it was down.
+        var onReturned = Set<UInt64>()
+        #expect(mesh.eventually(30) {
+            onReturned = kernelSequences(replica: leader)
+            return duringOutage.isSubset(of: onReturned)
+        }, "\(leader) lacks \(duringOutage.subtracting(onReturned).count) acknowledged records after its restart")
+        let history = mesh.cli(["config", "history", "--json"])
+        let entries = (history.json as? [String: Any])?["entries"] as? [[String: Any]] ?? []
+        #expect(entries.filter { !($0["no_op"] as? Bool ?? true) }.count >= 2, "config history: \(history.out)")
+        print("end-to-end replicated storage: primary \(leader) killed; records acknowledged again after \(String(format: "%.1f", resumedS)) s; "
+              + "\(beforeKill.count) records before the kill, \(duringOutage.count) by the end of the outage, all on \(leader) after its return; "
               + "total \(Int(Date().timeIntervalSince(t0))) s")
     }
 }

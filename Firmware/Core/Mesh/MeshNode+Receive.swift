@@ -75,6 +75,17 @@ extension MeshNode {
         }
     }
 
+    /// A node that restarted (a new boot epoch) is a new instance: the failures
+    /// of its previous boot say nothing of it, so its breakers start closed.
+    @inline(never)
+    mutating func resetBreakers(node: UInt32) {
+        for i in instanceTable.indices where instanceTable[i].node == node {
+            let wasOpen = instanceTable[i].breaker.state != .closed
+            instanceTable[i].breaker = CircuitBreaker()
+            if wasOpen { emit(.breakerClosed(node: node, service: instanceTable[i].serviceID)) }
+        }
+    }
+
     enum Touch: Equatable {
         /// Tracked in the peer table at this index.
         case tracked(Int)
@@ -112,6 +123,7 @@ extension MeshNode {
                 if peerTable[pi].state == .alive || peerTable[pi].state == .suspect {
                     emit(.peerRestarted(sender))
                 }
+                resetBreakers(node: sender)
             }
             switch peerTable[pi].state {
             case .alive:

@@ -43,6 +43,13 @@ public struct LogProducer {
     /// Records the log already held (a retry after a lost ack).
     public private(set) var duplicates: UInt64 = 0
     public private(set) var dropped: UInt64 = 0
+    /// The sequences of the batch in flight (empty when none): what its ack makes durable.
+    public var inFlightSequences: [UInt64] {
+        guard inFlight != nil else { return [] }
+        var out: [UInt64] = []
+        for p in queue.prefix(inFlightCount) { out.append(p.sequence) }
+        return out
+    }
     public private(set) var failedAttempts: UInt64 = 0
 
     public init(epoch: UInt32, config: LogProducerConfig = LogProducerConfig()) {

@@ -39,8 +39,12 @@ public enum LogService {
 
     static func bad() -> Response { Response(status: Status.badArguments.rawValue) }
 
-    static func append<F: LogFlash>(_ args: [UInt8], from: UInt32, nowMs: UInt64,
-                                    log: inout RecordLog<F>) -> Response {
+    /// The records of a log_append's arguments (one, or a batch), nil when malformed.
+    public static func appendRecords(_ args: [UInt8], from: UInt32, nowMs: UInt64) -> [LogRecord]? {
+        parseAppend(args, from: from, nowMs: nowMs)?.records
+    }
+
+    static func parseAppend(_ args: [UInt8], from: UInt32, nowMs: UInt64) -> (records: [LogRecord], batch: Bool)? {
         var sequence: UInt64?, kind: UInt8 = 0, timeMs = nowMs, payload: [UInt8] = []
         var batch: [LogRecord]?
         do {
@@ -50,29 +54,27 @@ public enum LogService {
                 case 2: kind = try readU8(&r)
                 case 3: timeMs = try r.unsigned()
                 case 4: payload = Array(try r.bytes())
-                case 5:
-                    let n = try r.arrayHeader()
-                    guard n <= batchRecordsMax else { throw .malformedCBOR }
-                    var records: [LogRecord] = []
-                    records.reserveCapacity(n)
-                    for _ in 0..<n {
-                        guard try r.arrayHeader() == 4 else { throw .malformedCBOR }
-                        let seq = try r.unsigned(), k = try readU8(&r), t = try r.unsigned()
-                        records.append(LogRecord(source: from, sequence: seq, timeMs: t == 0 ? nowMs : t, kind: k,
-                                                 payload: Array(try r.bytes())))
-                    }
-                    batch = records
+                case 5: batch = try LogReplication.decodeRecords(&r, source: from, nowMs: nowMs)
                 default: try r.skip()
                 }
             }
         } catch {
-            return bad()
+            return nil
         }
-        if let batch { return appendBatch(batch, log: &log) }
-        guard let sequence else { return bad() }
+        if let batch { return (batch, true) }
+        guard let sequence else { return nil }
+        return ([LogRecord(source: from, sequence: sequence, timeMs: timeMs, kind: kind, payload: payload)], false)
+    }
+
+    static func append<F: LogFlash>(_ args: [UInt8], from: UInt32, nowMs: UInt64,
+                                    log: inout RecordLog<F>) -> Response {
+        guard let parsed = parseAppend(args, from: from, nowMs: nowMs) else { return bad() }
+        if parsed.batch { return appendBatch(parsed.records, log: &log) }
+        let one = parsed.records[0]
         let outcome: LogAppendResult
         do {
-            outcome = try log.append(source: from, sequence: sequence, timeMs: timeMs, kind: kind, payload: payload)
+            outcome = try log.append(source: from, sequence: one.sequence, timeMs: one.timeMs, kind: one.kind,
+                                     payload: one.payload)
         } catch .payloadTooLarge {
             return bad()
         } catch {
@@ -91,7 +93,7 @@ public enum LogService {
         return Response(result: w.bytes)
     }
 
-    static func appendBatch<F: LogFlash>(_ batch: [LogRecord], log: inout RecordLog<F>) -> Response {
+    public static func appendBatch<F: LogFlash>(_ batch: [LogRecord], log: inout RecordLog<F>) -> Response {
         var appended: UInt64 = 0, duplicates: UInt64 = 0
         for r in batch {
             do {

@@ -234,6 +234,14 @@ public struct RecordLog<Flash: LogFlash> {
         return nil
     }
 
+    /// Every remembered source with its highest sequence (replication: log_high_waters).
+    public var highWaters: [(source: UInt32, highWater: UInt64)] {
+        var out: [(source: UInt32, highWater: UInt64)] = []
+        out.reserveCapacity(marks.count)
+        for m in marks { out.append((m.source, m.highest)) }
+        return out
+    }
+
     // MARK: Append
 
     public mutating func append(source: UInt32, sequence: UInt64, timeMs: UInt64, kind: UInt8,

@@ -677,3 +677,149 @@ extension SimExperiments {
         return c.bytes
     }
 }
+
+// MARK: - Replicated log (issue 8)
+
+extension SimExperiments {
+    public struct ReplicatedLogRun {
+        /// Records the producer saw acknowledged (all epochs of the kernel).
+        public var acked: UInt64 = 0
+        /// Acknowledged records found on fewer than a majority of the replicas' flash.
+        public var underReplicated = 0
+        /// At the end, acknowledged records missing on some replica (not caught up).
+        public var notCaughtUp = 0
+        public var primaryCrashes = 0
+        public var backupCrashes = 0
+        public var tornWrites = 0
+        public var failures: [String] = []
+    }
+
+    /// The kernel (node 0) logs a weather record every 500 ms; three storage
+    /// nodes (3, 4, 5) replicate the log. For `faultMs` storage nodes crash
+    /// (the primary half the time, by a power cut mid-write half the time) and
+    /// restart 1.5-3.5 s later, with `lossPercent` of messages lost. Checked
+    /// every second, on every replica's flash (read from a copy, as after a
+    /// reboot): each acknowledged record is on a majority of the replicas.
+    /// After the faults stop and 40 s more of records (longer than a breaker
+    /// stays open): on every replica.
+    public static func replicatedLog(seed: UInt64, faultMs: UInt64 = 30_000, lossPercent: Double = 0,
+                                     trace: ((String) -> Void)? = nil) -> ReplicatedLogRun {
+        var configs = SimLayout.configs(seed: seed, nodeCount: 6, mesh: MeshConfig())
+        let replicas = [3, 4, 5]
+        for i in replicas {
+            configs[i].role = .storage
+            configs[i].sensors = []
+            configs[i].configReplicas = replicas.map { configs[$0].nodeID }
+        }
+        configs[0].weatherIntervalMs = 500
+        configs[0].readDeadlineMs = 400
+        let w = SimWorld(seed: seed, configs: configs, replayCommand: "swift run tdos-sim --replicated-log --seeds \(seed)..\(seed)")
+        w.logSectors = 16  // 64 KB: every ack reads the three replicas' flash
+        w.faults.lossPercent = lossPercent
+        if let trace {
+            w.traceEnabled = true
+            w.traceSink = trace
+        }
+        var r = SeededRandom(seed: seed ^ 0x4E9_1CA7)
+        var out = ReplicatedLogRun()
+        var faultsOn = true
+
+        /// Sequences of the kernel's records on replica `i`'s flash.
+        func onFlash(_ i: Int) -> Set<UInt64>? {
+            var ram = w.logFlash(i).ram
+            ram.powerOn()  // what a reboot would read, even while the power is being cut
+            guard var log = try? RecordLog(flash: SimLogFlash(ram)), let all = try? log.allRecords() else {
+                return nil
+            }
+            let source = w.nodes[0].nodeID
+            return Set(all.filter { $0.source == source }.map(\.sequence))
+        }
+        // Exactly the records whose batch the producer saw acknowledged (not the
+        // ones it dropped from a full queue during a long outage).
+        // Checked at the moment of each ack: the batch is on a majority's flash.
+        var ackedSet = Set<UInt64>()
+        w.onComplete = { i, id, result in
+            guard i == 0, let k = w.nodes[0].runtime, k.producer.inFlight == id,
+                  case .value(let v) = result, v.response.status == Status.ok.rawValue, !v.isStale else { return }
+            let batch = k.producer.inFlightSequences
+            ackedSet.formUnion(batch)
+            let held = replicas.compactMap { onFlash($0) }
+            for seq in batch where held.filter({ $0.contains(seq) }).count < 2 {
+                out.underReplicated += 1
+                w.fail("record \(seq & 0xFFFF_FFFF) was acknowledged while fewer than 2 of 3 replicas held it durably")
+                return
+            }
+        }
+        func ackedSequences() -> [UInt64] { ackedSet.sorted() }
+        func check(_ w: SimWorld, final: Bool) {
+            let acked = ackedSequences()
+            out.acked = UInt64(acked.count)
+            var held: [Set<UInt64>] = []
+            for i in replicas {
+                guard let s = onFlash(i) else {
+                    w.fail("replica \(i)'s log does not recover", node: i)
+                    return
+                }
+                held.append(s)
+            }
+            for seq in acked {
+                let n = held.filter { $0.contains(seq) }.count
+                if n < 2 {
+                    out.underReplicated += 1
+                    let have = held.map { h in h.isEmpty ? "none" : "\(h.count) records, \(h.min()! & 0xFFFF_FFFF)...\(h.max()! & 0xFFFF_FFFF)" }
+                    w.fail("acked record \(seq & 0xFFFF_FFFF) is on \(n) of 3 replicas (a majority must hold it); they hold \(have) of epoch \(seq >> 32); producer dropped \(w.nodes[0].runtime?.producer.dropped ?? 0)")
+                    return
+                }
+                if final && n < 3 { out.notCaughtUp += 1 }
+            }
+            if final && out.notCaughtUp > 0 {
+                w.fail("\(out.notCaughtUp) acked records are still missing on some replica 40 s after the faults stopped")
+            }
+        }
+        func checkLoop(_ w: SimWorld) {
+            check(w, final: false)
+            if w.failures.isEmpty && faultsOn { w.schedule(afterMs: 1_000) { w in checkLoop(w) } }
+        }
+        func faultLoop(_ w: SimWorld) {
+            guard faultsOn else { return }
+            let primary = replicas.first { w.nodes[$0].runtime?.raft?.role == .leader }
+            let victim = primary != nil && r.below(2) == 0 ? primary! : replicas[Int(r.below(3))]
+            // One replica down at a time, so a majority stays up and the log keeps taking records.
+            if replicas.allSatisfy({ w.nodes[$0].isUp }) {
+                if victim == primary { out.primaryCrashes += 1 } else { out.backupCrashes += 1 }
+                if r.below(2) == 0 {
+                    w.logFlash(victim).ram.powerBudgetSteps = Int(r.below(300))
+                    out.tornWrites += 1
+                    w.schedule(afterMs: 400) { w in
+                        w.crash(victim)
+                        w.logFlash(victim).ram.powerOn()
+                    }
+                } else {
+                    w.crash(victim)
+                }
+                w.schedule(afterMs: 1_500 + r.below(2_000)) { w in
+                    w.logFlash(victim).ram.powerOn()
+                    w.restart(victim)
+                }
+            }
+            w.schedule(afterMs: 3_000 + r.below(3_000)) { w in faultLoop(w) }
+        }
+        for i in 0..<6 { w.boot(i) }
+        w.schedule(atUs: 6_000_000) { w in checkLoop(w) }
+        w.schedule(atUs: 8_000_000) { w in faultLoop(w) }
+        let healUs = 8_000_000 + faultMs * 1000
+        w.schedule(atUs: healUs) { w in
+            faultsOn = false
+            w.faults.lossPercent = 0
+            for i in replicas where !w.nodes[i].isUp {
+                w.logFlash(i).ram.powerOn()
+                w.restart(i)
+            }
+        }
+        w.run(untilUs: healUs + 40_000_000)
+        if w.failures.isEmpty { check(w, final: true) }
+        if w.failures.isEmpty && out.acked < 20 { w.fail("only \(out.acked) records acked: the replicated log made no progress") }
+        out.failures = w.failures
+        return out
+    }
+}

@@ -524,9 +524,9 @@ public final class SimWorld {
             drivenCalls.remove(at: d)
         } else if let k = calls.lastIndex(where: { $0.node == i && $0.boot == boot && $0.id == id }) {
             finishCall(k, result)
-        } else if nodes[i].runtime?.producer.inFlight == id {
-            // The kernel's log shipper (LogProducer); checked by the storage experiments.
-            return
+        } else if nodes[i].runtime?.producer.inFlight == id || nodes[i].runtime?.isReplicationCall(id) == true {
+            // The kernel's log shipper (LogProducer), a storage replica's calls to
+            // the others: checked by the storage experiments (onComplete).
         } else {
             // The weather station's reads (^1.0.0 of its configured services).
             weatherResults += 1

@@ -1,0 +1,266 @@
+// Storage role with several replicas: the log replicated to a majority before
+// a producer's batch is acknowledged (Firmware/Core/Storage/LogReplication.swift
+// has the wire format and the backup's side).
+//
+//   primary   the config consensus leader. A `log_append` is appended here,
+//             durably, then sent to every backup (`log_replicate`); the
+//             producer gets its answer once a majority of the replicas,
+//             this one included, hold the batch, or `no_quorum` after 2 s (it
+//             retries; a retry finds its records as duplicates and is sent
+//             to the backups again). A backup that answers with a gap gets
+//             the missing records from this log first.
+//   new primary  before it takes appends it asks every backup for its
+//             high-waters and fetches what it lacks (`log_high_waters`,
+//             `log_fetch`); appends wait meanwhile (at most 2 s).
+//   follower  answers `log_append` with not_leader: the producer's call moves
+//             to the next replica. Every replica answers queries.
+// With one replica (no replica list) none of this runs: appends are acknowledged
+// once durable on the one node, as before.
+import TDOSCore
+
+/// A producer's batch waiting for a majority.
+struct PendingAppend {
+    var handle: ServeHandle
+    var source: UInt32
+    var lastSequence: UInt64
+    var deadlineMs: UInt64
+    var response: Response
+    /// Backups that hold it.
+    var holders: [UInt32]
+}
+
+/// A call this primary has out to a backup.
+struct ReplicationCall {
+    enum Kind: UInt8 { case replicate, highWaters, fetch }
+    var id: CallID
+    var backup: UInt32
+    var kind: Kind
+    var source: UInt32
+}
+
+extension NodeRuntime {
+    static var replicationAckMs: UInt64 { 2_000 }
+    static var replicationCallMs: UInt32 { 1_000 }
+
+    /// More than one replica configured: appends are replicated (and refused
+    /// with not_leader while consensus is off on this replica).
+    var replicatesLog: Bool { usesConsensus && config.configReplicas.count > 1 }
+
+    var backups: [UInt32] {
+        var out: [UInt32] = []
+        for m in config.configReplicas where m != config.nodeID { out.append(m) }
+        return out
+    }
+
+    /// The replication timers' next deadline (ms).
+    var replicationNextTimeoutMs: UInt64? {
+        guard replicatesLog else { return nil }
+        var t = UInt64.max
+        for p in pendingAppends { t = min(t, p.deadlineMs) }
+        for d in waitingAppends { t = min(t, d.deadlineMs) }
+        if raft?.role == .leader && !primaryReady { t = min(t, catchUpRetryAtMs) }
+        return t == UInt64.max ? nil : t
+    }
+
+    func replicationTimeout(nowMs now: UInt64) {
+        var i = 0
+        while i < pendingAppends.count {
+            if pendingAppends[i].deadlineMs <= now {
+                let p = pendingAppends.remove(at: i)
+                mesh.respond(p.handle, Response(status: Status.noQuorum.rawValue), nowMs: now)
+            } else {
+                i += 1
+            }
+        }
+        i = 0
+        while i < waitingAppends.count {
+            if waitingAppends[i].deadlineMs <= now {
+                let w = waitingAppends.remove(at: i)
+                mesh.respond(w.serve.handle, Response(status: Status.noQuorum.rawValue), nowMs: now)
+            } else {
+                i += 1
+            }
+        }
+        if raft?.role == .leader && !primaryReady && now >= catchUpRetryAtMs { startCatchUp(nowMs: now) }
+    }
+
+    /// A `log_append` on a replicated log (serveAndRecord hands it here).
+    func appendReplicated(_ handle: ServeHandle, _ request: Request, from: UInt32, nowMs now: UInt64) {
+        guard let raft, raft.role == .leader else {
+            var w = CBORWriter()
+            if let leader = raft?.leaderID {
+                w.mapHeader(count: 1)
+                w.unsigned(1); w.unsigned(UInt64(leader))
+            }
+            mesh.respond(handle, Response(status: Status.notLeader.rawValue, result: w.bytes), nowMs: now)
+            return
+        }
+        guard primaryReady else {
+            waitingAppends.append(WaitingAppend(serve: DeferredServe(handle: handle, request: request, from: from),
+                                                deadlineMs: now + Self.replicationAckMs))
+            return
+        }
+        if log?.isHalted ?? true { reopenLog(nowMs: now) }
+        guard log != nil, let records = LogService.appendRecords(request.arguments, from: from, nowMs: now),
+              let first = records.first else {
+            mesh.respond(handle, log == nil ? Response(status: Status.unavailable.rawValue)
+                                            : Response(status: Status.badArguments.rawValue), nowMs: now)
+            return
+        }
+        let local = LogService.appendBatch(records, log: &log!)
+        guard local.status == Status.ok.rawValue,
+              let prev = try? LogReplication.previous(source: from, before: first.sequence, log: &log!) else {
+            mesh.respond(handle, local.status == Status.ok.rawValue ? Response(status: Status.unavailable.rawValue) : local,
+                         nowMs: now)
+            return
+        }
+        var last = first.sequence
+        for r in records { last = max(last, r.sequence) }
+        pendingAppends.append(PendingAppend(handle: handle, source: from, lastSequence: last,
+                                            deadlineMs: now + Self.replicationAckMs, response: local, holders: []))
+        let arguments = LogReplication.replicateArguments(source: from, prev: prev, records: records)
+        for b in backups { callBackup(b, .replicate, source: from, arguments: arguments, nowMs: now) }
+    }
+
+    /// One of the calls the replication makes (the simulation's observer tells them from the weather station's).
+    public func isReplicationCall(_ id: CallID) -> Bool { replicationCalls.contains { $0.id == id } }
+
+    func callBackup(_ backup: UInt32, _ kind: ReplicationCall.Kind, source: UInt32, arguments: [UInt8], nowMs now: UInt64) {
+        let op: Operation = kind == .replicate ? .logReplicate : (kind == .fetch ? .logFetch : .logHighWaters)
+        let id = mesh.call(node: backup, operation: op, arguments: arguments, deadlineMs: Self.replicationCallMs, nowMs: now)
+        replicationCalls.append(ReplicationCall(id: id, backup: backup, kind: kind, source: source))
+    }
+
+    /// Takes the outcome of one of the replication calls; false for any other call.
+    func replicationCallDone(_ id: CallID, _ result: CallResult, nowMs now: UInt64) -> Bool {
+        guard let k = replicationCalls.firstIndex(where: { $0.id == id }) else { return false }
+        let call = replicationCalls.remove(at: k)
+        guard case .value(let v) = result, v.response.status == Status.ok.rawValue, log != nil else {
+            if call.kind != .replicate { catchUpFailed(call.backup, nowMs: now) }
+            return true  // a lost replicate: the producer's retry sends it again
+        }
+        switch call.kind {
+        case .replicate:
+            guard let (hw, gap) = LogReplication.decodeReplicateResult(v.response.result) else { return true }
+            if !gap { backupHolds(call.backup, source: call.source, upTo: hw, nowMs: now) }
+            // Behind (a gap, or a catch-up chunk that did not reach the newest): send what follows its high-water.
+            var newest: UInt64 = 0
+            for p in pendingAppends where p.source == call.source { newest = max(newest, p.lastSequence) }
+            if (gap || hw < newest),
+               let next = try? LogReplication.records(source: call.source, after: hw, limit: LogReplication.chunkRecordsMax,
+                                                      bytesMax: MeshConfig.rpcPayloadBytesMax - 48, log: &log!),
+               !next.isEmpty {
+                callBackup(call.backup, .replicate, source: call.source,
+                           arguments: LogReplication.replicateArguments(source: call.source, prev: hw, records: next),
+                           nowMs: now)
+            }
+        case .highWaters:
+            guard let marks = LogReplication.decodeHighWaters(v.response.result) else {
+                catchUpFailed(call.backup, nowMs: now)
+                return true
+            }
+            if let k = catchUpWaiting.firstIndex(of: call.backup) { catchUpWaiting.remove(at: k) }
+            catchUpAnswers += 1
+            for m in marks where m.highWater > (log!.highWater(source: m.source) ?? 0) {
+                callBackup(call.backup, .fetch, source: m.source,
+                           arguments: LogReplication.fetchArguments(source: m.source, after: log!.highWater(source: m.source) ?? 0),
+                           nowMs: now)
+            }
+        case .fetch:
+            guard let records = LogReplication.decodeFetch(v.response.result, source: call.source) else {
+                catchUpFailed(call.backup, nowMs: now)
+                return true
+            }
+            for r in records where r.sequence > (log!.highWater(source: call.source) ?? 0) {
+                guard (try? log!.append(source: r.source, sequence: r.sequence, timeMs: r.timeMs, kind: r.kind,
+                                        payload: r.payload)) != nil else { break }
+            }
+            if records.count == LogReplication.chunkRecordsMax {  // more may follow
+                callBackup(call.backup, .fetch, source: call.source,
+                           arguments: LogReplication.fetchArguments(source: call.source,
+                                                                    after: log!.highWater(source: call.source) ?? 0),
+                           nowMs: now)
+            }
+        }
+        checkCatchUpDone(nowMs: now)
+        return true
+    }
+
+    /// `backup` holds `source`'s records up to `hw`: the batches it completes are answered.
+    func backupHolds(_ backup: UInt32, source: UInt32, upTo hw: UInt64, nowMs now: UInt64) {
+        let majority = config.configReplicas.count / 2 + 1
+        var i = 0
+        while i < pendingAppends.count {
+            if pendingAppends[i].source == source && pendingAppends[i].lastSequence <= hw
+                && !pendingAppends[i].holders.contains(backup) {
+                pendingAppends[i].holders.append(backup)
+            }
+            if 1 + pendingAppends[i].holders.count >= majority {
+                let p = pendingAppends.remove(at: i)
+                mesh.respond(p.handle, p.response, nowMs: now)
+            } else {
+                i += 1
+            }
+        }
+    }
+
+    // MARK: A new primary catches up
+
+    /// On becoming leader (and again every second until done): ask the backups
+    /// that have not answered yet for their high-waters.
+    func startCatchUp(nowMs now: UInt64) {
+        catchUpRetryAtMs = now + 1_000
+        if catchUpWaiting.isEmpty && catchUpAnswers == 0 { catchUpWaiting = backups }
+        for b in catchUpWaiting where !replicationCalls.contains(where: { $0.backup == b && $0.kind == .highWaters }) {
+            callBackup(b, .highWaters, source: 0, arguments: [], nowMs: now)
+        }
+    }
+
+    func catchUpFailed(_ backup: UInt32, nowMs now: UInt64) {
+        // A fetch that failed is retried from the start: ask that backup again.
+        if !catchUpWaiting.contains(backup) && !primaryReady {
+            catchUpWaiting.append(backup)
+            catchUpAnswers = max(0, catchUpAnswers - 1)
+        }
+    }
+
+    /// Ready once a majority (this node and the backups that answered) is merged
+    /// and no fetch is still out; then the appends that waited are served.
+    func checkCatchUpDone(nowMs now: UInt64) {
+        guard raft?.role == .leader, !primaryReady else { return }
+        let majority = config.configReplicas.count / 2 + 1
+        // Only fetches are waited for: a backup that is down keeps its
+        // high-waters call outstanding, and a majority without it is enough.
+        guard 1 + catchUpAnswers >= majority, !replicationCalls.contains(where: { $0.kind == .fetch }) else { return }
+        primaryReady = true
+        platform.log(TextLine("log: primary of the replicated log, caught up from the other replicas; taking appends"))
+        let waiting = waitingAppends
+        waitingAppends.removeAll()
+        for w in waiting { appendReplicated(w.serve.handle, w.serve.request, from: w.serve.from, nowMs: now) }
+    }
+
+    /// Leadership changed: a new leader catches up first; a former one answers
+    /// what it holds with not_leader (the producer moves to the new primary).
+    func replicationLeadershipChanged(leads: Bool, nowMs now: UInt64) {
+        guard replicatesLog else { return }
+        primaryReady = false
+        catchUpWaiting.removeAll()
+        catchUpAnswers = 0
+        replicationCalls.removeAll()
+        if leads {
+            startCatchUp(nowMs: now)
+            checkCatchUpDone(nowMs: now)
+        } else {
+            for p in pendingAppends { mesh.respond(p.handle, Response(status: Status.notLeader.rawValue), nowMs: now) }
+            for w in waitingAppends { mesh.respond(w.serve.handle, Response(status: Status.notLeader.rawValue), nowMs: now) }
+            pendingAppends.removeAll()
+            waitingAppends.removeAll()
+        }
+    }
+}
+
+/// An append that arrived while a new primary was catching up.
+struct WaitingAppend {
+    var serve: DeferredServe
+    var deadlineMs: UInt64
+}
