@@ -103,9 +103,13 @@ extension MeshNode {
         emit(.complete(id, result))
     }
 
+    /// Returns nothing: handing back the removed records costs ~1 KB on the
+    /// board (an `Attempt?` inside a `Call` is moved byte by byte); callers
+    /// read what they need first.
     @inline(never)
-    mutating func removeCall(at ci: Int) -> (Call, CallInputs) {
-        (calls.remove(at: ci), callInputs.remove(at: ci))
+    mutating func removeCall(at ci: Int) {
+        calls.remove(at: ci)
+        callInputs.remove(at: ci)
     }
 
     // MARK: Choosing an instance
@@ -510,8 +514,10 @@ extension MeshNode {
     @inline(never)
     mutating func succeed(_ id: CallID, node: UInt32, response: Response, nowMs: UInt64) {
         guard let ci = callIndex(id) else { return }
-        let (call, inputs) = removeCall(at: ci)
-        guard let descriptor = inputs.descriptor else { return }
+        let call = calls[ci]
+        let descriptor = callInputs[ci].descriptor
+        removeCall(at: ci)
+        guard let descriptor else { return }
         if call.readsValue {
             rememberValue(call.serviceID, node: node, descriptor: descriptor, response: response, nowMs: nowMs)
         }
@@ -535,13 +541,15 @@ extension MeshNode {
     @inline(never)
     mutating func finish(_ id: CallID, _ error: CallError, nowMs: UInt64) {
         guard let ci = callIndex(id) else { return }
-        let (call, inputs) = removeCall(at: ci)
+        let call = calls[ci]
+        let serviceName = callInputs[ci].serviceName
+        removeCall(at: ci)
         if let a = call.attempt { abandon(a) }
         if call.readsValue && MeshNode.degradable(error),
            let si = staleValues.firstIndex(where: { $0.serviceID == call.serviceID }) {
             let s = staleValues[si]
             let age = nowMs - s.receivedMs + UInt64(s.response.ageMs)
-            if s.descriptor.name == inputs.serviceName && s.descriptor.version.satisfies(caret: call.version)
+            if s.descriptor.name == serviceName && s.descriptor.version.satisfies(caret: call.version)
                 && age <= UInt64(config.staleValueMaxAgeMs) {
                 counters.callsStale &+= 1
                 complete(id, .value(CallValue(response: s.response, node: s.node, service: s.descriptor,
