@@ -49,7 +49,7 @@ image_swift_flags=(-D TDOS_NO_DEFLATE_COMPRESSOR)
 # TDOSCore and TDOSNode once; TDOSPico once per role image, with that role's
 # Firmware/PicoImage file (PicoPlatform.imageRole), as the pico-sdk build does.
 roles=(kernel sensor storage)
-swift_ceiling_kb=176
+swift_ceiling_kb=162
 shared=()
 for entry in TDOSCore:Firmware/Core TDOSNode:Firmware/Node; do
     name="${entry%%:*}"
