@@ -51,7 +51,7 @@ public final class NodeRuntime<P: Platform> {
     /// fsync error), is opened again, at most every 10 s: recovery re-reads the
     /// flash, so one transient error does not stop the log until a reboot.
     func reopenLog(nowMs: UInt64) {
-        guard config.role == .storage, nowMs >= nextLogReopenMs else { return }
+        guard role == .storage, nowMs >= nextLogReopenMs else { return }
         nextLogReopenMs = nowMs + 10_000
         let flash = log?.flash ?? platform.openLogFlash()
         log = nil
@@ -156,7 +156,7 @@ public final class NodeRuntime<P: Platform> {
             pubsubConfig.eventQueueMax = 1
         }
         pubsub = PubSub(config: pubsubConfig)
-        if config.role == .storage, let flash = platform.openLogFlash() {
+        if (P.imageRole ?? config.role) == .storage, let flash = platform.openLogFlash() {
             log = try? RecordLog(flash: flash)
         }
         scheduler = Scheduler(config: config.scheduler, clockUs: { platform.nowUs() })
@@ -193,7 +193,7 @@ public final class NodeRuntime<P: Platform> {
         l.append(UInt64(mesh.epoch))
         l.append(", config version ")
         l.append(UInt64(settings.version))
-        if config.role == .storage {
+        if role == .storage {
             if let log {
                 l.append(", log: ")
                 l.append(UInt64(log.recordCount))

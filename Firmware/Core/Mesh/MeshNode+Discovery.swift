@@ -122,7 +122,7 @@ extension MeshNode {
                 counters.registryFull &+= 1
             }
         }
-        if added { dispatchWaitingCalls(nowMs: nowMs) }
+        if added { toClient(.instancesChanged, nowMs: nowMs) }
     }
 
     @inline(never)
@@ -175,14 +175,14 @@ extension MeshNode {
                 i += 1
             }
         }
-        failoverCalls(onNode: node, serviceID: nil, reason: .unreachable, nowMs: nowMs)
+        toClient(.nodeLost(node, serviceID: nil, .unreachable), nowMs: nowMs)
     }
 
     @inline(never)
     mutating func removeInstance(at i: Int, reason: ServiceRemovalReason, nowMs: UInt64) {
         let inst = instanceTable.remove(at: i)
         emit(.serviceRemoved(node: inst.node, service: inst.serviceID, reason: reason))
-        failoverCalls(onNode: inst.node, serviceID: inst.serviceID, reason: .unreachable, nowMs: nowMs)
+        toClient(.nodeLost(inst.node, serviceID: inst.serviceID, .unreachable), nowMs: nowMs)
     }
 
     /// Expiry of unconfirmed instances and breaker open -> half-open, each at
@@ -202,7 +202,7 @@ extension MeshNode {
         for j in instanceTable.indices {
             if pollBreaker(j, nowMs: nowMs) { halfOpened = true }
         }
-        if halfOpened { dispatchWaitingCalls(nowMs: nowMs) }
+        if halfOpened { toClient(.instancesChanged, nowMs: nowMs) }
     }
 
     /// Moves an open breaker to half-open when its time has come; true if it did.

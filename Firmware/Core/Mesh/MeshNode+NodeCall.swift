@@ -18,6 +18,7 @@ extension MeshNode {
     @inline(never)
     public mutating func call(node: UInt32, operation: Operation, arguments: [UInt8] = [], deadlineMs: UInt32,
                               nowMs: UInt64) -> CallID {
+        client = MeshNode.runClient
         let id = CallID(raw: nextCallRaw)
         nextCallRaw = nextCallRaw == UInt32.max ? 1 : nextCallRaw + 1
         counters.callsStarted &+= 1

@@ -194,7 +194,7 @@ extension MeshNode {
             peerTable[pi].relayVia = via
             peerTable[pi].nextRelayProbeAtMs = nowMs + UInt64(config.relayProbeIntervalMs)
             emit(.relayUsed(target: sender, via: via))
-            retransmitNow(toNode: sender, nowMs: nowMs)
+            toClient(.newRoute(sender), nowMs: nowMs)
         }
     }
 

@@ -113,7 +113,7 @@ extension MeshNode {
             serveTable.remove(at: ei)
             counters.requestsServed &+= 1
             guard let ci = callIndex(callID) else { return }
-            handleAnswer(ci, status: answer.status, response: answer, nowMs: nowMs)
+            toClient(.answer(call: ci, status: answer.status, answer), nowMs: nowMs)
             return
         }
         guard serveTable[ei].answerType == nil else {

@@ -169,6 +169,9 @@ public struct MeshNode {
     /// Latest time seen: an earlier `nowMs` from a careless caller is taken as
     /// this one, so no time difference can go negative.
     var lastNowMs: UInt64 = 0
+    /// The client half, set by the first call (MeshNode+Client, `ClientInput`):
+    /// nil in a node that never calls, whose image can then leave it out.
+    var client: ((inout MeshNode, ClientInput, UInt64) -> Void)? = nil
     var nextCallRaw: UInt32 = 1
     var nextServeRaw: UInt32 = 1
 
@@ -240,9 +243,7 @@ public struct MeshNode {
         guard lifecycle == .running else { return }
         let nowMs = advanceClock(nowMs)
         emitBroadcast(frame(.leave, Leave(reason: reason).encode(), priority: .high, nowMs: nowMs))
-        while let call = calls.first {
-            finish(call.id, .stopped, nowMs: nowMs)
-        }
+        toClient(.stop, nowMs: nowMs)
         serveTable.removeAll(keepingCapacity: true)
         probes.removeAll(keepingCapacity: true)
         lifecycle = .left
@@ -258,7 +259,7 @@ public struct MeshNode {
         guard lifecycle == .running else { return }
         let nowMs = advanceClock(nowMs)
         broadcastAnnounce(nowMs: nowMs)
-        dispatchWaitingCalls(nowMs: nowMs)
+        toClient(.instancesChanged, nowMs: nowMs)
     }
 
     /// Figures carried by the next heartbeats.
@@ -347,7 +348,7 @@ public struct MeshNode {
         }
         checkPeerTimers(nowMs: nowMs)
         checkInstanceTimers(nowMs: nowMs)
-        checkCallTimers(nowMs: nowMs)
+        toClient(.timers, nowMs: nowMs)
     }
 
     /// An interval with the configured +/- jitter.

@@ -157,6 +157,9 @@ public struct PubSub {
     var subscriptions: [Subscription] = []
     var events: DrainQueue<PubSubEvent>
     var nextID: UInt32 = 1
+    /// The subscriber half, set by the first `subscribe` (`SubscriberInput`):
+    /// nil on a node that only publishes, whose image can then leave it out.
+    var subscriber: ((inout PubSub, SubscriberInput, UInt64, inout MeshNode) -> Void)? = nil
 
     public init(config: PubSubConfig = PubSubConfig()) {
         config.check()
@@ -239,6 +242,11 @@ public struct PubSub {
             }
             i -= 1
         }
+        toSubscriber(.timers, nowMs: nowMs, mesh: &mesh)
+    }
+
+    /// The subscriptions' timers: answers, renewals, silence, searches.
+    mutating func checkSubscriptionTimers(nowMs: UInt64, mesh: inout MeshNode) {
         for k in subscriptions.indices {
             let s = subscriptions[k]
             if s.publisher == nil {
@@ -370,6 +378,7 @@ public struct PubSub {
                                    nowMs: UInt64, mesh: inout MeshNode) -> SubscriptionID? {
         precondition(!service.isEmpty && service.count <= nameBytesMax, "service names are 1-24 bytes")
         precondition(threshold >= 0 && threshold.isFinite && leaseMs > 0)
+        subscriber = PubSub.runSubscriber
         guard subscriptions.count < config.subscriptionsMax else { return nil }
         let id = nextID
         nextID &+= 1
@@ -469,6 +478,11 @@ public struct PubSub {
             if n.status == Status.ok.rawValue || !n.isAnswer { sendCancel(n.id, to: frame.sender, nowMs: nowMs, mesh: &mesh) }
             return
         }
+        toSubscriber(.notify(k, n, from: frame.sender), nowMs: nowMs, mesh: &mesh)
+    }
+
+    /// A push or an answer for subscription `k` from its publisher.
+    mutating func notified(_ k: Int, _ n: Notify, from sender: UInt32, nowMs: UInt64, mesh: inout MeshNode) {
         subscriptions[k].lastHeardMs = nowMs
         if n.isAnswer {
             guard n.status == Status.ok.rawValue else {
@@ -498,7 +512,7 @@ public struct PubSub {
         }
         if last != 0 && n.sequence > last &+ 1 { counters.notificationsMissed &+= n.sequence - last - 1 }
         subscriptions[k].lastSequence = n.sequence
-        emit(.notification(SubscriptionNotification(subscription: SubscriptionID(raw: n.id), publisher: frame.sender,
+        emit(.notification(SubscriptionNotification(subscription: SubscriptionID(raw: n.id), publisher: sender,
                                                     sequence: n.sequence, status: n.status, value: n.value,
                                                     unit: n.unit, ageMs: n.ageMs)))
     }
@@ -523,6 +537,17 @@ public struct PubSub {
             let before = publications.count
             publications.removeAll(where: { $0.subscriber == node })
             counters.subscribersDropped &+= UInt32(before - publications.count)
+        default:
+            break
+        }
+        toSubscriber(.meshEvent(event), nowMs: nowMs, mesh: &mesh)
+    }
+
+    /// A mesh event, for the subscriptions: their publisher died, left,
+    /// restarted or lost the service, or a first instance appeared.
+    mutating func subscriptionsSee(_ event: MeshEvent, nowMs: UInt64, mesh: inout MeshNode) {
+        switch event {
+        case .peerDead(let node), .peerLeft(let node), .peerRestarted(let node):
             for k in subscriptions.indices where subscriptions[k].publisher == node {
                 if case .peerRestarted = event {
                     // It lost our subscription with its memory: subscribe again there.
@@ -546,6 +571,40 @@ public struct PubSub {
             }
         default:
             break
+        }
+    }
+}
+
+/// What the rest of PubSub tells its subscriber half. As for MeshNode's
+/// client (`ClientInput`), everything that reaches subscriber code goes
+/// through `PubSub.subscriber`, which only `subscribe` installs: an image that
+/// publishes but never subscribes (the sensor board) then leaves the
+/// subscriber half out, and behaves the same (with no subscription each of
+/// these inputs would have been a no-op).
+enum SubscriberInput {
+    /// handleTimeout.
+    case timers
+    /// A notify for `subscriptions[k]` from its publisher.
+    case notify(Int, Notify, from: UInt32)
+    case meshEvent(MeshEvent)
+}
+
+extension PubSub {
+    /// Hands `input` to the subscriber half, if this node ever subscribed.
+    @inline(never)
+    mutating func toSubscriber(_ input: SubscriberInput, nowMs: UInt64, mesh: inout MeshNode) {
+        guard let subscriber else { return }
+        subscriber(&self, input, nowMs, &mesh)
+    }
+
+    /// The subscriber half (installed as `subscriber` by the first subscribe).
+    @inline(never)
+    static func runSubscriber(_ pubsub: inout PubSub, _ input: SubscriberInput, _ nowMs: UInt64,
+                              _ mesh: inout MeshNode) {
+        switch input {
+        case .timers: pubsub.checkSubscriptionTimers(nowMs: nowMs, mesh: &mesh)
+        case .notify(let k, let n, let from): pubsub.notified(k, n, from: from, nowMs: nowMs, mesh: &mesh)
+        case .meshEvent(let event): pubsub.subscriptionsSee(event, nowMs: nowMs, mesh: &mesh)
         }
     }
 }
