@@ -9,7 +9,7 @@ import TDOSHost
 
 func nodeCommand(_ args: Args) throws -> Int32 {
     try args.check(allowed: common.union(["role", "name", "service", "calibration", "seed", "port", "heartbeat-ms",
-                                          "state-dir", "parent-pid", "broadcast", "bind", "time-scale"]))
+                                          "poll-us", "state-dir", "parent-pid", "broadcast", "bind", "time-scale"]))
     var o = NodeOptions()
     switch args.value("role") ?? "" {
     case "kernel": o.role = .kernel
@@ -48,6 +48,11 @@ func nodeCommand(_ args: Args) throws -> Int32 {
     if let hb = args.value("heartbeat-ms") {
         guard let v = UInt32(hb), v >= 50 else { throw UsageError(message: "--heartbeat-ms expects a number >= 50") }
         o.heartbeatIntervalMs = v
+    }
+    if let p = args.value("poll-us") {
+        do { o.pollWindowUs = try HostPolling.parse(p, source: "--poll-us") } catch {
+            throw UsageError(message: (error as? HostError)?.description ?? "--poll-us: bad value")
+        }
     }
     if let d = args.value("state-dir") { o.stateDirectory = d }
     if let p = args.value("parent-pid") { o.parentPID = Int32(p) }
