@@ -63,10 +63,10 @@ private func rpcStop(_ p: Process) {
 }
 
 /// Nanoseconds on a CPU (user + kernel) of every thread of `pid` so far: the
-/// load-independent cost of a call per side. By the process's CPU clock, which
-/// the kernel brings up to date when read; /proc/PID/schedstat and
-/// /proc/PID/stat move only at a context switch or a tick, too coarse for a
-/// process that polls and so rarely sleeps.
+/// load-independent cost of a call per side. By the process's CPU clock (ns).
+/// For another process the kernel adds a running thread's time only at a
+/// context switch or a tick, as in /proc/PID/schedstat: read it while the
+/// process sleeps (see `measured`), never while a polling node spins.
 func rpcCPUNs(pid: Int32) -> UInt64 {
     var clock = clockid_t()
     guard clock_getcpuclockid(pid, &clock) == 0 else { return 0 }
