@@ -148,7 +148,11 @@ final class RPCBenchClient {
     func step(timeoutMs: Int32, drain: Bool = false) {
         var received: (bytes: [UInt8], from: NodeAddress)?
         if rpcClientPollNs > 0 {
-            while received == nil && monotonicNs() < pollUntilNs { received = transport.receive(dontWait: true) }
+            while monotonicNs() < pollUntilNs {
+                received = transport.receive(dontWait: true)
+                if received != nil { break }
+                HostPolling.pause()
+            }
         }
         if received == nil { received = transport.receive() }
         let now = monotonicMs()  // one clock read per step
@@ -216,6 +220,7 @@ final class TDOSWireClient {
         func receive() -> (bytes: [UInt8], from: NodeAddress)? {
             while monotonicNs() < pollUntilNs {
                 if let d = transport.receive(dontWait: true) { return d }
+                HostPolling.pause()
             }
             return transport.receive()
         }
@@ -349,7 +354,11 @@ final class CoAPBenchClient {
     func receive() -> UInt16? {
         var buf = [UInt8](repeating: 0, count: 1500)
         var n = -1
-        while n < 0 && monotonicNs() < pollUntilNs { n = recv(fd, &buf, buf.count, Int32(MSG_DONTWAIT)) }
+        while monotonicNs() < pollUntilNs {
+            n = recv(fd, &buf, buf.count, Int32(MSG_DONTWAIT))
+            if n >= 0 { break }
+            HostPolling.pause()
+        }
         if n < 0 { n = recv(fd, &buf, buf.count, 0) }
         guard n >= 4, buf[0] >> 6 == 1, (buf[0] >> 4) & 3 == 2, buf[1] == 0x45 else { return nil }  // v1, ACK, 2.05
         return UInt16(buf[2]) << 8 | UInt16(buf[3])

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Adaptive polling, host only (the board never spins): right after traffic a
 /// node polls its socket for a short window before it blocks again, and so
@@ -12,6 +15,14 @@ public enum HostPolling {
     public static let defaultWindowUs: UInt32 = 100
     /// A window is a short spin, never a way to keep a core busy.
     public static let windowUsMax: UInt32 = 10_000
+
+    /// Between two polls of a spin: whatever else wants this CPU runs first
+    /// (often the peer itself, which the kernel likes to wake next to its
+    /// waker); returns at once when nothing does. Without it, a node and a
+    /// client both polling on one CPU each spun out their window while the
+    /// other waited (p50 up to 230 µs instead of 15-35 µs, unpinned bench).
+    @inline(__always)
+    public static func pause() { sched_yield() }
 
     public static func parse(_ text: String, source: String) throws -> UInt32 {
         guard let v = UInt32(text.trimmingCharacters(in: .whitespaces)), v <= windowUsMax else {

@@ -117,6 +117,7 @@ public final class MeshClient {
     private func pollReceive(untilNs: UInt64) -> (bytes: [UInt8], from: NodeAddress)? {
         repeat {
             if let d = transport.receive(dontWait: true) { return d }
+            HostPolling.pause()
         } while monotonicNs() < untilNs
         return nil
     }

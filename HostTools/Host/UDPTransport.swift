@@ -191,6 +191,7 @@ public final class UDPTransport {
         if batchNext < batchCount { return true }
         repeat {
             if refillBatch(wait: false) { return true }
+            HostPolling.pause()
         } while monotonicNs() / 1000 < untilUs
         return false
     }
