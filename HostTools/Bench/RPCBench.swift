@@ -6,7 +6,9 @@
 // run, the same pattern against libcoap's coap-server (Debian libcoap3-bin)
 // with a raw UDP CoAP client written here (confirmable GET, piggybacked 2.05).
 // Latency: sequential calls in alternating rounds, p50/p99, with the CPU time
-// each side spent per call. Throughput: 8 calls in flight for 1 s.
+// each side spent per call. Throughput: 8 calls in flight for 1 s. The node
+// polls after traffic as configured (TDOS_POLL_US); the clients block unless
+// TDOS_BENCH_CLIENT_POLL_US makes every one of them, CoAP's too, poll.
 // The ratio is TDOS p50 / libcoap p50 (goal <= 0.8).
 import Foundation
 #if canImport(Glibc)
