@@ -6,7 +6,9 @@
 // run, the same pattern against libcoap's coap-server (Debian libcoap3-bin)
 // with a raw UDP CoAP client written here (confirmable GET, piggybacked 2.05).
 // Latency: sequential calls in alternating rounds, p50/p99, with the CPU time
-// each side spent per call. Throughput: 8 calls in flight for 1 s.
+// each side spent per call. Throughput: 8 calls in flight for 1 s. The node
+// polls after traffic as configured (TDOS_POLL_US); the clients block unless
+// TDOS_BENCH_CLIENT_POLL_US makes every one of them, CoAP's too, poll.
 // The ratio is TDOS p50 / libcoap p50 (goal <= 0.8).
 import Foundation
 #if canImport(Glibc)
@@ -20,6 +22,10 @@ private let rpcWarmup = 300
 /// `TDOS_BENCH_RPC_SAMPLES` raises it for profiling runs.
 private let rpcSamples = ProcessInfo.processInfo.environment["TDOS_BENCH_RPC_SAMPLES"].flatMap { Int($0) } ?? 3000
 private let rpcInFlight = 8
+/// `TDOS_BENCH_CLIENT_POLL_US`: each client, TDOS and CoAP alike, polls its
+/// socket this long after sending before it blocks for the answer (0: block
+/// at once, the default). The node's own window is `TDOS_POLL_US` (HostPolling).
+private let rpcClientPollNs = UInt64(ProcessInfo.processInfo.environment["TDOS_BENCH_CLIENT_POLL_US"].flatMap { UInt32($0) } ?? 0) * 1000
 private let rpcThroughputSeconds = 1.0
 
 private func rpcPercentile(_ xs: [UInt64], _ p: Double) -> Double {
@@ -58,25 +64,24 @@ private func rpcStop(_ p: Process) {
     p.waitUntilExit()
 }
 
-/// Nanoseconds on a CPU (user + kernel) of every thread of `pid` so far
-/// (/proc/PID/task/*/schedstat): load-independent cost of a call per side.
+/// Nanoseconds on a CPU (user + kernel) of every thread of `pid` so far: the
+/// load-independent cost of a call per side. By the process's CPU clock (ns).
+/// For another process the kernel adds a running thread's time only at a
+/// context switch or a tick, as in /proc/PID/schedstat: read it while the
+/// process sleeps (see `measured`), never while a polling node spins.
 func rpcCPUNs(pid: Int32) -> UInt64 {
-    let dir = "/proc/\(pid)/task"
-    guard let tids = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return 0 }
-    var total: UInt64 = 0
-    for t in tids {
-        guard let text = try? readTextFile("\(dir)/\(t)/schedstat"),
-              let first = text.split(separator: " ").first, let ns = UInt64(first) else { continue }
-        total += ns
-    }
-    return total
+    var clock = clockid_t()
+    guard clock_getcpuclockid(pid, &clock) == 0 else { return 0 }
+    var ts = timespec()
+    guard clock_gettime(clock, &ts) == 0 else { return 0 }
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 /// The calling thread's time on a CPU (the client's own cost).
 func rpcThreadCPUNs() -> UInt64 {
-    guard let text = try? readTextFile("/proc/thread-self/schedstat"),
-          let first = text.split(separator: " ").first else { return 0 }
-    return UInt64(first) ?? 0
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 /// CPU spent per sequential call, server and client side, in ns.
@@ -110,6 +115,7 @@ final class RPCBenchClient {
     let transport: UDPTransport
     var mesh: MeshNode
     var done: [CallID: Bool] = [:]
+    var pollUntilNs: UInt64 = 0
 
     init(portBase: UInt16) throws {
         transport = try UDPTransport(mode: .loopbackRange(base: portBase, count: 32))
@@ -142,7 +148,15 @@ final class RPCBenchClient {
     /// datagram and handles it, then fires due timers.
     /// `drain`: then every datagram already queued, before one pump (throughput).
     func step(timeoutMs: Int32, drain: Bool = false) {
-        let received = transport.receive()
+        var received: (bytes: [UInt8], from: NodeAddress)?
+        if rpcClientPollNs > 0 {
+            while monotonicNs() < pollUntilNs {
+                received = transport.receive(dontWait: true)
+                if received != nil { break }
+                HostPolling.pause()
+            }
+        }
+        if received == nil { received = transport.receive() }
         let now = monotonicMs()  // one clock read per step
         if let d = received {
             mesh.handleDatagram(d.bytes, from: d.from, nowMs: now)
@@ -160,6 +174,7 @@ final class RPCBenchClient {
     func read() -> CallID {
         let id = mesh.call(service: "temp_sensor", version: SemVer(1, 0, 0), deadlineMs: 2000, nowMs: monotonicMs())
         pump()
+        if rpcClientPollNs > 0 { pollUntilNs = monotonicNs() + rpcClientPollNs }
         return id
     }
 
@@ -203,7 +218,15 @@ final class TDOSWireClient {
         let request = Frame(type: .request, sender: nodeID, id: id, timestampMs: UInt32(truncatingIfNeeded: start / 1_000_000),
                             payload: requestPayload, flags: [.ackRequested], keyID: keys.sendKeyID)
         transport.send(request.encode(key: keys.sendKey), to: server)
-        while let d = transport.receive() {
+        let pollUntilNs = rpcClientPollNs > 0 ? monotonicNs() + rpcClientPollNs : 0
+        func receive() -> (bytes: [UInt8], from: NodeAddress)? {
+            while monotonicNs() < pollUntilNs {
+                if let d = transport.receive(dontWait: true) { return d }
+                HostPolling.pause()
+            }
+            return transport.receive()
+        }
+        while let d = receive() {
             // Anything else (the node's query to a new peer, a heartbeat) is read and skipped.
             guard let frame = try? Frame.decode(d.bytes, keys: keys),
                   (try? replay.accept(sender: frame.sender, id: frame.id, nowMs: start / 1_000_000)) != nil,
@@ -293,6 +316,7 @@ final class CoAPBenchClient {
     var server = sockaddr_in()
     var nextMessageID: UInt16 = 1
     let pathSegments: [[UInt8]]
+    var pollUntilNs: UInt64 = 0
 
     init(port: UInt16, path: String) throws {
         fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
@@ -324,13 +348,20 @@ final class CoAPBenchClient {
                 sendto(fd, m, m.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
+        if rpcClientPollNs > 0 { pollUntilNs = monotonicNs() + rpcClientPollNs }
         return mid
     }
 
     /// The message id of the next ACK 2.05 received, nil on timeout or anything else.
     func receive() -> UInt16? {
         var buf = [UInt8](repeating: 0, count: 1500)
-        let n = recv(fd, &buf, buf.count, 0)
+        var n = -1
+        while monotonicNs() < pollUntilNs {
+            n = recv(fd, &buf, buf.count, Int32(MSG_DONTWAIT))
+            if n >= 0 { break }
+            HostPolling.pause()
+        }
+        if n < 0 { n = recv(fd, &buf, buf.count, 0) }
         guard n >= 4, buf[0] >> 6 == 1, (buf[0] >> 4) & 3 == 2, buf[1] == 0x45 else { return nil }  // v1, ACK, 2.05
         return UInt16(buf[2]) << 8 | UInt16(buf[3])
     }
@@ -377,6 +408,9 @@ func rpcBench() {
     }
     print("rpc: round trip over loopback, two processes; \(rpcSamples) sequential calls each, in \(rounds) alternating rounds, after \(rpcWarmup) warm-up; "
           + "SHA-256 by \(hardwareSHA256 ? "the CPU's SHA extensions" : "the Swift rounds")")
+    let nodePoll = (try? HostPolling.windowUs(environment: ProcessInfo.processInfo.environment)).map { "\($0) us" } ?? "invalid"
+    print("rpc: polling after traffic: tdos node \(nodePoll) (TDOS_POLL_US); every client \(rpcClientPollNs / 1000) us after its send "
+          + "(TDOS_BENCH_CLIENT_POLL_US); coap-server blocks in epoll as built")
     let tdos: TDOSBenchSide
     do {
         tdos = try TDOSBenchSide(portBase: rpcPortBase)
@@ -418,10 +452,17 @@ func rpcBench() {
     coap?.sample(rpcWarmup, into: &warm, failures: &coapFailures)
     tdos.failures = 0
     coapFailures = 0
+    // The kernel brings another process's CPU clock up to date only when it
+    // stops running: a node still polling after the round would be read short.
+    // So its clock is read once it is back asleep (its window, and a margin),
+    // which also counts the poll after the round's last call.
+    let settleUs = UInt32((try? HostPolling.windowUs(environment: ProcessInfo.processInfo.environment)) ?? HostPolling.windowUsMax) + 1000
     func measured(_ cpu: inout RPCCPU, server pid: Int32, calls: Int, _ body: () -> Void) {
         let s0 = rpcCPUNs(pid: pid), c0 = rpcThreadCPUNs()
         body()
-        cpu.add(server: rpcCPUNs(pid: pid) - s0, client: rpcThreadCPUNs() - c0, calls: calls)
+        let c1 = rpcThreadCPUNs()
+        usleep(settleUs)
+        cpu.add(server: rpcCPUNs(pid: pid) - s0, client: c1 - c0, calls: calls)
     }
     for _ in 0..<rounds {
         measured(&tdosCPU, server: tdos.node.processIdentifier, calls: rpcSamples / rounds) {

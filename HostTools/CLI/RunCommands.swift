@@ -9,7 +9,8 @@ import TDOSHost
 
 func nodeCommand(_ args: Args) throws -> Int32 {
     try args.check(allowed: common.union(["role", "name", "service", "calibration", "seed", "port", "heartbeat-ms",
-                                          "state-dir", "parent-pid", "broadcast", "bind", "time-scale", "replicas"]))
+                                          "poll-us", "state-dir", "parent-pid", "broadcast", "bind", "time-scale",
+                                          "replicas"]))
     var o = NodeOptions()
     switch args.value("role") ?? "" {
     case "kernel": o.role = .kernel
@@ -56,6 +57,11 @@ func nodeCommand(_ args: Args) throws -> Int32 {
             throw UsageError(message: "--replicas lists the storage nodes that keep the config (1-\(RaftLimits.membersMax) distinct names, this node's included), e.g. --replicas storage,storage-b,storage-c")
         }
         o.configReplicas = names
+    }
+    if let p = args.value("poll-us") {
+        do { o.pollWindowUs = try HostPolling.parse(p, source: "--poll-us") } catch {
+            throw UsageError(message: (error as? HostError)?.description ?? "--poll-us: bad value")
+        }
     }
     if let d = args.value("state-dir") { o.stateDirectory = d }
     if let p = args.value("parent-pid") { o.parentPID = Int32(p) }

@@ -46,6 +46,8 @@ node operations (one node, no failover; NODE is a name or a hex id from `tdos no
 running nodes:
   tdos node --role kernel|sensor|storage --name NAME [--service SVC[:backup[N]]]...
             [--calibration C] [--seed N] [--port P] [--heartbeat-ms MS]
+            [--poll-us US]   after traffic, poll the socket US µs before blocking
+                             (default 100, 0 = off; or $TDOS_POLL_US; host only)
   tdos sim up [--replicas N]                  start the simulator mesh (6 nodes; N storage replicas); Ctrl-C stops it
   tdos sim down | status | kill NODE | restart NODE
 

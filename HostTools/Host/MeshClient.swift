@@ -15,9 +15,14 @@ public final class MeshClient {
     public private(set) var events: [MeshEvent] = []
     public var onEvent: ((MeshEvent) -> Void)?
     public var onDeliver: ((Frame) -> Void)?
+    /// Adaptive polling (HostPolling, `TDOS_POLL_US`): after sending a call,
+    /// `run` polls the socket this long before it blocks in poll().
+    public var pollWindowUs: UInt64
+    private var pollUntilNs: UInt64 = 0
 
     public init(key: MeshKey, discovery: DiscoveryMode = .defaultLoopback, bindHost: UInt32 = 0x7F00_0001,
                 name: String = "tdos-cli") throws {
+        pollWindowUs = UInt64(try HostPolling.windowUs(environment: ProcessInfo.processInfo.environment))
         transport = try UDPTransport(mode: discovery, bindHost: bindHost)
         var config = MeshConfig()
         config.peersMax = 64
@@ -83,10 +88,16 @@ public final class MeshClient {
             let now = monotonicMs()
             var wait = end - now
             if let t = nextTimeoutMs { wait = t <= now ? 0 : min(wait, t - now) }
-            if transport.waitReadable(timeoutMs: Int32(min(wait, 200))) {
-                while let d = transport.receive() {
+            var polled: (bytes: [UInt8], from: NodeAddress)?
+            if wait > 0, monotonicNs() < pollUntilNs {
+                polled = pollReceive(untilNs: min(pollUntilNs, monotonicNs() + wait * 1_000_000))
+            }
+            if polled != nil || transport.waitReadable(timeoutMs: Int32(min(wait, 200))) {
+                var next = polled ?? transport.receive()
+                while let d = next {
                     mesh.handleDatagram(d.bytes, from: d.from, nowMs: monotonicMs())
                     pump()
+                    next = transport.receive()
                 }
             }
             let after = monotonicMs()
@@ -101,6 +112,21 @@ public final class MeshClient {
         }
     }
 
+    /// The spin of adaptive polling: non-blocking receives until a datagram
+    /// comes or the clock reaches `untilNs`.
+    private func pollReceive(untilNs: UInt64) -> (bytes: [UInt8], from: NodeAddress)? {
+        repeat {
+            if let d = transport.receive(dontWait: true) { return d }
+            HostPolling.pause()
+        } while monotonicNs() < untilNs
+        return nil
+    }
+
+    /// Opens the polling window: a call was just sent and its answer is near.
+    private func pollAfterSend() {
+        if pollWindowUs > 0 { pollUntilNs = monotonicNs() + pollWindowUs * 1000 }
+    }
+
     /// Waits until at least one heartbeat round has been heard (or `ms` passes).
     /// Nodes answer the start-up query with announces at once; heartbeats carry
     /// uptime and load, so waiting a little over one interval fills the table.
@@ -111,6 +137,7 @@ public final class MeshClient {
         let id = mesh.call(service: Array(service.utf8), version: version, operation: operation, arguments: arguments,
                            deadlineMs: deadlineMs, nowMs: monotonicMs())
         pump()
+        pollAfterSend()
         run(ms: UInt64(deadlineMs) + 1000) { self.completed.contains { $0.0 == id } }
         if let i = completed.firstIndex(where: { $0.0 == id }) { return completed.remove(at: i).1 }
         return .failed(.deadlineExceeded)
@@ -136,6 +163,7 @@ public final class MeshClient {
                                      nowMs: monotonicMs()))
             }
             pump()
+            pollAfterSend()
             run(ms: UInt64(deadlineMs) + 1000) { ids.allSatisfy { id in self.completed.contains { $0.0 == id } } }
             for id in ids {
                 if let i = completed.firstIndex(where: { $0.0 == id }) {

@@ -42,6 +42,9 @@ public struct NodeOptions {
     public var heartbeatIntervalMs: UInt32?
     /// Storage role: the names of every config replica (this node's included); empty = this node alone.
     public var configReplicas: [String] = []
+    /// Adaptive polling window after traffic, µs (`--poll-us`); nil: `TDOS_POLL_US`
+    /// or HostPolling.defaultWindowUs.
+    public var pollWindowUs: UInt32?
     public init() {}
 }
 
@@ -73,24 +76,45 @@ public func runNodeProcess(_ o: NodeOptions) throws -> Int32 {
                                  seed: o.seed, timeScale: o.timeScale)
     if key.isDevelopmentKey { platform.logSink("\(o.name): \(MeshKey.developmentWarning)") }
     var nodeConfig = makeNodeConfig(o, key: key, address: transport.local)
+    let env = ProcessInfo.processInfo.environment
     do {
         // Defaults merged with $TDOS_CONFIG_FILE and the TDOS_*__* variables (docs/CONFIG.md).
-        let env = ProcessInfo.processInfo.environment
         nodeConfig.settings = try ConfigFile.load(path: env["TDOS_CONFIG_FILE"], environment: env)
     } catch {
         throw HostError("\(o.name): bad config, node not started:\n\(error.description)")
     }
+    let pollWindowUs = UInt64(try o.pollWindowUs ?? HostPolling.windowUs(environment: env))
     let runtime = NodeRuntime(platform: platform, config: nodeConfig)
     installStopHandlers()
     runtime.start()
     platform.logSink("\(o.name): listening on \(ipv4String(transport.local.host)):\(transport.local.port), node id \(hexID(runtime.config.nodeID))")
     var parentCheckAtUs: UInt64 = 0
+    // Adaptive polling (HostPolling): after the loop has handled datagrams, poll
+    // the socket until pollUntilUs before blocking; an idle node never spins.
+    var pollUntilUs: UInt64 = 0
+    var handledTraffic = false
     while !isStopRequested {
         let nextUs = runtime.runOnce()
-        let nowUs = platform.nowUs()
-        var waitMs: Int32 = 1000
-        if let n = nextUs { waitMs = n <= nowUs ? 0 : Int32(min((n - nowUs + 999) / 1000, 1000)) }
-        if transport.waitAndReceiveBatch(timeoutMs: waitMs) { runtime.datagramsReady() }
+        var nowUs = platform.nowUs()
+        if handledTraffic {
+            pollUntilUs = nowUs + pollWindowUs
+            handledTraffic = false
+        }
+        var received = false
+        if nowUs < pollUntilUs {
+            // Never past the runtime's next timer: it runs on time as it would after a wait.
+            received = transport.pollBatch(untilUs: min(pollUntilUs, nextUs ?? .max))
+            if !received { nowUs = platform.nowUs() }
+        }
+        if !received {
+            var waitMs: Int32 = 1000
+            if let n = nextUs { waitMs = n <= nowUs ? 0 : Int32(min((n - nowUs + 999) / 1000, 1000)) }
+            received = transport.waitAndReceiveBatch(timeoutMs: waitMs)
+        }
+        if received {
+            runtime.datagramsReady()
+            handledTraffic = true
+        }
         // getppid is a system call: every 100 ms is soon enough to notice an
         // orphaned node, and keeps it off the path of every datagram.
         if let parent = o.parentPID, nowUs >= parentCheckAtUs {

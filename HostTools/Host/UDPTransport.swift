@@ -123,14 +123,15 @@ public final class UDPTransport {
         }
     }
 
-    /// One datagram if one is queued, without blocking.
-    public func receive() -> (bytes: [UInt8], from: NodeAddress)? {
+    /// One datagram if one is queued, without blocking (the socket is
+    /// non-blocking unless its owner made it blocking; `dontWait` never blocks).
+    public func receive(dontWait: Bool = false) -> (bytes: [UInt8], from: NodeAddress)? {
         var addr = sockaddr_in()
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         let n = buffer.withUnsafeMutableBytes { raw in
             withUnsafeMutablePointer(to: &addr) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &len)
+                    recvfrom(fd, raw.baseAddress, raw.count, dontWait ? Int32(MSG_DONTWAIT) : 0, $0, &len)
                 }
             }
         }
@@ -177,6 +178,22 @@ public final class UDPTransport {
             receiveTimeoutMs = timeout
         }
         return refillBatch(wait: true)
+    }
+
+    /// Adaptive polling, the node's side (`TDOS_POLL_US`): non-blocking
+    /// recvmmsg again and again until a datagram is there or the monotonic
+    /// clock reaches `untilUs`. Right after traffic the next request of a
+    /// back-to-back caller usually comes within tens of µs; taking it here
+    /// saves the sleep and the wake-up of a blocking receive (on this kind of
+    /// VM the dearest part of a loopback round trip). Bounded by the caller's
+    /// window, so an idle node never spins. True if the batch holds datagrams.
+    public func pollBatch(untilUs: UInt64) -> Bool {
+        if batchNext < batchCount { return true }
+        repeat {
+            if refillBatch(wait: false) { return true }
+            HostPolling.pause()
+        } while monotonicNs() / 1000 < untilUs
+        return false
     }
 
     private func refillBatch(wait: Bool) -> Bool {
