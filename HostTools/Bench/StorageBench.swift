@@ -75,4 +75,107 @@ func storageBench() {
     } catch {
         print("storage: recovery bench failed: \(error)")
     }
+    replicatedAppendBench()
+}
+
+/// `tdos-bench storage` part 4: durable appends through the mesh to 1 and to 3
+/// storage replicas (real `tdos node` processes on loopback, fsync on each
+/// replica): one record per call, and batches of 8 records per call, one call
+/// at a time as the producer sends them. With 3 replicas an append is acked
+/// once the primary and one backup hold it on disk.
+func replicatedAppendBench() {
+    for replicas in [1, 3] {
+        do {
+            let r = try ReplicatedAppendRun(replicas: replicas)
+            defer { r.stop() }
+            for batch in [1, 8] {
+                let (lat, seconds, failures) = r.append(calls: batch == 1 ? 400 : 150, batch: batch)
+                guard !lat.isEmpty else {
+                    print("storage: \(replicas) replica(s): no append acknowledged (\(failures) failed)")
+                    continue
+                }
+                let s = lat.sorted()
+                let p = { (q: Double) in s[min(s.count - 1, Int(Double(s.count) * q))] }
+                print(String(format: "storage: durable append through the mesh, %d replica%@, %d record%@ per call: %.0f records/s, p50 %.2f ms, p99 %.2f ms (%d calls, %d failed)",
+                             replicas, replicas == 1 ? "" : "s", batch, batch == 1 ? "" : "s",
+                             Double(lat.count * batch) / seconds, p(0.5), p(0.99), lat.count, failures))
+            }
+        } catch {
+            print("storage: replicated append bench (\(replicas) replicas) failed: \(error)")
+        }
+    }
+}
+
+final class ReplicatedAppendRun {
+    let runDir: String
+    var nodes: [Process] = []
+    let client: MeshClient
+    var sequence: UInt64 = 0
+
+    init(replicas: Int) throws {
+        runDir = NSTemporaryDirectory() + "tdos-bench-repl-\(getpid())-\(replicas)"
+        makeDirectories(runDir + "/state")
+        let base = UInt16(46_000 + 40 * replicas)
+        let names = (0..<replicas).map { "bench-store-\(getpid())-\($0)" }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let tdos = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("tdos").path
+        for n in names {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: tdos)
+            p.arguments = ["node", "--role", "storage", "--name", n, "--port-base", "\(base)", "--state-dir", runDir + "/state",
+                           "--parent-pid", "\(getpid())", "--heartbeat-ms", "1000"]
+                + (replicas > 1 ? ["--replicas", names.joined(separator: ",")] : [])
+            var env = ProcessInfo.processInfo.environment
+            env["TDOS_RATE_LIMIT__RATE_PER_S"] = "10000"
+            env["TDOS_RATE_LIMIT__BURST"] = "10000"
+            p.environment = env
+            p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+            p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try p.run()
+            nodes.append(p)
+        }
+        client = try MeshClient(key: try MeshKey.load(keyFile: nil), discovery: .loopbackRange(base: base, count: 32))
+        // Until an append is acknowledged (a leader elected and caught up: up to ~8 s).
+        let ready = Date().addingTimeInterval(20)
+        var ok = false
+        while !ok && Date() < ready {
+            client.run(ms: 200)
+            ok = append(calls: 1, batch: 1).latenciesMs.count == 1
+        }
+        if !ok {
+            stop()
+            throw HostError("no storage replica acknowledged an append within 20 s")
+        }
+    }
+
+    func append(calls: Int, batch: Int) -> (latenciesMs: [Double], seconds: Double, failures: Int) {
+        var lat: [Double] = []
+        var failures = 0
+        let start = monotonicNs()
+        for _ in 0..<calls {
+            var w = CBORWriter()
+            w.mapHeader(count: 1)
+            w.unsigned(5)
+            w.arrayHeader(count: batch)
+            for _ in 0..<batch {
+                sequence += 1
+                w.arrayHeader(count: 4)
+                w.unsigned(sequence); w.unsigned(1); w.unsigned(0); w.bytes([UInt8](repeating: 0x5A, count: 32))
+            }
+            let t0 = monotonicNs()
+            let r = client.call(service: "logger", operation: .logAppend, arguments: w.bytes, deadlineMs: 3000)
+            if case .value(let v) = r, v.response.status == Status.ok.rawValue {
+                lat.append(Double(monotonicNs() - t0) / 1e6)
+            } else {
+                failures += 1
+            }
+        }
+        return (lat, Double(monotonicNs() - start) / 1e9, failures)
+    }
+
+    func stop() {
+        for p in nodes where p.isRunning { kill(p.processIdentifier, SIGTERM) }
+        for p in nodes { p.waitUntilExit() }
+        try? FileManager.default.removeItem(atPath: runDir)
+    }
 }
