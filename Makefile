@@ -13,7 +13,7 @@ help:
 	@echo "make sim             run the simulator mesh (six node processes over UDP on loopback)"
 	@echo "make bench           wire-format, simulation and mesh benchmarks"
 	@echo "make fuzz            libFuzzer on the frame decoder (FUZZ_SECONDS=120)"
-	@echo "make vopr            many-seed deterministic simulation: the fault swarm, then storage crashes (VOPR_SEEDS=10000)"
+	@echo "make vopr            many-seed deterministic simulation: the fault swarm, storage crashes, the replicated log, config consensus (VOPR_SEEDS=10000)"
 	@echo "make firmware PICO_SDK_PATH=...   Pico W UF2 images (docs/FIRMWARE.md)"
 	@echo "make firmware-check  armv6m link of every Firmware module against the stub board (part of make test)"
 	@echo "make firmware-smoke  boot the UF2 in the rp2040py emulator (needs make firmware first)"
@@ -49,6 +49,8 @@ VOPR_SEEDS ?= 10000
 vopr:
 	$(SWIFT) run -c release tdos-sim --seeds 1..$(VOPR_SEEDS)
 	$(SWIFT) run -c release tdos-sim --storage --seeds 1..$(VOPR_SEEDS)
+	$(SWIFT) run -c release tdos-sim --replicated-log --seeds 1..$(VOPR_SEEDS)
+	$(SWIFT) run -c release tdos-sim --consensus --seeds 1..$(VOPR_SEEDS)
 
 FUZZ_SECONDS ?= 120
 fuzz:

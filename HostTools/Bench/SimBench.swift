@@ -14,6 +14,18 @@ func simBench() {
     func fmt(_ v: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", v) }
     var problems: [String] = []
 
+    // Config consensus (issue 8): 3 storage replicas, 1 s heartbeats, 3-6 s election timeouts.
+    var elections: [UInt64] = [], failovers: [UInt64] = [], commits: [UInt64] = [], applied: [UInt64] = []
+    for seed in 1...100 as ClosedRange<UInt64> {
+        let t = SimExperiments.consensusTimings(seed: seed)
+        if let e = t.electionMs { elections.append(e) }
+        if let f = t.failoverMs { failovers.append(f) }
+        commits += t.commitMs
+        applied += t.appliedEverywhereMs
+        problems += t.failures
+    }
+    print("sim: config consensus, 3 replicas, 1 s heartbeats (100 seeds): first election p50 \(percentile(elections, 0.5)) ms, p99 \(percentile(elections, 0.99)) ms; leader crash -> new leader p50 \(percentile(failovers, 0.5)) ms, p99 \(percentile(failovers, 0.99)) ms; config set commit p50 \(percentile(commits, 0.5)) ms, p99 \(percentile(commits, 0.99)) ms; committed -> every node runs it p50 \(percentile(applied, 0.5)) ms, p99 \(percentile(applied, 0.99)) ms")
+
     // Detection: one crash per seed in a quiet 6-node mesh, 5 observers each.
     var detection: [UInt64] = []
     for seed in 1...200 as ClosedRange<UInt64> {

@@ -823,3 +823,81 @@ extension SimExperiments {
         return out
     }
 }
+
+// MARK: - Consensus timings (make bench)
+
+extension SimExperiments {
+    public struct ConsensusTimings {
+        /// From boot to the first leader.
+        public var electionMs: UInt64?
+        /// From the leader's crash to a new leader.
+        public var failoverMs: UInt64?
+        /// `config set` round trips (call to committed answer), no faults.
+        public var commitMs: [UInt64] = []
+        /// A committed version until every node runs it.
+        public var appliedEverywhereMs: [UInt64] = []
+        public var failures: [String] = []
+    }
+
+    /// Three storage replicas and three other nodes, 1 s heartbeats, 1-2 ms
+    /// links: the first election, ten `config set`s from the kernel, then the
+    /// leader crashes and the next one is timed.
+    public static func consensusTimings(seed: UInt64) -> ConsensusTimings {
+        var configs = SimLayout.configs(seed: seed, nodeCount: 6, mesh: MeshConfig())
+        let replicas = [3, 4, 5]
+        for i in replicas {
+            configs[i].role = .storage
+            configs[i].sensors = []
+            configs[i].configReplicas = replicas.map { configs[$0].nodeID }
+        }
+        configs[0].weatherIntervalMs = 60_000
+        let w = SimWorld(seed: seed, configs: configs, replayCommand: "tdos-bench sim (consensus timings, seed \(seed))")
+        var out = ConsensusTimings()
+        func leader() -> Int? { replicas.first { w.nodes[$0].runtime?.raft?.role == .leader } }
+        for i in 0..<6 { w.boot(i) }
+        while w.nowUs < 30_000_000, leader() == nil { w.run(forMs: 10) }
+        guard leader() != nil else {
+            out.failures = ["no leader within 30 s"]
+            return out
+        }
+        out.electionMs = w.nowUs / 1000
+        w.run(forMs: 2_000)  // every node has heard of the leader's no-op
+        var started: [CallID: UInt64] = [:]
+        var committedAt: [(version: UInt32, atUs: UInt64)] = []
+        w.onComplete = { i, id, result in
+            guard i == 0, let t = started.removeValue(forKey: id), case .value(let v) = result, v.response.status == 0 else { return }
+            out.commitMs.append((w.nowUs - t) / 1000)
+            var r = CBORReader(v.response.result)
+            if (try? r.mapHeader()) == 1, (try? r.unsigned()) == 1, let version = try? r.unsigned() {
+                committedAt.append((UInt32(version), w.nowUs))
+            }
+        }
+        for k in 0..<10 {
+            var c = CBORWriter()
+            c.int(200 + Int64(k))
+            let update = ConfigUpdate(version: 0, entries: [ConfigUpdate.Entry(path: bytes("metrics.sla_target_ms"), value: c.bytes)])
+            if let id = w.startDrivenCall(on: 0, service: bytes("config"), version: SemVer(1, 0, 0), operation: .configSet,
+                                          arguments: update.encode(), deadlineMs: 20_000) {
+                started[id] = w.nowUs
+            }
+            // Until every node runs this one.
+            let deadline = w.nowUs + 20_000_000
+            while w.nowUs < deadline {
+                w.run(forMs: 5)
+                if let last = committedAt.last, committedAt.count == k + 1,
+                   (0..<6).allSatisfy({ w.nodes[$0].runtime?.settings.version == last.version }) {
+                    out.appliedEverywhereMs.append((w.nowUs - last.atUs) / 1000)
+                    break
+                }
+            }
+        }
+        if let l = leader() {
+            let crashAt = w.nowUs
+            w.crash(l)
+            while w.nowUs < crashAt + 30_000_000, leader() == nil { w.run(forMs: 10) }
+            if leader() != nil { out.failoverMs = (w.nowUs - crashAt) / 1000 }
+        }
+        out.failures = w.failures
+        return out
+    }
+}
