@@ -4,12 +4,12 @@ SWIFT ?= swift
 CONFIG ?= debug
 SEEDS ?= 500
 
-.PHONY: all build test host-test embedded-check firmware-check firmware-smoke sim bench fuzz vopr firmware clean help
+.PHONY: all build test host-test embedded-check firmware-check sim-seeds firmware-smoke sim bench fuzz vopr firmware clean help
 
 all: build
 
 help:
-	@echo "make test            host tests (swift test) + armv6m Embedded compile/link + qemu Cortex-M0 tests"
+	@echo "make test            host tests (swift test) + armv6m Embedded compile/link + qemu Cortex-M0 tests + 500 seeds of each storage simulation"
 	@echo "make sim             run the simulator mesh (six node processes over UDP on loopback)"
 	@echo "make bench           wire-format, simulation and mesh benchmarks"
 	@echo "make fuzz            libFuzzer on the frame decoder (FUZZ_SECONDS=120)"
@@ -30,7 +30,15 @@ embedded-check:
 firmware-check:
 	scripts/firmware-check.sh
 
-test: host-test embedded-check firmware-check
+test: host-test embedded-check firmware-check sim-seeds
+
+# Many seeds of the storage simulations, release build (issue 8: >= 500 in make test):
+# single-node log crashes and torn writes, the replicated log, config consensus.
+sim-seeds:
+	$(SWIFT) build -c release --product tdos-sim
+	.build/release/tdos-sim --storage --seeds 1..$(SEEDS)
+	.build/release/tdos-sim --replicated-log --seeds 1..$(SEEDS)
+	.build/release/tdos-sim --consensus --seeds 1..$(SEEDS)
 
 sim:
 	$(SWIFT) build -c release --product tdos

@@ -169,6 +169,7 @@ extension NodeRuntime {
             committedSkipped &+= 1  // valid when proposed, not on this state: skipped by every replica alike
             return
         }
+        configObserver?(committed.version, committed.remote, true)
         _ = adoptConfig(committed.overlayUpdate())
         if raft?.role == .leader { nextDistributionMs = now }
     }

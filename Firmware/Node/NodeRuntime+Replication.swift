@@ -36,6 +36,8 @@ struct ReplicationCall {
     var backup: UInt32
     var kind: Kind
     var source: UInt32
+    /// The leadership stint it was made in: answers from an earlier one are dropped.
+    var stint: UInt32
 }
 
 extension NodeRuntime {
@@ -85,7 +87,9 @@ extension NodeRuntime {
     }
 
     /// A `log_append` on a replicated log (serveAndRecord hands it here).
-    func appendReplicated(_ handle: ServeHandle, _ request: Request, from: UInt32, nowMs now: UInt64) {
+    /// `caughtUp`: a catch-up round ran since it arrived (no second one for it).
+    func appendReplicated(_ handle: ServeHandle, _ request: Request, from: UInt32, nowMs now: UInt64,
+                          caughtUp: Bool = false) {
         guard let raft, raft.role == .leader else {
             var w = CBORWriter()
             if let leader = raft?.leaderID {
@@ -107,6 +111,19 @@ extension NodeRuntime {
                                             : Response(status: Status.badArguments.rawValue), nowMs: now)
             return
         }
+        // This log must hold what comes before the batch, or the backups would
+        // be told (by `prev`) of records it lacks: a primary that missed some (it
+        // led on, cut off, while another took appends) catches up first.
+        if !caughtUp && Self.missesRecords(before: first.sequence, highWater: log!.highWater(source: from)) {
+            primaryReady = false
+            catchUpWaiting.removeAll()
+            catchUpAnswers = 0
+            waitingAppends.append(WaitingAppend(serve: DeferredServe(handle: handle, request: request, from: from),
+                                                deadlineMs: now + Self.replicationAckMs))
+            platform.log(TextLine("log: a producer's batch follows records this primary lacks; catching up from the other replicas first"))
+            startCatchUp(nowMs: now)
+            return
+        }
         let local = LogService.appendBatch(records, log: &log!)
         guard local.status == Status.ok.rawValue,
               let prev = try? LogReplication.previous(source: from, before: first.sequence, log: &log!) else {
@@ -125,16 +142,25 @@ extension NodeRuntime {
     /// One of the calls the replication makes (the simulation's observer tells them from the weather station's).
     public func isReplicationCall(_ id: CallID) -> Bool { replicationCalls.contains { $0.id == id } }
 
+    /// Whether a batch starting at `first` follows a gap after `highWater`:
+    /// producers number records epoch << 32 + n, n = 1, 2, 3... (LogProducer).
+    static func missesRecords(before first: UInt64, highWater: UInt64?) -> Bool {
+        guard let hw = highWater else { return first & 0xFFFF_FFFF > 1 }
+        if first <= hw &+ 1 { return false }
+        return first >> 32 == hw >> 32 || first & 0xFFFF_FFFF > 1
+    }
+
     func callBackup(_ backup: UInt32, _ kind: ReplicationCall.Kind, source: UInt32, arguments: [UInt8], nowMs now: UInt64) {
         let op: Operation = kind == .replicate ? .logReplicate : (kind == .fetch ? .logFetch : .logHighWaters)
         let id = mesh.call(node: backup, operation: op, arguments: arguments, deadlineMs: Self.replicationCallMs, nowMs: now)
-        replicationCalls.append(ReplicationCall(id: id, backup: backup, kind: kind, source: source))
+        replicationCalls.append(ReplicationCall(id: id, backup: backup, kind: kind, source: source, stint: leadershipStint))
     }
 
     /// Takes the outcome of one of the replication calls; false for any other call.
     func replicationCallDone(_ id: CallID, _ result: CallResult, nowMs now: UInt64) -> Bool {
         guard let k = replicationCalls.firstIndex(where: { $0.id == id }) else { return false }
         let call = replicationCalls.remove(at: k)
+        guard call.stint == leadershipStint, raft?.role == .leader else { return true }  // from before a leadership change
         guard case .value(let v) = result, v.response.status == Status.ok.rawValue, log != nil else {
             if call.kind != .replicate { catchUpFailed(call.backup, nowMs: now) }
             return true  // a lost replicate: the producer's retry sends it again
@@ -173,7 +199,10 @@ extension NodeRuntime {
             }
             for r in records where r.sequence > (log!.highWater(source: call.source) ?? 0) {
                 guard (try? log!.append(source: r.source, sequence: r.sequence, timeMs: r.timeMs, kind: r.kind,
-                                        payload: r.payload)) != nil else { break }
+                                        payload: r.payload)) != nil else {
+                    catchUpFailed(call.backup, nowMs: now)  // the log failed: not caught up, ask again later
+                    return true
+                }
             }
             if records.count == LogReplication.chunkRecordsMax {  // more may follow
                 callBackup(call.backup, .fetch, source: call.source,
@@ -236,7 +265,7 @@ extension NodeRuntime {
         platform.log(TextLine("log: primary of the replicated log, caught up from the other replicas; taking appends"))
         let waiting = waitingAppends
         waitingAppends.removeAll()
-        for w in waiting { appendReplicated(w.serve.handle, w.serve.request, from: w.serve.from, nowMs: now) }
+        for w in waiting { appendReplicated(w.serve.handle, w.serve.request, from: w.serve.from, nowMs: now, caughtUp: true) }
     }
 
     /// Leadership changed: a new leader catches up first; a former one answers
@@ -246,7 +275,7 @@ extension NodeRuntime {
         primaryReady = false
         catchUpWaiting.removeAll()
         catchUpAnswers = 0
-        replicationCalls.removeAll()
+        leadershipStint &+= 1  // the calls still out complete into nothing
         if leads {
             startCatchUp(nowMs: now)
             checkCatchUpDone(nowMs: now)

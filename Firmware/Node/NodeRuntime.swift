@@ -90,6 +90,7 @@ public final class NodeRuntime<P: Platform> {
     var catchUpWaiting: [UInt32] = []
     var catchUpAnswers = 0
     var catchUpRetryAtMs: UInt64 = 0
+    var leadershipStint: UInt32 = 0
 
     // Kernel role: the weather station's readings go to the storage log.
     public private(set) var producer: LogProducer
@@ -116,6 +117,9 @@ public final class NodeRuntime<P: Platform> {
     public var actionObserver: ((MeshAction) -> Void)? = nil
     /// Sees every subscription event of this node's own subscriptions (`subscribe`).
     public var subscriptionObserver: ((PubSubEvent) -> Void)? = nil
+    /// Test hook (the simulation's agreement check): a config version this node
+    /// now runs (`committed: false`), or one its consensus state machine took (true).
+    public var configObserver: ((_ version: UInt32, _ overlay: ConfigTree, _ committed: Bool) -> Void)? = nil
     /// While the net task runs: its tick's time, the start of a request's service time.
     var servingSinceUs: UInt64? = nil
     /// When the mesh-timer task wakes on its own (µs); 0 until its first tick.
@@ -262,6 +266,7 @@ public final class NodeRuntime<P: Platform> {
             return nil
         }
         if case .applied(let version, _) = outcome {
+            configObserver?(version, settings.remote, false)
             var l = TextLine("config version ")
             l.append(UInt64(version))
             l.append(" applied")

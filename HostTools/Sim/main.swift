@@ -107,19 +107,20 @@ if storageMode {
 if replicatedLogMode {
     let started = Date()
     var failedSeeds: [UInt64] = []
-    var acked: UInt64 = 0, primaries = 0, backups = 0, torn = 0
+    var acked: UInt64 = 0, primaries = 0, backups = 0, torn = 0, partitions = 0
     for seed in first...last {
         let r = SimExperiments.replicatedLog(seed: seed, faultMs: options.faultWindowMs == 20_000 ? 30_000 : options.faultWindowMs,
                                              lossPercent: options.lossPercent ?? Double(seed % 3) * 5,
                                              trace: options.trace ? { print($0) } : nil)
         acked += r.acked; primaries += r.primaryCrashes; backups += r.backupCrashes; torn += r.tornWrites
+        partitions += r.primaryPartitions
         if !r.failures.isEmpty {
             failedSeeds.append(seed)
             print("seed \(seed): \(r.failures.prefix(2).joined(separator: "\n"))")
             print("  replay: swift run tdos-sim --replicated-log --seeds \(seed)..\(seed)")
         }
     }
-    print("tdos-sim --replicated-log: \(last - first + 1) seeds (\(first)..\(last)), \(acked) records acked, \(primaries) primary and \(backups) backup crashes (\(torn) by a power cut mid-write); 0 acked records under a majority is the check; \(failedSeeds.count) seeds failed, \(String(format: "%.1f", Date().timeIntervalSince(started))) s wall")
+    print("tdos-sim --replicated-log: \(last - first + 1) seeds (\(first)..\(last)), \(acked) records acked, \(primaries) primary and \(backups) backup crashes (\(torn) by a power cut mid-write), \(partitions) primary partitions; every ack checked against the replicas' flash; \(failedSeeds.count) seeds failed, \(String(format: "%.1f", Date().timeIntervalSince(started))) s wall")
     exit(failedSeeds.isEmpty ? 0 : 1)
 }
 if consensusMode {

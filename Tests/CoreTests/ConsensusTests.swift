@@ -94,14 +94,15 @@ import Testing
 }
 
 @Suite struct ConsensusSimulationTests {
-    /// Issue 8: 64 seeds of three config replicas (real NodeRuntimes, Raft in
+    /// Issue 8: 32 seeds (debug build; `make test` runs 500 more in release,
+    /// `tdos-sim --consensus`) of three config replicas (real NodeRuntimes, Raft in
     /// mesh frames) while the kernel sets config every 1.5 s, replicas crash,
     /// the leader is partitioned away and 0-10 % of messages are lost. Every
     /// 100 ms: no two nodes hold different configs under one version, and
     /// every set answered committed keeps its value. After the heal: a leader,
     /// every node converged within the bound, and one more set commits
     /// everywhere. (`make vopr` runs 10,000 seeds: `tdos-sim --consensus`.)
-    @Test(arguments: 0..<8)
+    @Test(arguments: 0..<4)
     func noDivergentConfigAndConvergenceAfterHeal(chunk: Int) {
         var committed = 0
         for seed in UInt64(chunk * 8 + 1)...UInt64(chunk * 8 + 8) {
@@ -128,7 +129,7 @@ import Testing
             let r = SimExperiments.replicatedLog(seed: seed, faultMs: 20_000, lossPercent: Double(seed % 3) * 5)
             #expect(r.failures.isEmpty, "seed \(seed): \(r.failures.prefix(3))")
             #expect(r.underReplicated == 0 && r.notCaughtUp == 0)
-            #expect(r.primaryCrashes + r.backupCrashes >= 3, "seed \(seed): the faults did not happen")
+            #expect(r.primaryCrashes + r.backupCrashes + r.primaryPartitions >= 3, "seed \(seed): the faults did not happen")
             acked += r.acked
         }
         print("REPLICATED-LOG-SIM seeds \(chunk * 8 + 1)...\(chunk * 8 + 8): \(acked) records acked")

@@ -544,6 +544,12 @@ extension SimExperiments {
                 out.versionsChecked += 1
             }
         }
+        // At every step that changes a node's config (the runtime's hook), and every 100 ms.
+        w.onBoot = { i, rt in
+            rt.configObserver = { version, tree, committed in
+                note(version, tree, i, committed ? "committed state" : "config in force")
+            }
+        }
         func checkAgreement(_ w: SimWorld) {
             for i in 0..<6 {
                 guard let rt = w.nodes[i].runtime else { continue }
@@ -690,14 +696,17 @@ extension SimExperiments {
         public var notCaughtUp = 0
         public var primaryCrashes = 0
         public var backupCrashes = 0
+        public var primaryPartitions = 0
         public var tornWrites = 0
         public var failures: [String] = []
     }
 
     /// The kernel (node 0) logs a weather record every 500 ms; three storage
-    /// nodes (3, 4, 5) replicate the log. For `faultMs` storage nodes crash
-    /// (the primary half the time, by a power cut mid-write half the time) and
-    /// restart 1.5-3.5 s later, with `lossPercent` of messages lost. Checked
+    /// nodes (3, 4, 5) replicate the log. For `faultMs`, every 3-6 s: the
+    /// primary is cut off from every node for 2-6 s (a quarter of the time), or
+    /// a storage node crashes (the primary half the time, by a power cut
+    /// mid-write half the time) and restarts 1.5-3.5 s later; `lossPercent` of
+    /// messages are lost. Checked
     /// every second, on every replica's flash (read from a copy, as after a
     /// reboot): each acknowledged record is on a majority of the replicas.
     /// After the faults stop and 40 s more of records (longer than a breaker
@@ -770,7 +779,12 @@ extension SimExperiments {
                     w.fail("acked record \(seq & 0xFFFF_FFFF) is on \(n) of 3 replicas (a majority must hold it); they hold \(have) of epoch \(seq >> 32); producer dropped \(w.nodes[0].runtime?.producer.dropped ?? 0)")
                     return
                 }
-                if final && n < 3 { out.notCaughtUp += 1 }
+                if final && n < 3 {
+                    out.notCaughtUp += 1
+                    if out.notCaughtUp == 1 {
+                        w.traceLine("not caught up: record \(seq & 0xFFFF_FFFF) missing on replicas \(replicas.indices.filter { !held[$0].contains(seq) }.map { replicas[$0] })")
+                    }
+                }
             }
             if final && out.notCaughtUp > 0 {
                 w.fail("\(out.notCaughtUp) acked records are still missing on some replica 40 s after the faults stopped")
@@ -784,8 +798,13 @@ extension SimExperiments {
             guard faultsOn else { return }
             let primary = replicas.first { w.nodes[$0].runtime?.raft?.role == .leader }
             let victim = primary != nil && r.below(2) == 0 ? primary! : replicas[Int(r.below(3))]
-            // One replica down at a time, so a majority stays up and the log keeps taking records.
-            if replicas.allSatisfy({ w.nodes[$0].isUp }) {
+            if let primary, r.below(4) == 0 {
+                // The primary cut off from every node for 2-6 s: a new one is elected meanwhile.
+                let links = w.partition([primary], (0..<6).filter { $0 != primary })
+                out.primaryPartitions += 1
+                w.schedule(afterMs: 2_000 + r.below(4_000)) { w in w.heal(links) }
+            } else if replicas.allSatisfy({ w.nodes[$0].isUp }) {
+                // One replica down at a time, so a majority stays up and the log keeps taking records.
                 if victim == primary { out.primaryCrashes += 1 } else { out.backupCrashes += 1 }
                 if r.below(2) == 0 {
                     w.logFlash(victim).ram.powerBudgetSteps = Int(r.below(300))
@@ -811,6 +830,7 @@ extension SimExperiments {
         w.schedule(atUs: healUs) { w in
             faultsOn = false
             w.faults.lossPercent = 0
+            w.healAll()
             for i in replicas where !w.nodes[i].isUp {
                 w.logFlash(i).ram.powerOn()
                 w.restart(i)

@@ -98,6 +98,8 @@ public final class SimWorld {
     public var onComplete: ((Int, CallID, CallResult) -> Void)?
     /// Frames a node's mesh delivers to its application (config_update, acks of its own messages...).
     public var onDeliver: ((Int, Frame) -> Void)?
+    /// Sees each node's runtime as it boots, before it starts (to install hooks).
+    public var onBoot: ((Int, NodeRuntime<SimPlatform>) -> Void)?
 
     // Instrumentation.
     public private(set) var steps: UInt64 = 0
@@ -246,6 +248,7 @@ public final class SimWorld {
         node.boots += 1
         if traceEnabled { traceLine("n\(i) boot epoch \(runtime.mesh.epoch)") }
         mix(4); mix(UInt64(i))
+        onBoot?(i, runtime)
         runtime.start()
         runNode(i)
     }
