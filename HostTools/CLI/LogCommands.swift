@@ -70,6 +70,17 @@ func describeRecord(_ row: LogRow) -> (String, [String: Any]) {
     return ("kind \(row.kind): \(hex)", ["payload_hex": hex])
 }
 
+/// Weather-record payload keys of the sensor services (NodeRuntime.weatherRecordKind).
+let weatherServiceKeys: [String: UInt64] = ["temp_sensor": 1, "humidity_sensor": 2, "light_sensor": 3]
+
+func weatherValue(_ payload: [UInt8], key: UInt64) -> Double? {
+    var out: Double?
+    try? forEachCBORKey(payload) { k, r in
+        if k == key { out = try r.number() } else { try r.skip() }
+    }
+    return out
+}
+
 func forEachCBORKey(_ payload: [UInt8], _ body: (UInt64, inout CBORReader) throws -> Void) throws {
     var r = CBORReader(payload)
     for _ in 0..<(try r.mapHeader()) {
@@ -79,7 +90,8 @@ func forEachCBORKey(_ payload: [UInt8], _ body: (UInt64, inout CBORReader) throw
 }
 
 func logsCommand(_ args: Args) throws -> Int32 {
-    try args.check(allowed: common.union(["node", "kind", "since", "limit", "follow", "timeout", "wait", "broadcast", "port", "replica"]))
+    try args.check(allowed: common.union(["node", "kind", "since", "limit", "follow", "timeout", "wait", "broadcast", "port", "replica",
+                                          "service"]))
     guard args.positional.isEmpty else { throw UsageError(message: "logs takes options only, e.g. `tdos logs --since 5m --node kernel`") }
     let follow = args.switches.contains("follow")
     let asJSON = args.switches.contains("json")
@@ -94,6 +106,16 @@ func logsCommand(_ args: Args) throws -> Int32 {
     if let k = args.value("kind") {
         guard let v = k == "weather" ? 1 : UInt8(k) else { throw UsageError(message: "--kind expects a number 0-255 or `weather`") }
         kind = v
+    }
+    // --service: the readings of one sensor service, from the weather records (kind 1) that carry it.
+    var serviceKey: UInt64?
+    if let svc = args.value("service") {
+        guard let k = weatherServiceKeys[svc] else {
+            throw UsageError(message: "--service: the log holds readings of \(weatherServiceKeys.keys.sorted().joined(separator: ", "))")
+        }
+        guard kind == nil || kind == 1 else { throw UsageError(message: "--service reads weather records: leave out --kind") }
+        serviceKey = k
+        kind = 1
     }
     let c = try client(args)
     c.discover(ms: try args.int("wait", default: UInt64(400)))
@@ -132,7 +154,13 @@ func logsCommand(_ args: Args) throws -> Int32 {
                 if row.timeMs < boundary.timeMs || (row.timeMs == boundary.timeMs && boundary.keys.contains(key)) { continue }
                 if row.timeMs > boundary.timeMs { boundary = (row.timeMs, []) }
                 boundary.keys.insert(key)
-                let (text, fields) = describeRecord(row)
+                var (text, fields) = describeRecord(row)
+                if let serviceKey {
+                    guard let v = weatherValue(row.payload, key: serviceKey) else { continue }
+                    let svc = weatherServiceKeys.first { $0.value == serviceKey }!.key
+                    text = "\(svc) " + String(format: "%.2f", v)
+                    fields = ["service": svc, "value": v]
+                }
                 let ago = Double(Int64(page.nowMs) - Int64(row.timeMs)) / 1000
                 let who = names[row.source] ?? hexID(row.source)
                 let seq = "\(row.sequence >> 32).\(row.sequence & 0xFFFF_FFFF)"

@@ -33,7 +33,8 @@ node operations (one node, no failover; NODE is a name or a hex id from `tdos no
   tdos metrics [NODE] [--json | --prometheus]       metrics of one node or of every live node
   tdos metrics --serve PORT [--listen ADDR]         Prometheus endpoint: GET /metrics scrapes the whole mesh
   tdos tasks NODE [--json]                          the node's scheduler tasks (state, ticks, failures, watchdog...)
-  tdos logs [--node NODE] [--kind K|weather] [--since 30s|5m|2h] [--limit N] [--follow] [--replica STORAGE] [--json]
+  tdos logs [--node NODE] [--service SVC] [--kind K|weather] [--since 30s|5m|2h] [--limit N] [--follow]
+            [--replica STORAGE] [--json]
                                               records of the storage node's durable log, oldest first
   tdos config set PATH=VALUE... [--timeout MS] [--json]   change the mesh's config (committed by the storage replicas)
   tdos config get [PATH] [--json]             the committed config (version, leader, values)
