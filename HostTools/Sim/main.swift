@@ -88,59 +88,57 @@ if discoveryMode {
     }
     exit(0)
 }
-if storageMode {
+/// Runs `body` on every seed of the range; prints each failing seed with the
+/// command that replays it. Returns the failed seeds and the wall time.
+func eachSeed(_ flag: String, _ body: (UInt64) -> [String]) -> (failed: [UInt64], seconds: Double) {
     let started = Date()
-    var failedSeeds: [UInt64] = []
-    var acked: UInt64 = 0
+    var failed: [UInt64] = []
     for seed in first...last {
+        let failures = body(seed)
+        guard !failures.isEmpty else { continue }
+        failed.append(seed)
+        print("seed \(seed): \(failures.prefix(2).joined(separator: "\n"))")
+        print("  replay: swift run tdos-sim \(flag) --seeds \(seed)..\(seed)")
+    }
+    return (failed, Date().timeIntervalSince(started))
+}
+
+if storageMode {
+    var acked: UInt64 = 0
+    let (failedSeeds, seconds) = eachSeed("--storage") { seed in
         let r = SimExperiments.storageLog(seed: seed, crashes: options.crashCount ?? 4, lossPercent: options.lossPercent ?? Double(seed % 3) * 5)
         acked += r.acked
-        if !r.failures.isEmpty || !r.lost.isEmpty || r.acked == 0 {
-            failedSeeds.append(seed)
-            print("seed \(seed): \(r.lost.count) acked records lost, \(r.acked) acked \(r.failures.prefix(2).joined(separator: "\n"))")
-            print("  replay: swift run tdos-sim --storage --seeds \(seed)..\(seed)")
-        }
+        if !r.lost.isEmpty || r.acked == 0 { return r.failures + ["\(r.lost.count) acked records lost, \(r.acked) acked"] }
+        return r.failures
     }
-    print("tdos-sim --storage: \(last - first + 1) seeds (\(first)..\(last)), \(acked) records acked across storage crashes and torn writes, \(failedSeeds.count) seeds failed, \(String(format: "%.1f", Date().timeIntervalSince(started))) s wall")
+    print("tdos-sim --storage: \(last - first + 1) seeds (\(first)..\(last)), \(acked) records acked across storage crashes and torn writes, \(failedSeeds.count) seeds failed, \(String(format: "%.1f", seconds)) s wall")
     exit(failedSeeds.isEmpty ? 0 : 1)
 }
 if replicatedLogMode {
-    let started = Date()
-    var failedSeeds: [UInt64] = []
     var acked: UInt64 = 0, primaries = 0, backups = 0, torn = 0, partitions = 0
-    for seed in first...last {
+    let (failedSeeds, seconds) = eachSeed("--replicated-log") { seed in
         let r = SimExperiments.replicatedLog(seed: seed, faultMs: options.faultWindowMs == 20_000 ? 30_000 : options.faultWindowMs,
                                              lossPercent: options.lossPercent ?? Double(seed % 3) * 5,
                                              trace: options.trace ? { print($0) } : nil)
         acked += r.acked; primaries += r.primaryCrashes; backups += r.backupCrashes; torn += r.tornWrites
         partitions += r.primaryPartitions
-        if !r.failures.isEmpty {
-            failedSeeds.append(seed)
-            print("seed \(seed): \(r.failures.prefix(2).joined(separator: "\n"))")
-            print("  replay: swift run tdos-sim --replicated-log --seeds \(seed)..\(seed)")
-        }
+        return r.failures
     }
-    print("tdos-sim --replicated-log: \(last - first + 1) seeds (\(first)..\(last)), \(acked) records acked, \(primaries) primary and \(backups) backup crashes (\(torn) by a power cut mid-write), \(partitions) primary partitions; every ack checked against the replicas' flash; \(failedSeeds.count) seeds failed, \(String(format: "%.1f", Date().timeIntervalSince(started))) s wall")
+    print("tdos-sim --replicated-log: \(last - first + 1) seeds (\(first)..\(last)), \(acked) records acked, \(primaries) primary and \(backups) backup crashes (\(torn) by a power cut mid-write), \(partitions) primary partitions; every ack checked against the replicas' flash; \(failedSeeds.count) seeds failed, \(String(format: "%.1f", seconds)) s wall")
     exit(failedSeeds.isEmpty ? 0 : 1)
 }
 if consensusMode {
-    let started = Date()
-    var failedSeeds: [UInt64] = []
     var sets = 0, failedSets = 0, versions = 0, crashes = 0, partitions = 0
     var worstLeader: UInt64 = 0, worstConverged: UInt64 = 0
-    for seed in first...last {
+    let (failedSeeds, seconds) = eachSeed("--consensus") { seed in
         let r = SimExperiments.configConsensus(seed: seed, faultMs: options.faultWindowMs == 20_000 ? 40_000 : options.faultWindowMs, lossPercent: options.lossPercent)
         sets += r.committedSets; failedSets += r.failedSets; versions += r.versionsChecked
         crashes += r.storageCrashes; partitions += r.leaderPartitions
         worstLeader = max(worstLeader, r.healToLeaderMs ?? 0)
         worstConverged = max(worstConverged, r.healToConvergedMs ?? 0)
-        if !r.failures.isEmpty || r.committedSets == 0 {
-            failedSeeds.append(seed)
-            print("seed \(seed): \(r.failures.prefix(2).joined(separator: "\n")) (\(r.committedSets) sets committed)")
-            print("  replay: swift run tdos-sim --consensus --seeds \(seed)..\(seed)")
-        }
+        return r.committedSets == 0 ? r.failures + ["no config set committed"] : r.failures
     }
-    print("tdos-sim --consensus: \(last - first + 1) seeds (\(first)..\(last)), \(sets) config sets committed, \(failedSets) failed under faults, \(versions) versions checked for agreement, \(crashes) replica crashes, \(partitions) leader partitions; after the heal: leader <= \(worstLeader) ms, every node converged <= \(worstConverged) ms (bound \(SimExperiments.consensusHealBoundMs) ms); \(failedSeeds.count) seeds failed, \(String(format: "%.1f", Date().timeIntervalSince(started))) s wall")
+    print("tdos-sim --consensus: \(last - first + 1) seeds (\(first)..\(last)), \(sets) config sets committed, \(failedSets) failed under faults, \(versions) versions checked for agreement, \(crashes) replica crashes, \(partitions) leader partitions; after the heal: leader <= \(worstLeader) ms, every node converged <= \(worstConverged) ms (bound \(SimExperiments.consensusHealBoundMs) ms); \(failedSeeds.count) seeds failed, \(String(format: "%.1f", seconds)) s wall")
     exit(failedSeeds.isEmpty ? 0 : 1)
 }
 if evictionsMode {

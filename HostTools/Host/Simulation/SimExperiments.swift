@@ -517,13 +517,8 @@ extension SimExperiments {
     /// history with its value. After the faults stop: a leader within the
     /// bound, every live node at the newest committed version, and one more set commits.
     public static func configConsensus(seed: UInt64, faultMs: UInt64 = 40_000, lossPercent: Double? = nil) -> ConsensusRun {
-        var configs = SimLayout.configs(seed: seed, nodeCount: 6, mesh: MeshConfig())
-        let replicas = [3, 4, 5]
-        for i in replicas {
-            configs[i].role = .storage
-            configs[i].sensors = []
-            configs[i].configReplicas = replicas.map { configs[$0].nodeID }
-        }
+        var configs = SimLayout.replicatedStorage(seed: seed)
+        let replicas = SimLayout.storageReplicas
         configs[0].weatherIntervalMs = 60_000  // the kernel only sets config here
         let w = SimWorld(seed: seed, configs: configs, replayCommand: "swift run tdos-sim --consensus --seeds \(seed)..\(seed)")
         var r = SeededRandom(seed: seed ^ 0xC0_5E75)
@@ -713,13 +708,8 @@ extension SimExperiments {
     /// stays open): on every replica.
     public static func replicatedLog(seed: UInt64, faultMs: UInt64 = 30_000, lossPercent: Double = 0,
                                      trace: ((String) -> Void)? = nil) -> ReplicatedLogRun {
-        var configs = SimLayout.configs(seed: seed, nodeCount: 6, mesh: MeshConfig())
-        let replicas = [3, 4, 5]
-        for i in replicas {
-            configs[i].role = .storage
-            configs[i].sensors = []
-            configs[i].configReplicas = replicas.map { configs[$0].nodeID }
-        }
+        var configs = SimLayout.replicatedStorage(seed: seed)
+        let replicas = SimLayout.storageReplicas
         configs[0].weatherIntervalMs = 500
         configs[0].readDeadlineMs = 400
         let w = SimWorld(seed: seed, configs: configs, replayCommand: "swift run tdos-sim --replicated-log --seeds \(seed)..\(seed)")
@@ -863,13 +853,8 @@ extension SimExperiments {
     /// links: the first election, ten `config set`s from the kernel, then the
     /// leader crashes and the next one is timed.
     public static func consensusTimings(seed: UInt64) -> ConsensusTimings {
-        var configs = SimLayout.configs(seed: seed, nodeCount: 6, mesh: MeshConfig())
-        let replicas = [3, 4, 5]
-        for i in replicas {
-            configs[i].role = .storage
-            configs[i].sensors = []
-            configs[i].configReplicas = replicas.map { configs[$0].nodeID }
-        }
+        var configs = SimLayout.replicatedStorage(seed: seed)
+        let replicas = SimLayout.storageReplicas
         configs[0].weatherIntervalMs = 60_000
         let w = SimWorld(seed: seed, configs: configs, replayCommand: "tdos-bench sim (consensus timings, seed \(seed))")
         var out = ConsensusTimings()
@@ -919,5 +904,22 @@ extension SimExperiments {
         }
         out.failures = w.failures
         return out
+    }
+}
+
+extension SimLayout {
+    /// Nodes 3, 4 and 5 of a six-node mesh: the storage replicas.
+    public static let storageReplicas = [3, 4, 5]
+
+    /// Six nodes: the kernel (0), two sensors (1, 2) and three storage nodes
+    /// (3, 4, 5) that are each other's config and log replicas.
+    public static func replicatedStorage(seed: UInt64) -> [NodeConfig] {
+        var configs = SimLayout.configs(seed: seed, nodeCount: 6, mesh: MeshConfig())
+        for i in storageReplicas {
+            configs[i].role = .storage
+            configs[i].sensors = []
+            configs[i].configReplicas = storageReplicas.map { configs[$0].nodeID }
+        }
+        return configs
     }
 }
