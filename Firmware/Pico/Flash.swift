@@ -51,6 +51,19 @@ public struct FlashRegion {
         guard rc >= 0 else { throw FlashError(code: rc) }
     }
 
+    /// Erases the whole region, programs `bytes` at its start and reads them
+    /// back: true only when the flash holds them (the A/B stores' one write).
+    public func rewrite(_ bytes: [UInt8]) -> Bool {
+        guard bytes.count <= Int(size) else { return false }
+        do {
+            try erase(at: 0, count: size)
+            try program(at: 0, bytes)
+            return try read(at: 0, count: bytes.count) == bytes
+        } catch {
+            return false
+        }
+    }
+
     /// Programs bytes that were erased (flash only clears bits).
     public func program(at position: UInt32, _ bytes: [UInt8]) throws(FlashError) {
         let rc = bytes.withUnsafeBufferPointer {
@@ -208,18 +221,11 @@ public struct ConsensusStore {
     public static func store(_ record: [UInt8]) -> Bool {
         let newest = load()
         let region = newest.inB ? FlashRegion.consensusA : FlashRegion.consensusB
-        guard record.count + headerBytes <= Int(region.size) else { return false }
         let s = newest.sequence &+ 1
         let n = UInt32(record.count)
         var bytes: [UInt8] = [UInt8(s >> 24), UInt8(s >> 16 & 0xFF), UInt8(s >> 8 & 0xFF), UInt8(s & 0xFF),
                               UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)]
         bytes.append(contentsOf: record)
-        do {
-            try region.erase(at: 0, count: region.size)
-            try region.program(at: 0, bytes)
-            return try region.read(at: 0, count: bytes.count) == bytes
-        } catch {
-            return false
-        }
+        return region.rewrite(bytes)
     }
 }

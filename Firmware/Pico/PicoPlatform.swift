@@ -175,14 +175,7 @@ public final class PicoPlatform: Platform {
     public func storeConfigRecord(_ record: [UInt8]) -> Bool {
         let copies = loadConfigRecord()
         let region = ConfigImage.writeToB(a: copies.a, b: copies.b) ? FlashRegion.configB : FlashRegion.configA
-        guard record.count <= Int(region.size) else { return false }
-        do {
-            try region.erase(at: 0, count: region.size)
-            try region.program(at: 0, record)
-            return try region.read(at: 0, count: record.count) == record
-        } catch {
-            return false
-        }
+        return region.rewrite(record)
     }
 
     public func loadConsensusState() -> [UInt8] { ConsensusStore.load().record }

@@ -458,13 +458,8 @@ extension SimExperiments {
             let steps = Int(r.below(400))
             w.schedule(atUs: t) { w in
                 if torn, w.nodes[storage].isUp {
-                    // The next flash operations run out of power part-way: a torn write.
-                    w.logFlash(storage).ram.powerBudgetSteps = steps
+                    w.powerCut(storage, afterSteps: steps, crashAfterMs: 700)
                     out.tornWrites += 1
-                    w.schedule(afterMs: 700) { w in
-                        w.crash(storage)
-                        w.logFlash(storage).ram.powerOn()
-                    }
                 } else {
                     w.crash(storage)
                 }
@@ -797,12 +792,8 @@ extension SimExperiments {
                 // One replica down at a time, so a majority stays up and the log keeps taking records.
                 if victim == primary { out.primaryCrashes += 1 } else { out.backupCrashes += 1 }
                 if r.below(2) == 0 {
-                    w.logFlash(victim).ram.powerBudgetSteps = Int(r.below(300))
+                    w.powerCut(victim, afterSteps: Int(r.below(300)), crashAfterMs: 400)
                     out.tornWrites += 1
-                    w.schedule(afterMs: 400) { w in
-                        w.crash(victim)
-                        w.logFlash(victim).ram.powerOn()
-                    }
                 } else {
                     w.crash(victim)
                 }

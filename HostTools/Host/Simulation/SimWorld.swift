@@ -284,6 +284,17 @@ public final class SimWorld {
         for k in calls.indices where calls[k].node == i && calls[k].result == nil { calls[k].mustSucceed = false; calls[k].completedUs = nowUs }
     }
 
+    /// A power cut in the middle of node `i`'s flash writes: its log flash
+    /// runs out of power after `steps` more operations (a torn write), and the
+    /// node dies `afterMs` later; its flash keeps what was written.
+    public func powerCut(_ i: Int, afterSteps steps: Int, crashAfterMs: UInt64) {
+        logFlash(i).ram.powerBudgetSteps = steps
+        schedule(afterMs: crashAfterMs) { w in
+            w.crash(i)
+            w.logFlash(i).ram.powerOn()
+        }
+    }
+
     public func restart(_ i: Int) {
         guard nodes[i].runtime == nil else { return }
         restarts += 1
