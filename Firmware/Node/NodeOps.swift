@@ -65,7 +65,7 @@ extension NodeRuntime {
     }
 
     /// Service 0: the node itself.
-    func serveNodeOperation(_ request: Request, nowMs: UInt64) -> Response {
+    func serveNodeOperation(_ request: Request, from: UInt32, nowMs: UInt64) -> Response {
         switch request.operation {
         case .status:
             return statusResponse(nowMs: nowMs)
@@ -77,6 +77,10 @@ extension NodeRuntime {
             return configGet(request.arguments)
         case .logReplicate, .logHighWaters, .logFetch, .logQuery:
             guard usesConsensus else { return Response(status: Status.unknownOperation.rawValue) }
+            // Replication comes from the other replicas only (it writes records under any source).
+            if request.operation != .logQuery && !config.configReplicas.contains(from) {
+                return Response(status: Status.badArguments.rawValue)
+            }
             if log?.isHalted ?? true { reopenLog(nowMs: nowMs) }
             guard log != nil else { return Response(status: Status.unavailable.rawValue) }
             switch request.operation {

@@ -36,6 +36,9 @@ struct PendingSet {
 extension NodeRuntime {
     static var configServiceID: UInt32 { serviceID(bytes("config")) }
     static var redistributeIntervalMs: UInt64 { 5_000 }
+    static var consensusWriteFailed: StaticString {
+        "the consensus state could not be written (flash or state directory): this replica stopped voting; fix the storage and restart it"
+    }
 
     /// Consensus runs on storage nodes; a constant on the board's images, so
     /// the kernel and sensor images leave this code out.
@@ -118,8 +121,9 @@ extension NodeRuntime {
             switch action {
             case .persist(let p):
                 raftStored.apply(p)
+                raftStored.commitIndex = min(raft?.commitIndex ?? 0, UInt32(raftStored.log.count))
                 if !platform.storeConsensusState(raftStored.encode()) {
-                    haltConsensus("the consensus state could not be written (flash or state directory): this replica stopped voting; fix the storage and restart it", nowMs: now)
+                    haltConsensus(Self.consensusWriteFailed, nowMs: now)
                     return
                 }
             case .send(let to, let m):
@@ -130,6 +134,14 @@ extension NodeRuntime {
                 answerProposal(id, result, nowMs: now)
             }
         }
+        // The commit index advanced with nothing else to persist: keep it too (a hint, see RaftPersistentState).
+        if let raft, raft.commitIndex > raftStored.commitIndex, UInt32(raftStored.log.count) >= raft.commitIndex {
+            raftStored.commitIndex = raft.commitIndex
+            if !platform.storeConsensusState(raftStored.encode()) {
+                haltConsensus(Self.consensusWriteFailed, nowMs: now)
+                return
+            }
+        }
         noteLeadership(nowMs: now)
     }
 
@@ -138,6 +150,9 @@ extension NodeRuntime {
         consensusHalt = why
         distribution = nil
         platform.log(TextLine(why))
+        // No longer a primary: what waits for replication is answered not_leader.
+        if wasLeader { replicationLeadershipChanged(leads: false, nowMs: now) }
+        wasLeader = false
         while !pendingSets.isEmpty {
             mesh.respond(pendingSets.removeFirst().handle, Response(status: Status.unavailable.rawValue), nowMs: now)
         }
@@ -231,8 +246,17 @@ extension NodeRuntime {
             return
         }
         var probe = committed
-        if case .rejected(let entry, let reason) = probe.apply(ConfigUpdate(version: committed.version &+ 1,
-                                                                           entries: update.entries)) {
+        let outcome = probe.apply(ConfigUpdate(version: committed.version &+ 1, entries: update.entries))
+        // The committed config travels whole in one frame (the leader's update, config get).
+        if case .applied = outcome, probe.overlayUpdate().encode().count > MeshConfig.rpcPayloadBytesMax - 64 {
+            var w = CBORWriter()
+            w.mapHeader(count: 2)
+            w.unsigned(1); w.unsigned(UInt64(update.entries.count - 1))
+            w.unsigned(2); w.text("the committed config would not fit one frame: reset fields to their local values first")
+            mesh.respond(handle, Response(status: Status.badArguments.rawValue, result: w.bytes), nowMs: now)
+            return
+        }
+        if case .rejected(let entry, let reason) = outcome {
             var w = CBORWriter()
             w.mapHeader(count: 2)
             w.unsigned(1); w.unsigned(UInt64(entry))

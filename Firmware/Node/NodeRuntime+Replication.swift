@@ -38,6 +38,8 @@ struct ReplicationCall {
     var source: UInt32
     /// The leadership stint it was made in: answers from an earlier one are dropped.
     var stint: UInt32
+    /// fetch: the high-water the backup reported for the source (fetch until this log reaches it).
+    var target: UInt64 = 0
 }
 
 extension NodeRuntime {
@@ -135,7 +137,18 @@ extension NodeRuntime {
         for r in records { last = max(last, r.sequence) }
         pendingAppends.append(PendingAppend(handle: handle, source: from, lastSequence: last,
                                             deadlineMs: now + Self.replicationAckMs, response: local, holders: []))
-        let arguments = LogReplication.replicateArguments(source: from, prev: prev, records: records)
+        // What fits one request (the batch grew by the times this node filled in);
+        // a backup that answers below `last` is sent the rest from this log.
+        var fitting = records
+        var bytes = 48
+        for (i, r) in records.enumerated() {
+            bytes += r.payload.count + 32
+            if i > 0 && bytes > MeshConfig.rpcPayloadBytesMax {
+                fitting = Array(records[..<i])
+                break
+            }
+        }
+        let arguments = LogReplication.replicateArguments(source: from, prev: prev, records: fitting)
         for b in backups { callBackup(b, .replicate, source: from, arguments: arguments, nowMs: now) }
     }
 
@@ -150,10 +163,12 @@ extension NodeRuntime {
         return first >> 32 == hw >> 32 || first & 0xFFFF_FFFF > 1
     }
 
-    func callBackup(_ backup: UInt32, _ kind: ReplicationCall.Kind, source: UInt32, arguments: [UInt8], nowMs now: UInt64) {
+    func callBackup(_ backup: UInt32, _ kind: ReplicationCall.Kind, source: UInt32, arguments: [UInt8],
+                    target: UInt64 = 0, nowMs now: UInt64) {
         let op: Operation = kind == .replicate ? .logReplicate : (kind == .fetch ? .logFetch : .logHighWaters)
         let id = mesh.call(node: backup, operation: op, arguments: arguments, deadlineMs: Self.replicationCallMs, nowMs: now)
-        replicationCalls.append(ReplicationCall(id: id, backup: backup, kind: kind, source: source, stint: leadershipStint))
+        replicationCalls.append(ReplicationCall(id: id, backup: backup, kind: kind, source: source, stint: leadershipStint,
+                                                target: target))
     }
 
     /// Takes the outcome of one of the replication calls; false for any other call.
@@ -190,7 +205,7 @@ extension NodeRuntime {
             for m in marks where m.highWater > (log!.highWater(source: m.source) ?? 0) {
                 callBackup(call.backup, .fetch, source: m.source,
                            arguments: LogReplication.fetchArguments(source: m.source, after: log!.highWater(source: m.source) ?? 0),
-                           nowMs: now)
+                           target: m.highWater, nowMs: now)
             }
         case .fetch:
             guard let records = LogReplication.decodeFetch(v.response.result, source: call.source) else {
@@ -204,11 +219,12 @@ extension NodeRuntime {
                     return true
                 }
             }
-            if records.count == LogReplication.chunkRecordsMax {  // more may follow
+            // Pages stop at 16 records or a frame's worth: fetch until this log reaches the backup's high-water.
+            let have = log!.highWater(source: call.source) ?? 0
+            if !records.isEmpty && have < call.target {
                 callBackup(call.backup, .fetch, source: call.source,
-                           arguments: LogReplication.fetchArguments(source: call.source,
-                                                                    after: log!.highWater(source: call.source) ?? 0),
-                           nowMs: now)
+                           arguments: LogReplication.fetchArguments(source: call.source, after: have),
+                           target: call.target, nowMs: now)
             }
         }
         checkCatchUpDone(nowMs: now)

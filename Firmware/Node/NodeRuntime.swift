@@ -517,7 +517,7 @@ public final class NodeRuntime<P: Platform> {
     func serve(_ request: Request, from: UInt32, nowMs: UInt64) -> Response {
         requestsServed &+= 1
         noteActivity(nowMs)
-        if request.service == 0 { return serveNodeOperation(request, nowMs: nowMs) }
+        if request.service == 0 { return serveNodeOperation(request, from: from, nowMs: nowMs) }
         if request.operation == .status { return statusResponse(nowMs: nowMs) }
         switch role {
         case .sensor:

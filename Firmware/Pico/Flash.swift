@@ -209,13 +209,16 @@ public struct ConsensusStore {
         return Copy(sequence: sequence, record: record)
     }
 
-    /// The newest valid copy: (its record, whether it is B); empty when neither is valid.
+    /// The newest valid copy: (its record, whether it is B). Both copies erased:
+    /// empty (a replica that never voted). Neither valid but one written: bytes
+    /// that fail the CRC, so consensus stops on this replica rather than forget a vote.
     public static func load() -> (record: [UInt8], sequence: UInt32, inB: Bool) {
         let a = read(.consensusA)
         let b = read(.consensusB)
         if let b, a == nil || b.sequence &- a!.sequence < 0x8000_0000 { return (b.record, b.sequence, true) }
         if let a { return (a.record, a.sequence, false) }
-        return ([], 0, true)
+        let erased = { (r: FlashRegion) in (try? r.read(at: 0, count: headerBytes))?.allSatisfy { $0 == 0xFF } ?? false }
+        return (erased(.consensusA) && erased(.consensusB) ? [] : [0xFF], 0, true)
     }
 
     public static func store(_ record: [UInt8]) -> Bool {

@@ -119,7 +119,13 @@ public final class PosixPlatform: Platform {
     /// `<state>/<node>.raft`, replaced whole (temporary file, fsync, rename, fsync of the directory).
     func consensusPath() -> String { "\(stateDirectory)/\(nodeName).raft" }
 
-    public func loadConsensusState() -> [UInt8] { (try? readFileBytes(consensusPath())) ?? [] }
+    /// A missing file is a replica that never voted; one that exists but cannot
+    /// be read is not (treating it as fresh could forget a vote): returned as
+    /// bytes that fail the CRC, so consensus stops on this replica and says why.
+    public func loadConsensusState() -> [UInt8] {
+        guard access(consensusPath(), F_OK) == 0 else { return [] }
+        return (try? readFileBytes(consensusPath())) ?? [0xFF]
+    }
 
     public func storeConsensusState(_ record: [UInt8]) -> Bool {
         do {

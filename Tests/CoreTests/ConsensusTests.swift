@@ -29,6 +29,25 @@ import Testing
         #expect(throws: RaftStateError.corrupt) { try RaftPersistentState.decode(Array(bytes.dropLast()), entriesMax: 128) }
     }
 
+    /// The persisted commit index (a hint): a restarted replica applies what it
+    /// knew was committed at once, and a whole restarted group's leader with a
+    /// full log still commits (no no-op needed).
+    @Test func commitHintAppliesAtStartAndAFullLogStillWorksAfterARestart() throws {
+        let entries = (1...4).map { RaftEntry(term: 1, data: [UInt8($0)]) }
+        var restarted = RaftNode(config: RaftConfig(entriesMax: 4), nodeID: 1, members: [1],
+                                 persisted: RaftPersistentState(currentTerm: 1, votedFor: 1, log: entries, commitIndex: 4),
+                                 rngSeed: 5)
+        restarted.start(nowMs: 0)
+        var applied: [UInt32] = []
+        while let a = restarted.pollAction() { if case .apply(let i, _) = a { applied.append(i) } }
+        #expect(applied == [1, 2, 3, 4])
+        restarted.handleTimeout(nowMs: 10_000)
+        #expect(restarted.role == .leader && restarted.log.count == 4, "no no-op appended: all of it is known committed")
+        let roundTrip = try RaftPersistentState.decode(RaftPersistentState(currentTerm: 1, log: entries, commitIndex: 3).encode(),
+                                                       entriesMax: 8)
+        #expect(roundTrip.commitIndex == 3)
+    }
+
     @Test func aLogLongerThanThisBuildKeepsIsRefused() {
         #expect(throws: RaftStateError.tooLarge) { try RaftPersistentState.decode(state.encode(), entriesMax: 2) }
     }

@@ -98,11 +98,13 @@ struct RaftSim {
             switch a {
             case .persist(let p):
                 stores[i].apply(p)
+                keepCommitHint(i)
             case .send(let to, let m):
                 checkDurableBeforeSend(i, to: to, m)
                 send(from: i, to: Int(to - 1000), m)
             case .apply(let index, let entry):
                 apply(i, index: index, entry: entry)
+                keepCommitHint(i)
             case .proposalDone(let id, let result):
                 outcomes.append((i, id, result, now))
                 if case .committed(let index, let term) = result {
@@ -114,6 +116,13 @@ struct RaftSim {
                 }
             }
         }
+    }
+
+    /// The commit index goes to disk as NodeRuntime keeps it (a hint a restart
+    /// applies at once): the checks must hold with it too.
+    mutating func keepCommitHint(_ i: Int) {
+        guard let n = nodes[i] else { return }
+        stores[i].commitIndex = min(n.commitIndex, UInt32(stores[i].log.count))
     }
 
     /// Figure 2: persistent state is on stable storage before responding.

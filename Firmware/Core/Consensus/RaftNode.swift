@@ -19,7 +19,8 @@
 // returns from a persist only once it is durable, never sends a vote or an
 // acknowledgement it could forget in a crash (Figure 2: "updated on stable
 // storage before responding to RPCs"). On restart the node is rebuilt from the
-// persisted state; commitIndex, lastApplied and everything else are volatile.
+// persisted state; lastApplied and everything else are volatile (commitIndex is
+// kept as a hint: see RaftPersistentState).
 //
 // Membership is fixed (the `members` list); the entries are configuration
 // changes (opaque bytes, e.g. a ConfigUpdate payload), and an entry's log index
@@ -73,15 +74,21 @@ public struct RaftConfig {
     }
 }
 
-/// What the platform keeps on stable storage (Figure 2, "Persistent state").
+/// What the platform keeps on stable storage (Figure 2, "Persistent state"),
+/// and the commit index as last known: not needed for safety (committed entries
+/// are never removed), but a restarted replica then applies what it knows is
+/// committed at once, and a leader of a whole restarted group needs no no-op
+/// (which would otherwise fill the bounded log, one per restart).
 public struct RaftPersistentState: Equatable {
     public var currentTerm: UInt32
     public var votedFor: UInt32?
     public var log: [RaftEntry]
-    public init(currentTerm: UInt32 = 0, votedFor: UInt32? = nil, log: [RaftEntry] = []) {
+    public var commitIndex: UInt32
+    public init(currentTerm: UInt32 = 0, votedFor: UInt32? = nil, log: [RaftEntry] = [], commitIndex: UInt32 = 0) {
         self.currentTerm = currentTerm
         self.votedFor = votedFor
         self.log = log
+        self.commitIndex = commitIndex
     }
     /// Carries out a `.persist` action on this copy.
     public mutating func apply(_ p: RaftPersist) {
@@ -201,6 +208,7 @@ public struct RaftNode {
         currentTerm = persisted.currentTerm
         votedFor = persisted.votedFor
         log = persisted.log
+        commitIndex = min(persisted.commitIndex, UInt32(persisted.log.count))
         log.reserveCapacity(config.entriesMax)
         // Members may be seeded alike: mix in a hash of the node id so their
         // election timeouts never run in lockstep (endless split votes).
@@ -267,6 +275,7 @@ public struct RaftNode {
         let now = clock(nowMs)
         started = true
         resetElectionTimer(now)
+        applyCommitted()  // what it knew was committed before the restart
     }
 
     public var nextTimeoutMs: UInt64? {
@@ -333,7 +342,9 @@ public struct RaftNode {
                 i += 1
                 continue
             }
-            if log.count < config.entriesMax {
+            var bytes = waitingData[w].count
+            for e in log { bytes += e.data.count }
+            if log.count < config.entriesMax && bytes <= config.logBytesMax {
                 appendLocal(RaftEntry(term: currentTerm, data: waitingData[w]))
                 proposals[i].index = lastLogIndex
                 proposals[i].term = currentTerm

@@ -1,6 +1,7 @@
 // Raft's persistent state as bytes (Figure 2: currentTerm, votedFor, log),
 // what the platform writes on each `.persist` action: a CBOR map
-// {1 currentTerm, 2 votedFor (absent: none), 3 log [[term, data], ...]}
+// {1 currentTerm, 2 votedFor (absent: none), 3 log [[term, data], ...],
+// 4 commit index (absent: 0)}
 // followed by the CRC-32 of the map (big-endian). The platform writes the
 // whole record at once, atomically (a file renamed into place on Linux, A/B
 // copies on flash), so a crash leaves the previous record or the new one.
@@ -19,10 +20,11 @@ extension RaftPersistentState {
         var size = 16
         for e in log { size += 8 + e.data.count }
         var w = CBORWriter(capacity: size)
-        w.mapHeader(count: votedFor == nil ? 2 : 3)
+        w.mapHeader(count: (votedFor == nil ? 2 : 3) + (commitIndex == 0 ? 0 : 1))
         w.unsigned(1); w.unsigned(UInt64(currentTerm))
         if let votedFor { w.unsigned(2); w.unsigned(UInt64(votedFor)) }
         w.unsigned(3); RaftEntry.encode(log, into: &w)
+        if commitIndex != 0 { w.unsigned(4); w.unsigned(UInt64(commitIndex)) }
         let c = CRC32.checksum(w.bytes)
         w.bytes.append(UInt8(c >> 24)); w.bytes.append(UInt8(c >> 16 & 0xFF))
         w.bytes.append(UInt8(c >> 8 & 0xFF)); w.bytes.append(UInt8(c & 0xFF))
@@ -39,12 +41,14 @@ extension RaftPersistentState {
         var term: UInt32?
         var voted: UInt32?
         var log: [RaftEntry]?
+        var commit: UInt32 = 0
         do throws(WireError) {
             try forEachKey(Array(bytes[0..<n])) { (key, r) throws(WireError) in
                 switch key {
                 case 1: term = try readU32(&r)
                 case 2: voted = try readU32(&r)
                 case 3: log = try RaftEntry.decodeList(&r, countMax: Int(UInt16.max))
+                case 4: commit = try readU32(&r)
                 default: try r.skip()
                 }
             }
@@ -53,6 +57,7 @@ extension RaftPersistentState {
         }
         guard let term, let log else { throw .corrupt }
         guard log.count <= entriesMax else { throw .tooLarge }
-        return RaftPersistentState(currentTerm: term, votedFor: voted, log: log)
+        guard commit <= UInt32(log.count) else { throw .corrupt }
+        return RaftPersistentState(currentTerm: term, votedFor: voted, log: log, commitIndex: commit)
     }
 }
