@@ -84,7 +84,12 @@ extension NodeRuntime {
             if log?.isHalted ?? true { reopenLog(nowMs: nowMs) }
             guard log != nil else { return Response(status: Status.unavailable.rawValue) }
             switch request.operation {
-            case .logReplicate: return LogReplication.serveReplicate(request.arguments, log: &log!)
+            case .logReplicate:
+                // From a primary of an earlier term (cut off while another was elected): refused.
+                if let raft, LogReplication.term(of: request.arguments) < raft.currentTerm {
+                    return Response(status: Status.notLeader.rawValue)
+                }
+                return LogReplication.serveReplicate(request.arguments, log: &log!)
             case .logFetch: return LogReplication.serveFetch(request.arguments, log: &log!)
             case .logQuery: return LogService.serve(request, from: 0, nowMs: nowMs, log: &log!)  // this replica's log
             default: return LogReplication.serveHighWaters(log: log!)

@@ -148,7 +148,8 @@ extension NodeRuntime {
                 break
             }
         }
-        let arguments = LogReplication.replicateArguments(source: from, prev: prev, records: fitting)
+        let arguments = LogReplication.replicateArguments(source: from, prev: prev, records: fitting,
+                                                          term: raft.currentTerm)
         for b in backups { callBackup(b, .replicate, source: from, arguments: arguments, nowMs: now) }
     }
 
@@ -192,7 +193,8 @@ extension NodeRuntime {
                                                       bytesMax: MeshConfig.rpcPayloadBytesMax - 48, log: &log!),
                !next.isEmpty {
                 callBackup(call.backup, .replicate, source: call.source,
-                           arguments: LogReplication.replicateArguments(source: call.source, prev: hw, records: next),
+                           arguments: LogReplication.replicateArguments(source: call.source, prev: hw, records: next,
+                                                                        term: raft?.currentTerm ?? 0),
                            nowMs: now)
             }
         case .highWaters:

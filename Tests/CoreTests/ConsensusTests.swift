@@ -181,6 +181,11 @@ import Testing
         #expect(fetched == [record(4), record(5)])
     }
 
+    @Test func replicateCarriesTheSendersTerm() {
+        #expect(LogReplication.term(of: LogReplication.replicateArguments(source: 9, prev: 0, records: [record(1)], term: 7)) == 7)
+        #expect(LogReplication.term(of: LogReplication.replicateArguments(source: 9, prev: 0, records: [record(1)])) == 0)
+    }
+
     /// The record before a batch: within a producer's epoch the one before; at an epoch's first record, a scan.
     @Test func previousSequenceAcrossEpochs() throws {
         var log = try RecordLog(flash: RAMLogFlash(sectorCount: 8, sectorSize: 4096, pageSize: 256))

@@ -13,7 +13,8 @@
 //
 //   log_replicate (12): {1 source, 2 prev: the sender's record of that source
 //       before the first one sent (u64; 0 = none), 3 records [[sequence, kind,
-//       time ms, payload], ...] (<= 16, sequence order)}.
+//       time ms, payload], ...] (<= 16, sequence order), 4 the sender's
+//       consensus term}. A receiver that knows a later term answers not_leader.
 //     Result {1: the receiver's high-water for the source after it}, plus
 //     {2: true} when it holds less than `prev` (a gap: nothing was taken).
 //   log_high_waters (13): result {1: [[source, high-water], ...]}.
@@ -50,15 +51,27 @@ public enum LogReplication {
         return records
     }
 
-    public static func replicateArguments(source: UInt32, prev: UInt64, records: [LogRecord]) -> [UInt8] {
-        var size = 24
+    /// `term`: the sender's consensus term (key 4): a backup that knows a
+    /// later one refuses (a primary cut off while another was elected).
+    public static func replicateArguments(source: UInt32, prev: UInt64, records: [LogRecord], term: UInt32 = 0) -> [UInt8] {
+        var size = 32
         for r in records { size += r.payload.count + 24 }
         var w = CBORWriter(capacity: size)
-        w.mapHeader(count: 3)
+        w.mapHeader(count: term == 0 ? 3 : 4)
         w.unsigned(1); w.unsigned(UInt64(source))
         w.unsigned(2); w.unsigned(prev)
         w.unsigned(3); encodeRecords(records, into: &w)
+        if term != 0 { w.unsigned(4); w.unsigned(UInt64(term)) }
         return w.bytes
+    }
+
+    /// The sender's term in log_replicate's arguments (0 = none given).
+    public static func term(of args: [UInt8]) -> UInt32 {
+        var term: UInt32 = 0
+        try? forEachKey(args) { (key, r) throws(WireError) in
+            if key == 4 { term = try readU32(&r) } else { try r.skip() }
+        }
+        return term
     }
 
     /// Backup side of log_replicate.
