@@ -622,11 +622,7 @@ extension SimExperiments {
         let healUs = 8_000_000 + faultMs * 1000
         w.schedule(atUs: healUs) { w in
             faultsOn = false
-            w.faults.lossPercent = 0
-            w.faults.duplicatePercent = 0
-            w.faults.reorderPercent = 0
-            w.healAll()
-            for i in 0..<6 where !w.nodes[i].isUp { w.restart(i) }
+            w.endFaults()
         }
         // After the heal: a leader, then every node at the newest committed version.
         func awaitConvergence(_ w: SimWorld) {
@@ -810,12 +806,7 @@ extension SimExperiments {
         let healUs = 8_000_000 + faultMs * 1000
         w.schedule(atUs: healUs) { w in
             faultsOn = false
-            w.faults.lossPercent = 0
-            w.healAll()
-            for i in replicas where !w.nodes[i].isUp {
-                w.logFlash(i).ram.powerOn()
-                w.restart(i)
-            }
+            w.endFaults()
         }
         w.run(untilUs: healUs + 40_000_000)
         if w.failures.isEmpty { check(w, final: true) }

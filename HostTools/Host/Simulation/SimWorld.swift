@@ -295,6 +295,19 @@ public final class SimWorld {
         }
     }
 
+    /// The faults stop: links clean (no loss, duplication, reordering),
+    /// partitions healed, every node that is down powered and booted again.
+    public func endFaults() {
+        faults.lossPercent = 0
+        faults.duplicatePercent = 0
+        faults.reorderPercent = 0
+        healAll()
+        for i in nodes.indices where !nodes[i].isUp {
+            logFlash(i).ram.powerOn()
+            restart(i)
+        }
+    }
+
     public func restart(_ i: Int) {
         guard nodes[i].runtime == nil else { return }
         restarts += 1
