@@ -1,6 +1,8 @@
 // Log lines for what the mesh and the scheduler report: what happened, to
 // whom, and (for failures) what the operator can do.
+#if !TDOS_ONE_MODULE  // the board images compile all firmware Swift as one module
 import TDOSCore
+#endif
 
 extension TextLine {
     /// Node ids print as 8 hex digits, as the CLI shows them.

@@ -1,4 +1,6 @@
+#if !TDOS_ONE_MODULE  // the board images compile all firmware Swift as one module
 import TDOSCore
+#endif
 
 /// One sensor service a sensor node offers.
 public struct SensorService {

@@ -10,7 +10,9 @@
 // service slot; node operations under service id 0). Totals the mesh and the
 // scheduler keep (frames, rejections by reason, rate-limited drops, deadline
 // misses, restarts) are copied in when a report is made and once a second.
+#if !TDOS_ONE_MODULE  // the board images compile all firmware Swift as one module
 import TDOSCore
+#endif
 
 /// A request answered after the scheduler's tick (see `serveAndRecord`).
 struct DeferredServe {

@@ -25,7 +25,9 @@
 //                   3 leader node id (when known), 4 commit index, 5 term}.
 //   config history  the committed entries, newest last, as many as fit a frame:
 //                   {1 commit index, 2 [[index, term, ConfigUpdate or empty (no-op)], ...]}.
+#if !TDOS_ONE_MODULE  // the board images compile all firmware Swift as one module
 import TDOSCore
+#endif
 
 /// A `config set` waiting for its proposal's outcome.
 struct PendingSet {

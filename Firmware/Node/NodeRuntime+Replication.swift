@@ -16,7 +16,9 @@
 //             to the next replica. Every replica answers queries.
 // With one replica (no replica list) none of this runs: appends are acknowledged
 // once durable on the one node, as before.
+#if !TDOS_ONE_MODULE  // the board images compile all firmware Swift as one module
 import TDOSCore
+#endif
 
 /// A producer's batch waiting for a majority.
 struct PendingAppend {

@@ -16,7 +16,9 @@
 //       wait until a datagram arrives or the clock reaches `next` (µs)
 //       if a datagram arrived { runtime.datagramsReady() }
 //   }
+#if !TDOS_ONE_MODULE  // the board images compile all firmware Swift as one module
 import TDOSCore
+#endif
 
 public final class NodeRuntime<P: Platform> {
     public let platform: P

@@ -2,7 +2,9 @@
 // times — Pico (Firmware/Pico over BoardSupport), POSIX (HostTools, UDP
 // processes) and Simulation (HostTools, in-process virtual network). Node code
 // is generic over `Platform`, never over a concrete board.
+#if !TDOS_ONE_MODULE  // the board images compile all firmware Swift as one module
 import TDOSCore
+#endif
 
 /// Monotonic time since boot.
 public protocol Clock: AnyObject {

@@ -2,7 +2,9 @@
 // of flash (DESIGN.md, house rule 3), so the firmware writes StaticStrings and
 // bytes (TDOSNode's TextLine formats numbers).
 import TDOSBoard
+#if !TDOS_ONE_MODULE  // the board images compile all firmware Swift as one module
 import TDOSNode
+#endif
 
 public enum Console {
     public static func write(_ text: StaticString) {

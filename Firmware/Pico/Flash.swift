@@ -1,7 +1,9 @@
 // The reserved flash regions (linker/tdos_flash_layout.h, imported through
 // tdos_board.h) as Swift values, and the boot epoch kept in the state region.
 import TDOSBoard
+#if !TDOS_ONE_MODULE  // the board images compile all firmware Swift as one module
 import TDOSCore
+#endif
 
 public enum FlashError: Error, Equatable {
     case range, invalid, io, unsupported

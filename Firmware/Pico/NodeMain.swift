@@ -12,8 +12,10 @@
 // code on the LED and a UART message every 10 s, the watchdog fed, never a
 // reboot loop.
 import TDOSBoard
+#if !TDOS_ONE_MODULE  // the board images compile all firmware Swift as one module
 import TDOSCore
 import TDOSNode
+#endif
 
 /// Blink codes (long pause, then this many blinks).
 public enum BlinkCode: Int {

@@ -6,8 +6,10 @@
 // BootEpochStore, advanced before the runtime starts (an unwritable state region
 // is a boot error, not a crash). Log: the UART. Watchdog: the RP2040's.
 import TDOSBoard
+#if !TDOS_ONE_MODULE  // the board images compile all firmware Swift as one module
 import TDOSCore
 import TDOSNode
+#endif
 
 public final class PicoPlatform: Platform {
     public let port: UInt16
