@@ -237,6 +237,8 @@ public struct RaftNode {
     public mutating func pollAction() -> RaftAction? { actions.pop() }
 
     /// Every action but a persist is preceded by the pending persist.
+    /// Not inlined: one copy of the flush and the append serves every call site.
+    @inline(never)
     mutating func emit(_ a: RaftAction) {
         flushPersist()
         actions.append(a)
@@ -350,8 +352,7 @@ public struct RaftNode {
                 proposals[i].term = currentTerm
                 i += 1
             } else {
-                let p = proposals.remove(at: i)
-                emit(.proposalDone(RaftProposalID(raw: p.id), .failed(.logFull)))
+                failProposal(at: i, .logFull)
             }
             w += 1
         }
@@ -597,12 +598,19 @@ public struct RaftNode {
         return id
     }
 
+    /// Takes proposal `i` out and answers it with `error`: one copy of the
+    /// removal for the three places proposals fail.
+    @inline(never)
+    mutating func failProposal(at i: Int, _ error: RaftProposeError) {
+        let p = proposals.remove(at: i)
+        emit(.proposalDone(RaftProposalID(raw: p.id), .failed(error)))
+    }
+
     mutating func failWaitingProposals(_ error: RaftProposeError) {
         var i = 0
         while i < proposals.count {
             if proposals[i].index == 0 {
-                let p = proposals.remove(at: i)
-                emit(.proposalDone(RaftProposalID(raw: p.id), .failed(error)))
+                failProposal(at: i, error)
             } else {
                 i += 1
             }
@@ -616,9 +624,8 @@ public struct RaftNode {
         while i < proposals.count {
             let p = proposals[i]
             if p.deadlineMs <= now {
-                proposals.remove(at: i)
                 if p.index == 0 { waitingData.remove(at: w) }
-                emit(.proposalDone(RaftProposalID(raw: p.id), .failed(p.index == 0 ? .noLeader : .noMajority)))
+                failProposal(at: i, p.index == 0 ? .noLeader : .noMajority)
             } else {
                 if p.index == 0 { w += 1 }
                 i += 1
