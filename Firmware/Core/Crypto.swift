@@ -14,7 +14,9 @@ typealias SHA256Words16 = (
 private let sha256Zero16: SHA256Words16 = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
 /// FIPS 180-4 §4.2.2: first 32 bits of the fractional parts of the cube roots of the first 64 primes.
-private let sha256RoundConstants: [UInt32] = [
+/// An InlineArray, so the table is constant data in flash (an Array was built
+/// by code at start-up, on the heap: 580 B of code on the board).
+private let sha256RoundConstants: InlineArray<64, UInt32> = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
     0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -177,36 +179,34 @@ public struct SHA256: Sendable {
         withUnsafeMutableBytes(of: &window) { raw in
             // A homogeneous tuple's memory is also bound to its element type.
             let w = raw.baseAddress!.assumingMemoryBound(to: UInt32.self)
-            sha256RoundConstants.withUnsafeBufferPointer { k in
-                // Two loops, not one with a branch per round: rounds 0-15 read the
-                // block, 16-63 extend the schedule (the compiler unrolls each better).
-                for t in 0..<16 {
-                    let wt = loadBigEndian(block, 4 &* t)
-                    w[t] = wt
-                    let sum1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-                    let choose = (e & f) ^ (~e & g)
-                    let t1 = hh &+ sum1 &+ choose &+ k[t] &+ wt
-                    let sum0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-                    let majority = (a & b) ^ (a & c) ^ (b & c)
-                    let t2 = sum0 &+ majority
-                    hh = g; g = f; f = e; e = d &+ t1
-                    d = c; c = b; b = a; a = t1 &+ t2
-                }
-                for t in 16..<64 {
-                    let w15 = w[(t &- 15) & 15], w2 = w[(t &- 2) & 15]
-                    let s0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 &>> 3)
-                    let s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 &>> 10)
-                    let wt = w[t & 15] &+ s0 &+ w[(t &- 7) & 15] &+ s1
-                    w[t & 15] = wt
-                    let sum1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-                    let choose = (e & f) ^ (~e & g)
-                    let t1 = hh &+ sum1 &+ choose &+ k[t] &+ wt
-                    let sum0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-                    let majority = (a & b) ^ (a & c) ^ (b & c)
-                    let t2 = sum0 &+ majority
-                    hh = g; g = f; f = e; e = d &+ t1
-                    d = c; c = b; b = a; a = t1 &+ t2
-                }
+            // Two loops, not one with a branch per round: rounds 0-15 read the
+            // block, 16-63 extend the schedule (the compiler unrolls each better).
+            for t in 0..<16 {
+                let wt = loadBigEndian(block, 4 &* t)
+                w[t] = wt
+                let sum1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+                let choose = (e & f) ^ (~e & g)
+                let t1 = hh &+ sum1 &+ choose &+ sha256RoundConstants[t] &+ wt
+                let sum0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+                let majority = (a & b) ^ (a & c) ^ (b & c)
+                let t2 = sum0 &+ majority
+                hh = g; g = f; f = e; e = d &+ t1
+                d = c; c = b; b = a; a = t1 &+ t2
+            }
+            for t in 16..<64 {
+                let w15 = w[(t &- 15) & 15], w2 = w[(t &- 2) & 15]
+                let s0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 &>> 3)
+                let s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 &>> 10)
+                let wt = w[t & 15] &+ s0 &+ w[(t &- 7) & 15] &+ s1
+                w[t & 15] = wt
+                let sum1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+                let choose = (e & f) ^ (~e & g)
+                let t1 = hh &+ sum1 &+ choose &+ sha256RoundConstants[t] &+ wt
+                let sum0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+                let majority = (a & b) ^ (a & c) ^ (b & c)
+                let t2 = sum0 &+ majority
+                hh = g; g = f; f = e; e = d &+ t1
+                d = c; c = b; b = a; a = t1 &+ t2
             }
         }
         h.0 &+= a; h.1 &+= b; h.2 &+= c; h.3 &+= d

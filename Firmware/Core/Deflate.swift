@@ -47,7 +47,7 @@ public enum Deflate {
     }
 
     /// Order in which code-length code lengths are sent (RFC 1951 3.2.7).
-    static let codeLengthOrder: [UInt8] = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]
+    static let codeLengthOrder: InlineArray<19, UInt8> = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]
 
     // MARK: Compression
 

@@ -120,7 +120,7 @@ private func dynamicBlock(lit: [Int], dist: [Int], lengthSymbols: [Int]? = nil,
     w.put(dist.count - 1, 5)
     w.put(15, 4)
     let clen = [Int](repeating: 4, count: 15) + [5, 5, 0, 0]
-    for s in Deflate.codeLengthOrder { w.put(clen[Int(s)], 3) }
+    for i in Deflate.codeLengthOrder.indices { w.put(clen[Int(Deflate.codeLengthOrder[i])], 3) }
     let clCodes = canonicalCodes(clen)
     for s in lengthSymbols ?? (lit + dist) { w.code(clCodes[s], UInt32(clen[s])) }
     let litCodes = canonicalCodes(lit)

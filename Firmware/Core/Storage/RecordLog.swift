@@ -519,6 +519,7 @@ public struct RecordLog<Flash: LogFlash> {
     }
 
     /// Length of the valid record at `o`, padded; nil if there is none.
+    @inline(never)  // called from the scan's two loops; one copy of the CRC check
     static func recordEnd(_ buf: [UInt8], at o: Int, limit: Int, payloadBytesMax: Int) -> Int? {
         guard o + LogFormat.recordHeaderBytes + LogFormat.crcBytes <= limit else { return nil }
         let len = Int(be16(buf, o))
@@ -541,6 +542,7 @@ public struct RecordLog<Flash: LogFlash> {
     /// Visits the offset of every valid record of a segment image (`visit`
     /// returns false to stop). With `stopAt` (a certified end) the records end
     /// there; without, at erased flash, or at garbage (`tornFrom`).
+    @inline(never)  // recovery and queries share one copy
     static func scan(_ buf: [UInt8], stopAt: Int?, payloadBytesMax: Int,
                      _ visit: (Int) -> Bool) -> ScanResult {
         let limit = stopAt ?? buf.count
