@@ -101,19 +101,6 @@ extension ConfigTree {
             throw .wrongType
         }
     }
-
-    /// Sets the child `key` of `parent` (deep-merge semantics) and returns its slot.
-    mutating func setChild(of parent: Int, key: ArraySlice<UInt8>, _ value: ConfigValue) throws(ConfigError) -> Int {
-        if let c = child(of: parent, key: key) {
-            if !(value == .map && nodes[c].value == .map) {
-                removeChildren(of: c)
-                nodes[c].value = value
-            }
-            return c
-        }
-        guard count < capacity else { throw .full }
-        return allocate(key: key, parent: parent, value: value)
-    }
 }
 
 /// What the config flash region holds: a version and a tree (the overlay of
@@ -153,17 +140,22 @@ public struct ConfigImage: Equatable {
         self.others = others
     }
 
+    static func isOwnKey(_ key: UInt64) -> Bool { key == versionKey || key == overlayKey }
+
     /// The record bytes; `.full` if they would exceed ConfigLimits.imageBytesMax.
     public func encode() throws(ConfigError) -> [UInt8] {
         var w = CBORWriter(capacity: 64 + tree.count * 12)
-        let mine = others.filter { $0.key != ConfigImage.versionKey && $0.key != ConfigImage.overlayKey }
-        w.mapHeader(count: mine.count + 2)
+        // Two passes over `others` (count, then write) instead of a filtered
+        // copy: a filter closure is a specialisation of its own.
+        var mine = 0
+        for e in others where !ConfigImage.isOwnKey(e.key) { mine += 1 }
+        w.mapHeader(count: mine + 2)
         var wroteOwn = false
         func writeOwn(_ w: inout CBORWriter) {
             w.unsigned(ConfigImage.versionKey); w.unsigned(UInt64(version))
             w.unsigned(ConfigImage.overlayKey); w.bytes(tree.encodeCBOR())
         }
-        for e in mine {
+        for e in others where !ConfigImage.isOwnKey(e.key) {
             if !wroteOwn && e.key > ConfigImage.overlayKey { writeOwn(&w); wroteOwn = true }
             w.unsigned(e.key)
             w.bytes.append(contentsOf: e.value)
