@@ -96,7 +96,10 @@ public struct Scheduler {
     }
 
     /// A task whose restart re-runs the same body (its captured state included).
+    /// Not optimised: the optimiser would otherwise specialise `install` for the
+    /// `{ body }` closure, a second 0.5 KB copy of it on the board.
     @discardableResult
+    @_optimize(none)
     public mutating func spawn(_ name: StaticString, options: TaskOptions = TaskOptions(),
                                body: @escaping TaskBody) throws(SchedulerError) -> TaskID {
         try spawn(name, options: options, make: { body })
