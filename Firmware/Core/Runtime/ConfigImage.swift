@@ -181,16 +181,10 @@ public struct ConfigImage: Equatable {
     public static func decode(_ region: [UInt8]) throws(ConfigError) -> ConfigImage {
         let m = configBytes(magic)
         guard region.count >= headerBytes + checksumBytes, region[0..<4].elementsEqual(m) else { throw .noImage }
-        let n = Int(region[6]) << 8 | Int(region[7])
-        let end = headerBytes + n
-        guard end + checksumBytes <= region.count, end + checksumBytes <= ConfigLimits.imageBytesMax else {
-            throw .badChecksum  // a length that runs off the record is corruption too
-        }
-        let stored = UInt32(region[end]) << 24 | UInt32(region[end + 1]) << 16
-            | UInt32(region[end + 2]) << 8 | UInt32(region[end + 3])
-        guard crc32(region[0..<end]) == stored else { throw .badChecksum }
+        // A length that runs off the record is corruption too.
+        guard case .ok(let end) = configRecordFrame(region) else { throw .badChecksum }
         guard region[4] == format else { throw .noImage }
-        let sequence = UInt32(region[8]) << 24 | UInt32(region[9]) << 16 | UInt32(region[10]) << 8 | UInt32(region[11])
+        let sequence = configRecordU32(region, at: 8)
         var image = ConfigImage(sequence: sequence, version: 0, tree: ConfigTree())
         var r = CBORReader(region, start: headerBytes, end: end, depthMax: WireLimits.cborDepthMax)
         var sawVersion = false, sawOverlay = false

@@ -161,14 +161,14 @@ public struct ProvisionRecord: Equatable {
               bytes[0] == magic[0], bytes[1] == magic[1], bytes[2] == magic[2], bytes[3] == magic[3]
         else { throw .missing }
         guard bytes[4] == formatVersion else { throw .unsupportedVersion }
-        let bodyCount = Int(bytes[6]) << 8 | Int(bytes[7])
-        guard bodyCount <= bodyBytesMax, headerBytes + bodyCount + trailerBytes <= bytes.count else { throw .badLength }
-        let end = headerBytes + bodyCount
-        let stored = UInt32(bytes[end]) << 24 | UInt32(bytes[end + 1]) << 16 | UInt32(bytes[end + 2]) << 8 | UInt32(bytes[end + 3])
-        guard ConfigImage.crc32(bytes[0..<end]) == stored else { throw .badChecksum }
-        let sequence = UInt32(bytes[8]) << 24 | UInt32(bytes[9]) << 16 | UInt32(bytes[10]) << 8 | UInt32(bytes[11])
+        let end: Int
+        switch configRecordFrame(bytes) {
+        case .badLength: throw .badLength
+        case .badChecksum: throw .badChecksum
+        case .ok(let e): end = e
+        }
         do {
-            return try decodeBody(bytes, start: headerBytes, end: end, sequence: sequence)
+            return try decodeBody(bytes, start: headerBytes, end: end, sequence: configRecordU32(bytes, at: 8))
         } catch {
             throw .badBody
         }
@@ -242,6 +242,12 @@ public struct ProvisionRecord: Equatable {
         return record
     }
 
+    /// How a record's framing checks out (after its magic): `.ok` with where
+    /// its body ends, or a length that runs past the copy or the 4 KB record,
+    /// or a CRC mismatch. Shared by this decoder and ConfigImage's, which each
+    /// check the magic and the format byte in their own order.
+    enum Frame { case ok(end: Int), badLength, badChecksum }
+
     /// The allowed range of body key `k` (1...13): an integer's value, or the
     /// length in bytes of text and byte strings.
     static func bodyKeyBounds(_ k: UInt64) -> (low: UInt64, high: UInt64) {
@@ -268,4 +274,20 @@ public struct ProvisionRecord: Equatable {
         try newestCopy(a, b, missing: Failure.missing, decode: { (bytes) throws(Failure) in try decode(bytes) },
                        sequence: { $0.sequence })
     }
+}
+
+/// See ProvisionRecord.Frame. Out of line: one copy for both record decoders.
+@inline(never)
+func configRecordFrame(_ bytes: [UInt8]) -> ProvisionRecord.Frame {
+    let bodyCount = Int(bytes[6]) << 8 | Int(bytes[7])
+    let end = ProvisionRecord.headerBytes + bodyCount
+    guard bodyCount <= ProvisionRecord.bodyBytesMax, end + ProvisionRecord.trailerBytes <= bytes.count else {
+        return .badLength
+    }
+    return ConfigImage.crc32(bytes[0..<end]) == configRecordU32(bytes, at: end) ? .ok(end: end) : .badChecksum
+}
+
+/// The big-endian u32 at `at` (the sequence, the CRC).
+func configRecordU32(_ bytes: [UInt8], at i: Int) -> UInt32 {
+    UInt32(bytes[i]) << 24 | UInt32(bytes[i + 1]) << 16 | UInt32(bytes[i + 2]) << 8 | UInt32(bytes[i + 3])
 }
