@@ -191,7 +191,7 @@ public enum ConfigFile {
     public static func knownKeys(under parent: [String]) -> [String] {
         var out: [String] = []
         for f in ConfigSchema.fields {
-            let segments = f.path.description.split(separator: ".").map(String.init)
+            let segments = String(decoding: f.path, as: UTF8.self).split(separator: ".").map(String.init)
             guard segments.count > parent.count else { continue }
             var match = true
             for (i, p) in parent.enumerated() where segments[i] != "*" && segments[i] != p { match = false }

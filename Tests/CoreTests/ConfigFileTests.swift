@@ -173,7 +173,7 @@ private func tempDir() -> URL {
     @Test func configDocListsEveryField() throws {
         let doc = try String(contentsOf: repoRoot.appendingPathComponent("docs/CONFIG.md"), encoding: .utf8)
         for f in ConfigSchema.fields {
-            let path = f.path.description.replacingOccurrences(of: "*", with: "<name>")
+            let path = String(decoding: f.path, as: UTF8.self).replacingOccurrences(of: "*", with: "<name>")
             let def: String
             switch f.defaultValue {
             case .bool(let b): def = b ? "true" : "false"
@@ -194,7 +194,7 @@ private func tempDir() -> URL {
         #expect(ConfigFile.environmentPath(forVariable: "TDOS_SEED") == nil, "no __: not config")
         #expect(ConfigFile.environmentPath(forVariable: "HOME") == nil)
         for f in ConfigSchema.fields where !f.hasWildcard {
-            let path = f.path.description
+            let path = String(decoding: f.path, as: UTF8.self)
             #expect(ConfigFile.environmentPath(forVariable: ConfigFile.environmentVariable(forPath: path)) == path)
         }
     }

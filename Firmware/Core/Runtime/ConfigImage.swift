@@ -101,19 +101,6 @@ extension ConfigTree {
             throw .wrongType
         }
     }
-
-    /// Sets the child `key` of `parent` (deep-merge semantics) and returns its slot.
-    mutating func setChild(of parent: Int, key: ArraySlice<UInt8>, _ value: ConfigValue) throws(ConfigError) -> Int {
-        if let c = child(of: parent, key: key) {
-            if !(value == .map && nodes[c].value == .map) {
-                removeChildren(of: c)
-                nodes[c].value = value
-            }
-            return c
-        }
-        guard count < capacity else { throw .full }
-        return allocate(key: key, parent: parent, value: value)
-    }
 }
 
 /// What the config flash region holds: a version and a tree (the overlay of
@@ -153,17 +140,22 @@ public struct ConfigImage: Equatable {
         self.others = others
     }
 
+    static func isOwnKey(_ key: UInt64) -> Bool { key == versionKey || key == overlayKey }
+
     /// The record bytes; `.full` if they would exceed ConfigLimits.imageBytesMax.
     public func encode() throws(ConfigError) -> [UInt8] {
         var w = CBORWriter(capacity: 64 + tree.count * 12)
-        let mine = others.filter { $0.key != ConfigImage.versionKey && $0.key != ConfigImage.overlayKey }
-        w.mapHeader(count: mine.count + 2)
+        // Two passes over `others` (count, then write) instead of a filtered
+        // copy: a filter closure is a specialisation of its own.
+        var mine = 0
+        for e in others where !ConfigImage.isOwnKey(e.key) { mine += 1 }
+        w.mapHeader(count: mine + 2)
         var wroteOwn = false
         func writeOwn(_ w: inout CBORWriter) {
             w.unsigned(ConfigImage.versionKey); w.unsigned(UInt64(version))
             w.unsigned(ConfigImage.overlayKey); w.bytes(tree.encodeCBOR())
         }
-        for e in mine {
+        for e in others where !ConfigImage.isOwnKey(e.key) {
             if !wroteOwn && e.key > ConfigImage.overlayKey { writeOwn(&w); wroteOwn = true }
             w.unsigned(e.key)
             w.bytes.append(contentsOf: e.value)
@@ -189,16 +181,10 @@ public struct ConfigImage: Equatable {
     public static func decode(_ region: [UInt8]) throws(ConfigError) -> ConfigImage {
         let m = configBytes(magic)
         guard region.count >= headerBytes + checksumBytes, region[0..<4].elementsEqual(m) else { throw .noImage }
-        let n = Int(region[6]) << 8 | Int(region[7])
-        let end = headerBytes + n
-        guard end + checksumBytes <= region.count, end + checksumBytes <= ConfigLimits.imageBytesMax else {
-            throw .badChecksum  // a length that runs off the record is corruption too
-        }
-        let stored = UInt32(region[end]) << 24 | UInt32(region[end + 1]) << 16
-            | UInt32(region[end + 2]) << 8 | UInt32(region[end + 3])
-        guard crc32(region[0..<end]) == stored else { throw .badChecksum }
+        // A length that runs off the record is corruption too.
+        guard case .ok(let end) = configRecordFrame(region) else { throw .badChecksum }
         guard region[4] == format else { throw .noImage }
-        let sequence = UInt32(region[8]) << 24 | UInt32(region[9]) << 16 | UInt32(region[10]) << 8 | UInt32(region[11])
+        let sequence = configRecordU32(region, at: 8)
         var image = ConfigImage(sequence: sequence, version: 0, tree: ConfigTree())
         var r = CBORReader(region, start: headerBytes, end: end, depthMax: WireLimits.cborDepthMax)
         var sawVersion = false, sawOverlay = false

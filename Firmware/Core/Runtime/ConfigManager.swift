@@ -192,7 +192,7 @@ public struct ConfigManager {
     }
 
     static func applyEntry(_ entry: ConfigUpdate.Entry, to tree: inout ConfigTree) throws(ConfigError) {
-        guard let segments = configSegments(entry.path) else { throw .badPath }
+        guard let segments = configSegments(entry.path[...]) else { throw .badPath }
         for s in segments where !configValidKey(entry.path[s]) { throw .badPath }
         var r = CBORReader(entry.value, depthMax: ConfigLimits.depthMax + 1)
         let isNull: Bool
@@ -232,7 +232,7 @@ extension ConfigManager {
         var entries: [ConfigUpdate.Entry] = []
         for section in ConfigSchema.sections {
             entries.append(ConfigUpdate.Entry(path: section, value: [0xF6]))
-            if remote.value(at: section) == .map {
+            if remote.value(at: section)?.isMap == true {
                 entries.append(ConfigUpdate.Entry(path: section, value: remote.subtree(at: section).encodeCBOR()))
             }
         }

@@ -3,115 +3,175 @@
 // against this table: a JSON file, the environment, a flash image and runtime
 // updates. A "*" segment matches any key (sensors.<name>.calibration_offset).
 
-/// One known leaf of the config tree.
+/// One known leaf of the config tree, as read from `ConfigSchema.table`.
 public struct ConfigField {
     /// Dotted path; a "*" segment matches any key.
-    public let path: StaticString
+    public let path: [UInt8]
     public let kind: ConfigKind
     /// int and number: the allowed range. text: `high` is the longest length in bytes.
     public let low: Double
     public let high: Double
-    let defaultBool: Bool
-    let defaultNumber: Double
-    let defaultText: StaticString
-
-    public static func bool(_ path: StaticString, _ value: Bool) -> ConfigField {
-        ConfigField(path: path, kind: .bool, low: 0, high: 1, defaultBool: value, defaultNumber: 0, defaultText: "")
-    }
-    public static func int(_ path: StaticString, _ value: Int64, _ low: Int64, _ high: Int64) -> ConfigField {
-        ConfigField(path: path, kind: .int, low: Double(low), high: Double(high),
-                    defaultBool: false, defaultNumber: Double(value), defaultText: "")
-    }
-    public static func number(_ path: StaticString, _ value: Double, _ low: Double, _ high: Double) -> ConfigField {
-        ConfigField(path: path, kind: .number, low: low, high: high, defaultBool: false, defaultNumber: value, defaultText: "")
-    }
-    public static func text(_ path: StaticString, _ value: StaticString, bytesMax: Int) -> ConfigField {
-        ConfigField(path: path, kind: .text, low: 0, high: Double(bytesMax),
-                    defaultBool: false, defaultNumber: 0, defaultText: value)
-    }
+    /// The default as the table writes it ("true", "1.5", "TDOS").
+    let defaultText: [UInt8]
 
     public var defaultValue: ConfigValue {
         switch kind {
-        case .bool: return .bool(defaultBool)
-        case .int: return .int(Int64(defaultNumber))
-        case .number: return .number(defaultNumber)
-        case .text: return .text(configBytes(defaultText))
+        case .bool: return .bool(defaultText.first == 0x74)  // "true"
+        case .int: return .int(Int64(configTableNumber(defaultText[...])))
+        case .number: return .number(configTableNumber(defaultText[...]))
+        case .text: return .text(defaultText)
         case .map: return .map
         }
     }
 
-    public var hasWildcard: Bool {
-        let p = configBytes(path)
-        if p.count == 1 && p[0] == 0x2A { return true }
-        for i in 0..<p.count where p[i] == 0x2A { return true }
-        return false
+    public var hasWildcard: Bool { path.contains(0x2A) }
+}
+
+/// A decimal of the schema table ("-1000", "1.5"): exact for the table's values.
+func configTableNumber(_ word: ArraySlice<UInt8>) -> Double {
+    var v = 0.0
+    var scale = 1.0
+    var fraction = false
+    for b in word {
+        switch b {
+        case 0x2D: continue  // "-", applied below
+        case 0x2E: fraction = true
+        default:
+            v = v * 10 + Double(b &- 0x30)
+            if fraction { scale *= 10 }
+        }
+    }
+    return (word.first == 0x2D ? -v : v) / scale
+}
+
+/// Reads `ConfigSchema.table` line by line. The table is one string literal,
+/// so it stays constant data in flash: an array of fields (even as an
+/// InlineArray) is built by code at start-up, 3.7 KB of it (docs/FIRMWARE.md, "Sizes").
+struct ConfigSchemaReader {
+    let table = configBytes(ConfigSchema.table)
+    var at = 0
+
+    /// The words of the next field's line (path, kind, low, high, and the
+    /// default unless it is empty text), nil after the last.
+    mutating func next() -> [Range<Int>]? {
+        var words: [Range<Int>] = []
+        while at < table.count {
+            switch table[at] {
+            case 0x0A:  // "\n"
+                at += 1
+                if !words.isEmpty { return words }
+            case 0x20:  // " "
+                at += 1
+            default:
+                let start = at
+                while at < table.count && table[at] != 0x20 && table[at] != 0x0A { at += 1 }
+                words.append(start..<at)
+            }
+        }
+        return words.isEmpty ? nil : words
+    }
+
+    func field(_ words: [Range<Int>]) -> ConfigField {
+        let kind: ConfigKind
+        switch table[words[1].lowerBound] {
+        case 0x62: kind = .bool  // "b"
+        case 0x69: kind = .int  // "i"
+        case 0x6E: kind = .number  // "n"
+        default: kind = .text
+        }
+        return ConfigField(path: Array(table[words[0]]), kind: kind,
+                           low: configTableNumber(table[words[2]]), high: configTableNumber(table[words[3]]),
+                           defaultText: words.count > 4 ? Array(table[words[4]]) : [])
+    }
+
+    /// How `path` relates to the field whose path is `pattern`: nil = unrelated,
+    /// true = the leaf itself, false = a map on the way to it.
+    func relation(_ pattern: Range<Int>, _ path: [UInt8], _ segments: [Range<Int>]) -> Bool? {
+        guard let ps = configSegments(table[pattern]), segments.count <= ps.count else { return nil }
+        for (i, s) in segments.enumerated() {
+            let p = table[ps[i]]
+            // A pattern segment matches equal bytes, and "*" matches any key.
+            if !(p.count == 1 && p.first == 0x2A) && !p.elementsEqual(path[s]) { return nil }
+        }
+        return segments.count == ps.count
     }
 }
 
 public enum ConfigSchema {
-    /// Every known leaf. Defaults are the seeds' (tdos_config.json, ConfigManager).
-    public static let fields: [ConfigField] = [
-        .text("network.ssid", "TDOS", bytesMax: 32),
-        .text("network.password", "", bytesMax: 63),
-        .int("network.retry_attempts", 3, 0, 20),
-        .int("network.connection_timeout_ms", 10_000, 100, 120_000),
-        .int("network.client_timeout_ms", 3_000, 10, 60_000),
-        .int("network.max_retries", 3, 0, 10),
-        .number("network.backoff_multiplier", 1.5, 1, 10),
-        .int("discovery.port", 4000, 1, 65_535),
-        .int("discovery.heartbeat_interval_ms", 5_000, 100, 600_000),
-        .int("discovery.service_timeout_ms", 15_000, 300, 3_600_000),
-        .int("discovery.cleanup_interval_ms", 30_000, 100, 3_600_000),
-        .int("fault_tolerance.max_retries", 3, 0, 10),
-        .int("fault_tolerance.breaker_threshold", 5, 1, 100),
-        .int("fault_tolerance.breaker_timeout_ms", 30_000, 100, 3_600_000),
-        .bool("power.enable_sleep", false),
-        .int("power.max_sleep_duration_ms", 5_000, 0, 3_600_000),
-        .bool("power.enable_adaptive_polling", true),
-        .int("power.min_poll_interval_ms", 1_000, 10, 3_600_000),
-        .int("power.max_poll_interval_ms", 10_000, 10, 3_600_000),
-        .number("sensors.*.calibration_offset", 0, -1000, 1000),
-        .bool("display.enabled", true),
-        .int("display.brightness_percent", 80, 0, 100),
-        .int("display.refresh_interval_ms", 1_000, 50, 60_000),
-        .bool("security.require_auth", true),
-        .int("security.send_key_id", 0, 0, 63),
-        .text("logging.level", "INFO", bytesMax: 8),
-        .int("logging.max_entries", 100, 1, 10_000),
-        .int("metrics.sla_target_ms", 100, 1, 60_000),
-        .int("metrics.report_interval_ms", 10_000, 100, 3_600_000),
-        .int("rate_limit.rate_per_s", 20, 1, 10_000),
-        .int("rate_limit.burst", 40, 1, 10_000),
-    ]
+    /// Every known leaf, one per line: path, kind (b bool, i int, n number,
+    /// t text), low, high (for text: the longest length in bytes), default
+    /// (text without spaces; none = empty). Single spaces: every byte here is
+    /// flash. Defaults are the seeds' (tdos_config.json, ConfigManager).
+    static let table: StaticString = """
+        network.ssid t 0 32 TDOS
+        network.password t 0 63
+        network.retry_attempts i 0 20 3
+        network.connection_timeout_ms i 100 120000 10000
+        network.client_timeout_ms i 10 60000 3000
+        network.max_retries i 0 10 3
+        network.backoff_multiplier n 1 10 1.5
+        discovery.port i 1 65535 4000
+        discovery.heartbeat_interval_ms i 100 600000 5000
+        discovery.service_timeout_ms i 300 3600000 15000
+        discovery.cleanup_interval_ms i 100 3600000 30000
+        fault_tolerance.max_retries i 0 10 3
+        fault_tolerance.breaker_threshold i 1 100 5
+        fault_tolerance.breaker_timeout_ms i 100 3600000 30000
+        power.enable_sleep b 0 1 false
+        power.max_sleep_duration_ms i 0 3600000 5000
+        power.enable_adaptive_polling b 0 1 true
+        power.min_poll_interval_ms i 10 3600000 1000
+        power.max_poll_interval_ms i 10 3600000 10000
+        sensors.*.calibration_offset n -1000 1000 0
+        display.enabled b 0 1 true
+        display.brightness_percent i 0 100 80
+        display.refresh_interval_ms i 50 60000 1000
+        security.require_auth b 0 1 true
+        security.send_key_id i 0 63 0
+        logging.level t 0 8 INFO
+        logging.max_entries i 1 10000 100
+        metrics.sla_target_ms i 1 60000 100
+        metrics.report_interval_ms i 100 3600000 10000
+        rate_limit.rate_per_s i 1 10000 20
+        rate_limit.burst i 1 10000 40
+        """
 
-    /// Pattern segment vs path segment: equal bytes, or the pattern is "*".
-    static func segmentMatches(_ pattern: ArraySlice<UInt8>, _ key: ArraySlice<UInt8>) -> Bool {
-        if pattern.count == 1 && pattern.first == 0x2A { return true }
-        return pattern.elementsEqual(key)
+    /// Every known leaf, in table order.
+    public static var fields: [ConfigField] {
+        var r = ConfigSchemaReader()
+        var out: [ConfigField] = []
+        while let w = r.next() { out.append(r.field(w)) }
+        return out
     }
 
-    /// How `path` relates to `field`: nil = unrelated, true = the leaf itself,
-    /// false = a map on the way to it.
-    static func relation(_ field: ConfigField, _ path: [UInt8], _ segments: [Range<Int>]) -> Bool? {
-        let pattern = configBytes(field.path)
-        guard let ps = configSegments(pattern), segments.count <= ps.count else { return nil }
-        for (i, s) in segments.enumerated() where !segmentMatches(pattern[ps[i]], path[s]) { return nil }
-        return segments.count == ps.count
+    /// What the schema says of `path`: the field whose leaf it is, or (nil,
+    /// true) for a map on the way to some field ("discovery",
+    /// "sensors.temp"), (nil, false) if unknown. One pass over the table for
+    /// `field(for:)`, `kind(at:)` and `validate`.
+    static func lookup(_ path: [UInt8]) -> (field: ConfigField?, isMap: Bool) {
+        guard let segments = configSegments(path[...]) else { return (nil, false) }
+        var isMap = false
+        var r = ConfigSchemaReader()
+        while let w = r.next() {
+            switch r.relation(w[0], path, segments) {
+            case true?: return (r.field(w), false)
+            case false?: isMap = true
+            case nil: break
+            }
+        }
+        return (nil, isMap)
     }
 
     /// The field of a leaf path, nil if the path is not a leaf of the schema.
-    public static func field(for path: [UInt8]) -> ConfigField? {
-        guard let segments = configSegments(path) else { return nil }
-        for f in fields where relation(f, path, segments) == true { return f }
-        return nil
-    }
+    public static func field(for path: [UInt8]) -> ConfigField? { lookup(path).field }
 
     /// The top-level sections ("network", "discovery", ...), in table order.
     public static var sections: [[UInt8]] {
         var out: [[UInt8]] = []
-        for f in fields {
-            let p = configBytes(f.path)
-            let name = Array(p[..<(p.firstIndex(of: 0x2E) ?? p.count)])
+        var r = ConfigSchemaReader()
+        while let w = r.next() {
+            let p = r.table[w[0]]
+            let name = Array(p[..<(p.firstIndex(of: 0x2E) ?? p.endIndex)])
             if !out.contains(name) { out.append(name) }
         }
         return out
@@ -120,16 +180,8 @@ public enum ConfigSchema {
     /// The kind the schema gives `path`: a leaf's kind, `.map` for a prefix of
     /// some leaf ("discovery", "sensors.temp"), nil if unknown.
     public static func kind(at path: [UInt8]) -> ConfigKind? {
-        guard let segments = configSegments(path) else { return nil }
-        var isMap = false
-        for f in fields {
-            switch relation(f, path, segments) {
-            case true?: return f.kind
-            case false?: isMap = true
-            case nil: break
-            }
-        }
-        return isMap ? .map : nil
+        let (f, isMap) = lookup(path)
+        return f?.kind ?? (isMap ? .map : nil)
     }
 
     public static func kind(at path: StaticString) -> ConfigKind? { kind(at: configBytes(path)) }
@@ -140,12 +192,15 @@ public enum ConfigSchema {
     /// Checks `value` for `path` and returns it normalized to the field's kind
     /// (an integral number for an int field becomes `.int`, an int for a number
     /// field `.number`).
+    /// Out of line: one copy (~1 KB on the board) for all its callers.
+    @inline(never)
     public static func validate(_ path: [UInt8], _ value: ConfigValue) throws(ConfigError) -> ConfigValue {
-        guard let segments = configSegments(path) else { throw .badPath }
+        guard let segments = configSegments(path[...]) else { throw .badPath }
         for s in segments where !configValidKey(path[s]) { throw .badPath }
-        guard let f = field(for: path) else {
-            guard kind(at: path) == .map else { throw .unknownField }
-            guard value == .map else { throw .wrongType }
+        let (field, isMap) = lookup(path)
+        guard let f = field else {
+            guard isMap else { throw .unknownField }
+            guard value.isMap else { throw .wrongType }
             return .map
         }
         switch (f.kind, value) {
@@ -179,17 +234,9 @@ public enum ConfigSchema {
     /// it normalized; the first problem throws.
     public static func validate(_ tree: ConfigTree) throws(ConfigError) -> ConfigTree {
         var out = tree
-        var failure: ConfigError? = nil
-        tree.walk(ConfigTree.root) { i in
-            guard failure == nil else { return }
-            let p = tree.path(of: i)
-            do throws(ConfigError) {
-                out.nodes[i].value = try validate(p, tree.nodes[i].value)
-            } catch {
-                failure = error
-            }
+        for i in tree.preorder() {
+            out.nodes[i].value = try validate(tree.path(of: i), tree.nodes[i].value)
         }
-        if let failure { throw failure }
         return out
     }
 
@@ -198,11 +245,10 @@ public enum ConfigSchema {
     public static func sanitize(_ tree: inout ConfigTree) -> Int {
         var dropped = 0
         var bad: [[UInt8]] = []
-        let snapshot = tree
-        snapshot.walk(ConfigTree.root) { i in
-            let p = snapshot.path(of: i)
+        for i in tree.preorder() {
+            let p = tree.path(of: i)
             do throws(ConfigError) {
-                tree.nodes[i].value = try validate(p, snapshot.nodes[i].value)
+                tree.nodes[i].value = try validate(p, tree.nodes[i].value)
             } catch {
                 bad.append(p)
             }
@@ -215,8 +261,10 @@ public enum ConfigSchema {
     /// the maps leading to wildcard fields (an empty "sensors").
     public static func defaults() -> ConfigTree {
         var t = ConfigTree()
-        for f in fields {
-            var p = configBytes(f.path)
+        var r = ConfigSchemaReader()
+        while let w = r.next() {
+            let f = r.field(w)
+            var p = f.path
             if f.hasWildcard {
                 guard let star = p.firstIndex(of: 0x2A), star > 1 else { continue }
                 p = Array(p[0..<(star - 1)])

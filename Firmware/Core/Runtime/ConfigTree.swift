@@ -99,6 +99,13 @@ public enum ConfigValue: Equatable {
         case .map: return .map
         }
     }
+
+    /// `== .map` without the full comparison (`==` with a literal case is
+    /// inlined with the text payload's compare at every use).
+    var isMap: Bool {
+        if case .map = self { return true }
+        return false
+    }
 }
 
 /// The bytes of a literal path or text.
@@ -108,13 +115,14 @@ public func configBytes(_ s: StaticString) -> [UInt8] {
 }
 
 /// Splits a dotted path into segment ranges; nil if the path is not valid.
-func configSegments(_ path: [UInt8]) -> [Range<Int>]? {
+/// The ranges index `path`'s base (a slice of a longer array keeps its indices).
+func configSegments(_ path: ArraySlice<UInt8>) -> [Range<Int>]? {
     guard !path.isEmpty, path.count <= ConfigLimits.pathBytesMax else { return nil }
     var out: [Range<Int>] = []
-    var start = 0
-    var i = 0
-    while i <= path.count {
-        if i == path.count || path[i] == 0x2E {  // "."
+    var start = path.startIndex
+    var i = path.startIndex
+    while i <= path.endIndex {
+        if i == path.endIndex || path[i] == 0x2E {  // "."
             let n = i - start
             guard n > 0, n <= ConfigLimits.keyBytesMax, out.count < ConfigLimits.depthMax else { return nil }
             out.append(start..<i)
@@ -169,10 +177,10 @@ public struct ConfigTree {
     }
 
     func find(_ path: [UInt8]) -> Int? {
-        guard let segments = configSegments(path) else { return nil }
+        guard let segments = configSegments(path[...]) else { return nil }
         var at = ConfigTree.root
         for s in segments {
-            if at != ConfigTree.root, nodes[at].value != .map { return nil }
+            if at != ConfigTree.root, !nodes[at].value.isMap { return nil }
             guard let c = child(of: at, key: path[s]) else { return nil }
             at = c
         }
@@ -195,7 +203,7 @@ public struct ConfigTree {
         if path.isEmpty {
             at = ConfigTree.root
         } else {
-            guard let i = find(path), nodes[i].value == .map else { return [] }
+            guard let i = find(path), nodes[i].value.isMap else { return [] }
             at = i
         }
         var out: [[UInt8]] = []
@@ -265,7 +273,7 @@ public struct ConfigTree {
     /// semantics: a scalar on the way becomes a map, a map replaced by a scalar
     /// loses its children, setting `.map` on a map keeps its children.
     public mutating func set(_ path: [UInt8], _ value: ConfigValue) throws(ConfigError) {
-        guard let segments = configSegments(path) else { throw .badPath }
+        guard let segments = configSegments(path[...]) else { throw .badPath }
         for s in segments where !configValidKey(path[s]) { throw .badPath }
         if case .text(let t) = value, t.count > ConfigLimits.textBytesMax || !cborValidUTF8(t[...]) {
             throw .outOfRange
@@ -281,21 +289,24 @@ public struct ConfigTree {
 
         at = ConfigTree.root
         for (n, s) in segments.enumerated() {
-            let last = n == segments.count - 1
-            if let c = child(of: at, key: path[s]) {
-                if last {
-                    if !(value == .map && nodes[c].value == .map) {
-                        removeChildren(of: c)
-                        nodes[c].value = value
-                    }
-                } else if nodes[c].value != .map {
-                    nodes[c].value = .map
-                }
-                at = c
-            } else {
-                at = allocate(key: path[s], parent: at, value: last ? value : .map)
-            }
+            at = try setChild(of: at, key: path[s], n == segments.count - 1 ? value : .map)
         }
+    }
+
+    /// Sets the child `key` of `parent` (deep-merge semantics, as `set`) and
+    /// returns its slot: the one step `set`, `merge` and the CBOR decoder share
+    /// (out of line, else each of them gets its own copy).
+    @inline(never)
+    mutating func setChild(of parent: Int, key: ArraySlice<UInt8>, _ value: ConfigValue) throws(ConfigError) -> Int {
+        if let c = child(of: parent, key: key) {
+            if !(value.isMap && nodes[c].value.isMap) {
+                removeChildren(of: c)
+                nodes[c].value = value
+            }
+            return c
+        }
+        guard count < capacity else { throw .full }
+        return allocate(key: key, parent: parent, value: value)
     }
 
     public mutating func set(_ path: StaticString, _ value: ConfigValue) throws(ConfigError) {
@@ -324,19 +335,9 @@ public struct ConfigTree {
     mutating func mergeChildren(of other: ConfigTree, from src: Int, into dst: Int) throws(ConfigError) {
         let p = Int16(src)
         for j in 0..<other.nodes.count where other.nodes[j].parent == p {
-            let o = other.nodes[j]
-            var target: Int
-            if let c = child(of: dst, key: o.key[...]) {
-                target = c
-                if !(o.value == .map && nodes[c].value == .map) {
-                    removeChildren(of: c)
-                    nodes[c].value = o.value
-                }
-            } else {
-                guard count < capacity else { throw .full }
-                target = allocate(key: o.key[...], parent: dst, value: o.value)
-            }
-            if o.value == .map { try mergeChildren(of: other, from: j, into: target) }
+            let value = other.nodes[j].value
+            let target = try setChild(of: dst, key: other.nodes[j].key[...], value)
+            if value.isMap { try mergeChildren(of: other, from: j, into: target) }
         }
     }
 
@@ -361,9 +362,7 @@ public struct ConfigTree {
     /// Calls `body` with the path and value of every leaf (every non-map node),
     /// in canonical order (keys sorted bytewise at each level).
     public func forEachLeaf(_ body: (_ path: [UInt8], _ value: ConfigValue) -> Void) {
-        walk(ConfigTree.root) { i in
-            if nodes[i].value != .map { body(path(of: i), nodes[i].value) }
-        }
+        for i in preorder() where !nodes[i].value.isMap { body(path(of: i), nodes[i].value) }
     }
 
     /// Slots of the children of `parent`, keys sorted bytewise (canonical order).
@@ -378,22 +377,32 @@ public struct ConfigTree {
         return out
     }
 
-    /// Pre-order walk of the descendants of `parent`, canonical order.
-    func walk(_ parent: Int, _ body: (Int) -> Void) {
+    /// Slots of every node in pre-order, canonical order. A list rather than a
+    /// walk taking a closure: that was specialised for each caller (6 copies,
+    /// ~0.4 KB each, on the board).
+    func preorder() -> [Int] {
+        var out: [Int] = []
+        out.reserveCapacity(count)
+        appendPreorder(of: ConfigTree.root, to: &out)
+        return out
+    }
+
+    private func appendPreorder(of parent: Int, to out: inout [Int]) {
         for c in sortedChildren(of: parent) {
-            body(c)
-            if nodes[c].value == .map { walk(c, body) }
+            out.append(c)
+            if nodes[c].value.isMap { appendPreorder(of: c, to: &out) }
         }
     }
 
     /// The leaves under `prefix`, with paths relative to it.
     public func subtree(at prefix: [UInt8]) -> ConfigTree {
         var sub = ConfigTree()
-        forEachLeaf { path, value in
+        for i in preorder() where !nodes[i].value.isMap {
+            let path = path(of: i)
             guard path.count > prefix.count + 1, path[prefix.count] == 0x2E,  // "."
-                  path[0..<prefix.count].elementsEqual(prefix) else { return }
+                  path[0..<prefix.count].elementsEqual(prefix) else { continue }
             do throws(ConfigError) {
-                try sub.set(Array(path[(prefix.count + 1)...]), value)
+                try sub.set(Array(path[(prefix.count + 1)...]), nodes[i].value)
             } catch {
                 // Cannot happen: a subtree has fewer nodes than the tree it comes from.
             }
@@ -404,7 +413,7 @@ public struct ConfigTree {
     /// Number of leaves (non-map nodes).
     public var leafCount: Int {
         var n = 0
-        for node in nodes where node.parent != Node.unused && node.value != .map { n += 1 }
+        for i in 0..<nodes.count where nodes[i].parent != Node.unused && !nodes[i].value.isMap { n += 1 }
         return n
     }
 }
@@ -419,14 +428,9 @@ extension ConfigTree: Equatable {
     /// Same paths with the same values (slot order does not matter).
     public static func == (a: ConfigTree, b: ConfigTree) -> Bool {
         guard a.count == b.count else { return false }
-        var equal = true
-        a.walk(ConfigTree.root) { i in
-            guard equal else { return }
-            guard let j = b.find(a.path(of: i)), b.nodes[j].value == a.nodes[i].value else {
-                equal = false
-                return
-            }
+        for i in a.preorder() {
+            guard let j = b.find(a.path(of: i)), b.nodes[j].value == a.nodes[i].value else { return false }
         }
-        return equal
+        return true
     }
 }

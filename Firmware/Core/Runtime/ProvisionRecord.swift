@@ -161,14 +161,14 @@ public struct ProvisionRecord: Equatable {
               bytes[0] == magic[0], bytes[1] == magic[1], bytes[2] == magic[2], bytes[3] == magic[3]
         else { throw .missing }
         guard bytes[4] == formatVersion else { throw .unsupportedVersion }
-        let bodyCount = Int(bytes[6]) << 8 | Int(bytes[7])
-        guard bodyCount <= bodyBytesMax, headerBytes + bodyCount + trailerBytes <= bytes.count else { throw .badLength }
-        let end = headerBytes + bodyCount
-        let stored = UInt32(bytes[end]) << 24 | UInt32(bytes[end + 1]) << 16 | UInt32(bytes[end + 2]) << 8 | UInt32(bytes[end + 3])
-        guard ConfigImage.crc32(bytes[0..<end]) == stored else { throw .badChecksum }
-        let sequence = UInt32(bytes[8]) << 24 | UInt32(bytes[9]) << 16 | UInt32(bytes[10]) << 8 | UInt32(bytes[11])
+        let end: Int
+        switch configRecordFrame(bytes) {
+        case .badLength: throw .badLength
+        case .badChecksum: throw .badChecksum
+        case .ok(let e): end = e
+        }
         do {
-            return try decodeBody(bytes, start: headerBytes, end: end, sequence: sequence)
+            return try decodeBody(bytes, start: headerBytes, end: end, sequence: configRecordU32(bytes, at: 8))
         } catch {
             throw .badBody
         }
@@ -186,66 +186,51 @@ public struct ProvisionRecord: Equatable {
                 continue
             }
             let k = try r.unsigned()
+            guard k >= 1 && k <= 13 else {
+                try r.skip()
+                continue
+            }
+            // One read and one range check for every key (the value of an
+            // integer, the length of text and bytes), then one store: a read
+            // and its checks written out per key was 2.2 KB on the board.
+            let v: UInt64
+            let b: [UInt8]
             switch k {
-            case 1:
-                let t = try r.text()
-                guard !t.isEmpty && t.count <= nameBytesMax else { throw .malformedCBOR }
-                name = Array(t)
+            case 1, 3, 4, 9:
+                b = Array(try r.text())
+                v = UInt64(b.count)
+            case 6, 13:
+                b = Array(try r.bytes())
+                v = UInt64(b.count)
+            default:
+                b = []
+                v = try r.unsigned()
+            }
+            let (low, high) = bodyKeyBounds(k)
+            guard v >= low && v <= high else { throw .malformedCBOR }
+            switch k {
+            case 1: name = b
             case 2:
-                let v = try r.unsigned()
-                guard v >= 1 && v <= 3, let parsed = NodeRole(rawValue: UInt8(v)) else { throw .malformedCBOR }
+                guard let parsed = NodeRole(rawValue: UInt8(v)) else { throw .malformedCBOR }
                 role = parsed
-            case 3:
-                let t = try r.text()
-                guard !t.isEmpty && t.count <= 32 else { throw .malformedCBOR }
-                ssid = Array(t)
-            case 4:
-                let t = try r.text()
-                guard t.count >= 8 && t.count <= 64 else { throw .malformedCBOR }
-                record.wifiPassphrase = Array(t)
-            case 5:
-                let v = try r.unsigned()
-                guard v <= 63 else { throw .malformedCBOR }
-                keyID = UInt8(v)
-            case 6:
-                let b = try r.bytes()
-                guard b.count >= 16 && b.count <= 64 else { throw .malformedCBOR }
-                key = Array(b)
-            case 7:
-                let v = try r.unsigned()
-                guard v != 0 && v <= UInt64(UInt32.max) else { throw .malformedCBOR }
-                record.nodeID = UInt32(v)
-            case 8:
-                let v = try r.unsigned()
-                guard v != 0 && v <= 65535 else { throw .malformedCBOR }
-                record.udpPort = UInt16(v)
-            case 9:
-                let t = try r.text()
-                guard t.count == 2 else { throw .malformedCBOR }
-                record.wifiCountry = Array(t)
-            case 10:
-                let v = try r.unsigned()
-                guard v <= 1 else { throw .malformedCBOR }
-                record.display = UInt8(v)
-            case 11:
-                let v = try r.unsigned()
-                guard v <= 0xFF else { throw .malformedCBOR }
-                record.sensors = UInt8(v)
-            case 12:
-                let v = try r.unsigned()
-                guard v <= 2 else { throw .malformedCBOR }
-                record.wifiAuth = UInt8(v)
-            case 13:
-                let b = try r.bytes()
-                guard b.count % 2 == 0 && b.count <= 2 * servicesMax else { throw .malformedCBOR }
-                var i = b.startIndex
-                while i < b.endIndex {
+            case 3: ssid = b
+            case 4: record.wifiPassphrase = b
+            case 5: keyID = UInt8(v)
+            case 6: key = b
+            case 7: record.nodeID = UInt32(v)
+            case 8: record.udpPort = UInt16(v)
+            case 9: record.wifiCountry = b
+            case 10: record.display = UInt8(v)
+            case 11: record.sensors = UInt8(v)
+            case 12: record.wifiAuth = UInt8(v)
+            default:  // 13: (kind, priority) pairs
+                guard v % 2 == 0 else { throw .malformedCBOR }
+                var i = 0
+                while i < b.count {
                     guard b[i] >= 1 && b[i] <= 3 else { throw .malformedCBOR }
                     record.services.append(Service(kind: b[i], priority: b[i + 1]))
                     i += 2
                 }
-            default:
-                try r.skip()
             }
         }
         guard r.isAtEnd, let name, let role, let ssid, let keyID, let key else { throw .malformedCBOR }
@@ -257,10 +242,52 @@ public struct ProvisionRecord: Equatable {
         return record
     }
 
+    /// How a record's framing checks out (after its magic): `.ok` with where
+    /// its body ends, or a length that runs past the copy or the 4 KB record,
+    /// or a CRC mismatch. Shared by this decoder and ConfigImage's, which each
+    /// check the magic and the format byte in their own order.
+    enum Frame { case ok(end: Int), badLength, badChecksum }
+
+    /// The allowed range of body key `k` (1...13): an integer's value, or the
+    /// length in bytes of text and byte strings.
+    static func bodyKeyBounds(_ k: UInt64) -> (low: UInt64, high: UInt64) {
+        switch k {
+        case 1: return (1, UInt64(nameBytesMax))  // node name
+        case 2: return (1, 3)  // role
+        case 3: return (1, 32)  // SSID
+        case 4: return (8, 64)  // passphrase
+        case 5: return (0, 63)  // key id
+        case 6: return (16, 64)  // key
+        case 7: return (1, UInt64(UInt32.max))  // node id
+        case 8: return (1, 65535)  // UDP port
+        case 9: return (2, 2)  // country
+        case 10: return (0, 1)  // display
+        case 11: return (0, 0xFF)  // sensors
+        case 12: return (0, 2)  // Wi-Fi auth
+        default: return (0, UInt64(2 * servicesMax))  // 13: services
+        }
+    }
+
     /// Of the two copies, the valid one with the higher sequence; if neither is
     /// valid, the failure of copy A (the one `tdos provision` writes).
     public static func newest(a: [UInt8], b: [UInt8]) throws(Failure) -> ProvisionRecord {
         try newestCopy(a, b, missing: Failure.missing, decode: { (bytes) throws(Failure) in try decode(bytes) },
                        sequence: { $0.sequence })
     }
+}
+
+/// See ProvisionRecord.Frame. Out of line: one copy for both record decoders.
+@inline(never)
+func configRecordFrame(_ bytes: [UInt8]) -> ProvisionRecord.Frame {
+    let bodyCount = Int(bytes[6]) << 8 | Int(bytes[7])
+    let end = ProvisionRecord.headerBytes + bodyCount
+    guard bodyCount <= ProvisionRecord.bodyBytesMax, end + ProvisionRecord.trailerBytes <= bytes.count else {
+        return .badLength
+    }
+    return ConfigImage.crc32(bytes[0..<end]) == configRecordU32(bytes, at: end) ? .ok(end: end) : .badChecksum
+}
+
+/// The big-endian u32 at `at` (the sequence, the CRC).
+func configRecordU32(_ bytes: [UInt8], at i: Int) -> UInt32 {
+    UInt32(bytes[i]) << 24 | UInt32(bytes[i + 1]) << 16 | UInt32(bytes[i + 2]) << 8 | UInt32(bytes[i + 3])
 }

@@ -96,7 +96,10 @@ public struct Scheduler {
     }
 
     /// A task whose restart re-runs the same body (its captured state included).
+    /// Not optimised: the optimiser would otherwise specialise `install` for the
+    /// `{ body }` closure, a second 0.5 KB copy of it on the board.
     @discardableResult
+    @_optimize(none)
     public mutating func spawn(_ name: StaticString, options: TaskOptions = TaskOptions(),
                                body: @escaping TaskBody) throws(SchedulerError) -> TaskID {
         try spawn(name, options: options, make: { body })
@@ -302,7 +305,8 @@ public struct Scheduler {
                 let p = context.pendingSpawns[i]
                 install(p.id, p.name, p.options, p.factory, nowUs: now, fresh: false)
             }
-            context.pendingSpawns.removeAll(keepingCapacity: true)
+            // Not removeAll(keepingCapacity:): its replaceSubrange is 0.2 KB more.
+            while !context.pendingSpawns.isEmpty { context.pendingSpawns.removeLast() }
         }
         if context.raisedSignals != 0 {
             wakeSignalWaiters(context.raisedSignals)
@@ -761,20 +765,19 @@ public struct Scheduler {
         let base = level * capacity
         let head = Int(readyHead[level])
         let count = Int(readyCount[level])
-        var found = -1
+        // One pass: the entries after `slot` move up one place, in order.
+        var kept = 0
         for k in 0..<count {
             var i = head + k
             if i >= capacity { i -= capacity }
-            if Int(readyRing[base + i]) == slot { found = k; break }
-        }
-        precondition(found >= 0, "ready task missing from its queue")
-        for k in found..<(count - 1) {
-            var i = head + k
-            if i >= capacity { i -= capacity }
-            var j = i + 1
+            let s = readyRing[base + i]
+            if Int(s) == slot { continue }
+            var j = head + kept
             if j >= capacity { j -= capacity }
-            readyRing[base + i] = readyRing[base + j]
+            readyRing[base + j] = s
+            kept += 1
         }
+        precondition(kept == count - 1, "ready task missing from its queue")
         readyCount[level] = UInt16(count - 1)
         if count == 1 { readyMask &= ~(1 << UInt32(level)) }
         records[slot].state = .running  // out of the queue; the caller sets what comes next
