@@ -130,41 +130,45 @@ extension MeshNode {
         var anyCompatible = false
         var anyUntried = false
         var best = SemVer(0, 0, 0)
-        // Rank: priority, suspect, remote, load, node id (lexicographic, lower first).
         var choice: Choice?
-        var choiceRank = (UInt8.max, 1, 1, UInt8.max, UInt32.max)
-        for li in services.indices where services[li].name == name {
-            let version = services[li].version
-            if !anyInstance || best < version { best = version }
-            anyInstance = true
-            guard version.satisfies(caret: call.version) else { continue }
-            anyCompatible = true
-            guard !tried.contains(nodeID) else { continue }
-            anyUntried = true
-            let rank = (services[li].priority, 0, 0, localLoadPercent, nodeID)
-            if choice == nil || rank < choiceRank {
-                choice = .local(li)
-                choiceRank = rank
+        var choiceRank = UInt64.max
+        // This node's services first (index k), then the registry's instances
+        // (index k - localCount): one loop, so the checks exist once.
+        let localCount = services.count
+        for k in 0..<(localCount + instanceTable.count) {
+            let isLocal = k < localCount
+            let ii = k - localCount
+            var node = nodeID
+            var suspect = false
+            var load = localLoadPercent
+            if !isLocal {
+                let inst = instanceTable[ii]
+                guard inst.serviceID == call.serviceID, let pi = peerIndex(inst.node) else { continue }
+                let state = peerTable[pi].state
+                guard state == .alive || state == .suspect else { continue }
+                node = inst.node
+                suspect = state == .suspect
+                load = peerTable[pi].heartbeat?.loadPercent ?? 0
             }
-        }
-        for ii in instanceTable.indices where instanceTable[ii].serviceID == call.serviceID {
-            let inst = instanceTable[ii]
-            guard inst.descriptor.name == name, let pi = peerIndex(inst.node) else { continue }
-            let state = peerTable[pi].state
-            guard state == .alive || state == .suspect else { continue }
-            let version = inst.descriptor.version
+            let descriptor = isLocal ? services[k] : instanceDescriptors[ii]
+            guard descriptor.name == name else { continue }
+            let version = descriptor.version
             if !anyInstance || best < version { best = version }
             anyInstance = true
             guard version.satisfies(caret: call.version) else { continue }
             anyCompatible = true
-            guard !tried.contains(inst.node) else { continue }
+            guard !tried.contains(node) else { continue }
             anyUntried = true
-            _ = pollBreaker(ii, nowMs: nowMs)
-            guard instanceTable[ii].breaker.allowsCall else { continue }
-            let rank = (inst.descriptor.priority, state == .suspect ? 1 : 0, 1,
-                        peerTable[pi].heartbeat?.loadPercent ?? 0, inst.node)
-            if choice == nil || rank < choiceRank {
-                choice = .remote(ii)
+            if !isLocal {
+                _ = pollBreaker(ii, nowMs: nowMs)
+                guard instanceTable[ii].breaker.allowsCall else { continue }
+            }
+            // Rank, lower first: priority, suspect, remote, load, node id,
+            // packed most significant first (one integer compare, not a tuple's).
+            let rank = UInt64(descriptor.priority) << 42 | (suspect ? 1 << 41 : 0) | (isLocal ? 0 : 1 << 40)
+                | UInt64(load) << 32 | UInt64(node)
+            if rank < choiceRank {
+                choice = isLocal ? .local(k) : .remote(ii)
                 choiceRank = rank
             }
         }
@@ -220,9 +224,14 @@ extension MeshNode {
     /// instance was added, a breaker half-opened, local services changed).
     @inline(never)
     mutating func dispatchWaitingCalls(nowMs: UInt64) {
-        var waiting: [CallID] = []
-        for c in calls where c.attempt == nil { waiting.append(c.id) }
-        for id in waiting { dispatch(id, previousNode: nil, nowMs: nowMs) }
+        // An index loop, not a list of ids: dispatch removes at most this
+        // call (when it finishes it), so the next one then moved to `ci`.
+        var ci = 0
+        while ci < calls.count {
+            let id = calls[ci].id
+            if calls[ci].attempt == nil { dispatch(id, previousNode: nil, nowMs: nowMs) }
+            if ci < calls.count && calls[ci].id == id { ci += 1 }
+        }
     }
 
     // MARK: Attempts
@@ -232,7 +241,7 @@ extension MeshNode {
         let trial = instanceTable[ii].breaker.begin()
         let initial = UInt64(config.rpcInitialTimeoutMs)
         let timeout = rng.between(initial, initial * UInt64(config.rpcRandomFactorPercent) / 100)
-        callInputs[ci].descriptor = instanceTable[ii].descriptor
+        callInputs[ci].descriptor = instanceDescriptors[ii]
         calls[ci].attempt = Attempt(node: instanceTable[ii].node, serviceID: instanceTable[ii].serviceID, isLocal: false, callMessageID: ids.make(),
                                     localHandle: nil, transmissions: 1, timeoutMs: timeout,
                                     nextEventAtMs: nowMs + timeout, trial: trial)
@@ -282,19 +291,27 @@ extension MeshNode {
 
     @inline(never)
     mutating func checkCallTimers(nowMs: UInt64) {
-        var due: [CallID] = []
-        for c in calls where nowMs >= c.deadlineAtMs || (c.attempt?.nextEventAtMs ?? UInt64.max) <= nowMs {
-            due.append(c.id)
-        }
-        for id in due {
-            guard let ci = callIndex(id) else { continue }  // finished by an earlier one's failover
-            let call = calls[ci]
-            if nowMs >= call.deadlineAtMs {
+        // The first due call, again and again: a breaker that opens fails
+        // over (or finishes) other calls, anywhere in the table. A handled
+        // call is no longer due (finished, or its next event is later), and a
+        // failover never makes another one due, so this is each call due now,
+        // once, in table order; the bound is a backstop.
+        for _ in 0..<calls.count {
+            guard let ci = firstDueCall(nowMs: nowMs) else { return }
+            if nowMs >= calls[ci].deadlineAtMs {
                 callDeadlinePassed(ci, nowMs: nowMs)
-            } else if let at = call.attempt?.nextEventAtMs, nowMs >= at {
+            } else {
                 attemptTimerFired(ci, nowMs: nowMs)
             }
         }
+    }
+
+    func firstDueCall(nowMs: UInt64) -> Int? {
+        for ci in calls.indices {
+            let c = calls[ci]
+            if nowMs >= c.deadlineAtMs || (c.attempt?.nextEventAtMs ?? UInt64.max) <= nowMs { return ci }
+        }
+        return nil
     }
 
     /// Retransmits, or gives up on this instance when the budget is spent.
@@ -363,13 +380,16 @@ extension MeshNode {
     /// Every call whose attempt is on `node` (and `serviceID`, if given) fails over.
     @inline(never)
     mutating func failoverCalls(onNode node: UInt32, serviceID sid: UInt32?, reason: CallError, nowMs: UInt64) {
-        var affected: [CallID] = []
-        for c in calls {
-            guard let a = c.attempt, !a.isLocal, a.node == node else { continue }
-            if let sid, c.serviceID != sid { continue }
-            affected.append(c.id)
+        // As in dispatchWaitingCalls: failover (with no breaker verdict)
+        // removes at most this call.
+        var ci = 0
+        while ci < calls.count {
+            let c = calls[ci]
+            if let a = c.attempt, !a.isLocal, a.node == node, sid == nil || c.serviceID == sid {
+                failover(c.id, reason: reason, breakerFailure: false, nowMs: nowMs)
+            }
+            if ci < calls.count && calls[ci].id == c.id { ci += 1 }
         }
-        for id in affected { failover(id, reason: reason, breakerFailure: false, nowMs: nowMs) }
     }
 
     /// The attempt ends without a verdict on the instance.

@@ -146,7 +146,13 @@ extension MeshNode {
                 return .untracked
             }
             let peer = Peer(nodeID: sender, epoch: frame.id.epoch, lastHeardMs: nowMs)
-            if slot == peerTable.count { peerTable.append(peer) } else { peerTable[slot] = peer }
+            if slot == peerTable.count {
+                peerTable.append(peer)
+                peerNames.append([])
+            } else {
+                peerTable[slot] = peer
+                peerNames[slot] = []
+            }
             pi = slot
             needsQuery = true
             emit(.peerJoined(sender))

@@ -29,9 +29,11 @@ public struct MeshNode {
 
     enum Lifecycle: Equatable { case created, running, left }
 
+    // Peer and Instance hold only scalars too (a peer's name lives in
+    // peerNames, an instance's descriptor in instanceDescriptors, same index):
+    // see Call below.
     struct Peer {
         var nodeID: UInt32
-        var name: [UInt8] = []
         var address: NodeAddress?
         var state: PeerState = .alive
         var epoch: UInt32
@@ -53,7 +55,6 @@ public struct MeshNode {
 
     struct Instance {
         var node: UInt32
-        var descriptor: ServiceDescriptor
         var serviceID: UInt32
         var confirmedMs: UInt64
         var breaker = CircuitBreaker()
@@ -156,7 +157,11 @@ public struct MeshNode {
     var nextHeartbeatAtMs: UInt64 = 0
     var nextAnnounceAtMs: UInt64 = 0
     var peerTable: [Peer] = []
+    /// Parallel to `peerTable`: each peer's name from its announce (empty until then).
+    var peerNames: [[UInt8]] = []
     var instanceTable: [Instance] = []
+    /// Parallel to `instanceTable`: each instance as announced.
+    var instanceDescriptors: [ServiceDescriptor] = []
     var calls: [Call] = []
     /// Parallel to `calls`.
     var callInputs: [CallInputs] = []
@@ -197,7 +202,9 @@ public struct MeshNode {
         rng = SeededRandom(seed: rngSeed)
         // Everything allocated up front: no table grows after start.
         peerTable.reserveCapacity(config.peersMax)
+        peerNames.reserveCapacity(config.peersMax)
         instanceTable.reserveCapacity(config.instancesMax)
+        instanceDescriptors.reserveCapacity(config.instancesMax)
         calls.reserveCapacity(config.callsInFlightMax)
         callInputs.reserveCapacity(config.callsInFlightMax)
         serveTable.reserveCapacity(config.dedupCacheMax + config.callsInFlightMax)
@@ -495,19 +502,20 @@ public struct MeshNode {
     public var peers: [PeerInfo] {
         var out: [PeerInfo] = []
         out.reserveCapacity(peerTable.count)
-        for p in peerTable { out.append(info(p)) }
+        for i in peerTable.indices { out.append(info(i)) }
         return out
     }
 
     public func peer(_ node: UInt32) -> PeerInfo? {
         guard let i = peerIndex(node) else { return nil }
-        return info(peerTable[i])
+        return info(i)
     }
 
-    func info(_ p: Peer) -> PeerInfo {
+    func info(_ i: Int) -> PeerInfo {
+        let p = peerTable[i]
         var count = 0
         for inst in instanceTable where inst.node == p.nodeID { count += 1 }
-        return PeerInfo(nodeID: p.nodeID, name: p.name, address: p.address, state: p.state, epoch: p.epoch,
+        return PeerInfo(nodeID: p.nodeID, name: peerNames[i], address: p.address, state: p.state, epoch: p.epoch,
                         incarnation: p.incarnation, lastHeardMs: p.lastHeardMs, relayVia: p.relayVia,
                         heartbeat: p.heartbeat, serviceCount: count)
     }
@@ -520,8 +528,9 @@ public struct MeshNode {
             out.append(ServiceInstanceInfo(node: nodeID, descriptor: s, serviceID: serviceID(s.name), isLocal: true,
                                            confirmedMs: startMs, breaker: .closed, consecutiveFailures: 0))
         }
-        for inst in instanceTable {
-            out.append(ServiceInstanceInfo(node: inst.node, descriptor: inst.descriptor, serviceID: inst.serviceID,
+        for i in instanceTable.indices {
+            let inst = instanceTable[i]
+            out.append(ServiceInstanceInfo(node: inst.node, descriptor: instanceDescriptors[i], serviceID: inst.serviceID,
                                            isLocal: false, confirmedMs: inst.confirmedMs, breaker: inst.breaker.state,
                                            consecutiveFailures: inst.breaker.consecutiveFailures))
         }
