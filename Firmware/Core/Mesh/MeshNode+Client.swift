@@ -253,7 +253,7 @@ extension MeshNode {
         let call = calls[ci]
         let handle = newServeHandle()
         serveTable.append(ServeEntry(handle: handle, client: nodeID, callMessageID: MessageID(raw: 0),
-                                     replyAddress: address, relayed: false, stampMs: nowMs, localCall: call.id))
+                                     replyAddress: address, relayed: false, localCall: call.id, stampMs: nowMs))
         callInputs[ci].descriptor = services[li]
         calls[ci].attempt = Attempt(node: nodeID, serviceID: call.serviceID, isLocal: true, callMessageID: MessageID(raw: 0), localHandle: handle,
                                     transmissions: 0, timeoutMs: 0, nextEventAtMs: nil, trial: false)

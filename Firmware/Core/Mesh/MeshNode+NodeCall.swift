@@ -34,7 +34,7 @@ extension MeshNode {
         }
         let deadline = nowMs + UInt64(min(deadlineMs, config.callDeadlineMaxMs))
         calls.append(Call(id: id, serviceID: 0, version: SemVer(0, 0, 0), operation: operation, readsValue: false,
-                          deadlineAtMs: deadline, targetNode: node))
+                          targetNode: node, deadlineAtMs: deadline))
         callInputs.append(CallInputs(serviceName: [], arguments: arguments, descriptor: nodeCallDescriptor()))
         dispatch(id, previousNode: nil, nowMs: nowMs)
         return id
@@ -81,7 +81,7 @@ extension MeshNode {
         }
         let handle = newServeHandle()
         serveTable.append(ServeEntry(handle: handle, client: nodeID, callMessageID: MessageID(raw: 0),
-                                     replyAddress: address, relayed: false, stampMs: nowMs, localCall: call.id))
+                                     replyAddress: address, relayed: false, localCall: call.id, stampMs: nowMs))
         calls[ci].attempt = Attempt(node: nodeID, serviceID: 0, isLocal: true, callMessageID: MessageID(raw: 0),
                                     localHandle: handle, transmissions: 0, timeoutMs: 0, nextEventAtMs: nil,
                                     trial: false)

@@ -32,13 +32,18 @@ public struct MeshNode {
     // Peer and Instance hold only scalars too (a peer's name lives in
     // peerNames, an instance's descriptor in instanceDescriptors, same index):
     // see Call below.
+    //
+    // Every table entry ends with a field as wide as its alignment (a
+    // UInt64 here), so its size is a multiple of its alignment. When it is
+    // not (an optional's tag byte last), Embedded Swift on armv6m reads and
+    // writes every field of an array element byte by byte: 8 loads and 6
+    // shifts/adds for a UInt32 instead of one load.
     struct Peer {
         var nodeID: UInt32
         var address: NodeAddress?
         var state: PeerState = .alive
         var epoch: UInt32
         var incarnation: UInt32 = 0
-        var lastHeardMs: UInt64
         var heardDirectMs: UInt64?
         var relayVia: UInt32?
         var nextRelayProbeAtMs: UInt64 = 0
@@ -51,6 +56,7 @@ public struct MeshNode {
         /// While suspect: when the probes are sent a second time (one lost
         /// round must not evict a healthy node at 10 % loss).
         var reprobeAtMs: UInt64?
+        var lastHeardMs: UInt64  // last: see above
     }
 
     struct Instance {
@@ -88,12 +94,12 @@ public struct MeshNode {
         var operation: Operation
         /// A read without arguments: may fall back on the last known value.
         var readsValue: Bool
-        var deadlineAtMs: UInt64
         var attempt: Attempt?
         var lastError: CallError?
         var failovers: UInt8 = 0
         /// Set for a node-targeted call (service 0 on this node only; MeshNode+NodeCall).
         var targetNode: UInt32? = nil
+        var deadlineAtMs: UInt64  // last: see Peer
     }
 
     struct CallInputs {
@@ -111,19 +117,19 @@ public struct MeshNode {
         var callMessageID: MessageID
         var replyAddress: NodeAddress
         var relayed: Bool
-        /// Creation, then answer time: answers are kept dedupLifetimeMs from it.
-        var stampMs: UInt64
         /// nil while the application works on it.
         var answerType: MessageType?
-        var answerPayload: [UInt8] = []
         /// Set when the caller is this node itself (no network, no dedup).
         var localCall: CallID?
+        var answerPayload: [UInt8] = []
+        /// Creation, then answer time: answers are kept dedupLifetimeMs from it.
+        var stampMs: UInt64  // last: see Peer
     }
 
     struct Probe {
-        var target: UInt32
-        var messageID: MessageID
         var via: UInt32?
+        var target: UInt32
+        var messageID: MessageID  // last: see Peer
     }
 
     struct StaleValue {
