@@ -65,22 +65,46 @@ extension MeshNode {
     @inline(never)
     public mutating func call(service name: [UInt8], version: SemVer, operation: Operation = .read,
                               arguments: [UInt8] = [], deadlineMs: UInt32, nowMs: UInt64) -> CallID {
+        let id = newCallID()
+        if let error = admitCall(arguments: arguments, nameIsValid: !name.isEmpty && name.count <= nameBytesMax,
+                                 nowMs: nowMs) {
+            return failNow(id, error)
+        }
+        let nowMs = advanceClock(nowMs)
+        return startCall(Call(id: id, serviceID: serviceID(name), version: version, operation: operation,
+                              readsValue: operation == .read && arguments.isEmpty,
+                              deadlineAtMs: nowMs + UInt64(min(deadlineMs, config.callDeadlineMaxMs))),
+                         CallInputs(serviceName: name, arguments: arguments), nowMs: nowMs)
+    }
+
+    /// Installs the client half and names a new call.
+    mutating func newCallID() -> CallID {
         client = MeshNode.runClient
         let id = CallID(raw: nextCallRaw)
         nextCallRaw = nextCallRaw == UInt32.max ? 1 : nextCallRaw + 1
         counters.callsStarted &+= 1
-        guard lifecycle == .running else { return failNow(id, .stopped) }
-        let nowMs = advanceClock(nowMs)
-        guard arguments.count <= MeshConfig.rpcPayloadBytesMax else { return failNow(id, .argumentsTooLarge) }
-        guard isOneCBORItem(arguments) else { return failNow(id, .badArguments) }
-        guard !name.isEmpty && name.count <= nameBytesMax else { return failNow(id, .noInstance) }
-        guard calls.count < config.callsInFlightMax else { return failNow(id, .tooManyCalls) }
-        let deadline = nowMs + UInt64(min(deadlineMs, config.callDeadlineMaxMs))
-        calls.append(Call(id: id, serviceID: serviceID(name), version: version, operation: operation,
-                          readsValue: operation == .read && arguments.isEmpty, deadlineAtMs: deadline))
-        callInputs.append(CallInputs(serviceName: name, arguments: arguments))
-        dispatch(id, previousNode: nil, nowMs: nowMs)
         return id
+    }
+
+    /// The checks every call (service or node) starts with, in this order;
+    /// nil when it may go on.
+    @inline(never)
+    mutating func admitCall(arguments: [UInt8], nameIsValid: Bool, nowMs: UInt64) -> CallError? {
+        guard lifecycle == .running else { return .stopped }
+        _ = advanceClock(nowMs)
+        guard arguments.count <= MeshConfig.rpcPayloadBytesMax else { return .argumentsTooLarge }
+        guard isOneCBORItem(arguments) else { return .badArguments }
+        guard nameIsValid else { return .noInstance }
+        guard calls.count < config.callsInFlightMax else { return .tooManyCalls }
+        return nil
+    }
+
+    @inline(never)
+    mutating func startCall(_ call: Call, _ inputs: CallInputs, nowMs: UInt64) -> CallID {
+        calls.append(call)
+        callInputs.append(inputs)
+        dispatch(call.id, previousNode: nil, nowMs: nowMs)
+        return call.id
     }
 
     public mutating func call(service name: StaticString, version: SemVer, operation: Operation = .read,
@@ -191,10 +215,13 @@ extension MeshNode {
         switch choose(ci, nowMs: nowMs) {
         case .remote(let ii):
             noteFailover(ci, from: previousNode, to: instanceTable[ii].node)
-            startRemoteAttempt(ci, ii, nowMs: nowMs)
+            let trial = instanceTable[ii].breaker.begin()
+            callInputs[ci].descriptor = instanceDescriptors[ii]
+            startRemoteAttempt(ci, node: instanceTable[ii].node, trial: trial, nowMs: nowMs)
         case .local(let li):
             noteFailover(ci, from: previousNode, to: nodeID)
-            startLocalAttempt(ci, li, nowMs: nowMs)
+            callInputs[ci].descriptor = services[li]
+            startLocalAttempt(ci, nowMs: nowMs)
         case .none(let error):
             let neverTried = callInputs[ci].tried.isEmpty
             if neverTried && error == .noInstance {
@@ -236,25 +263,26 @@ extension MeshNode {
 
     // MARK: Attempts
 
+    /// The call's attempt on `node` (service calls and node calls alike):
+    /// CoAP's first timeout, the first transmission.
     @inline(never)
-    mutating func startRemoteAttempt(_ ci: Int, _ ii: Int, nowMs: UInt64) {
-        let trial = instanceTable[ii].breaker.begin()
+    mutating func startRemoteAttempt(_ ci: Int, node: UInt32, trial: Bool, nowMs: UInt64) {
         let initial = UInt64(config.rpcInitialTimeoutMs)
         let timeout = rng.between(initial, initial * UInt64(config.rpcRandomFactorPercent) / 100)
-        callInputs[ci].descriptor = instanceDescriptors[ii]
-        calls[ci].attempt = Attempt(node: instanceTable[ii].node, serviceID: instanceTable[ii].serviceID, isLocal: false, callMessageID: ids.make(),
-                                    localHandle: nil, transmissions: 1, timeoutMs: timeout,
+        calls[ci].attempt = Attempt(node: node, serviceID: calls[ci].serviceID, isLocal: false,
+                                    callMessageID: ids.make(), localHandle: nil, transmissions: 1, timeoutMs: timeout,
                                     nextEventAtMs: nowMs + timeout, trial: trial)
         transmit(ci, first: true, nowMs: nowMs)
     }
 
+    /// The call's attempt on this node itself: handed to the application as
+    /// a `.serve`, answered through `respond` (service calls and node calls).
     @inline(never)
-    mutating func startLocalAttempt(_ ci: Int, _ li: Int, nowMs: UInt64) {
+    mutating func startLocalAttempt(_ ci: Int, nowMs: UInt64) {
         let call = calls[ci]
         let handle = newServeHandle()
-        serveTable.append(ServeEntry(handle: handle, client: nodeID, callMessageID: MessageID(raw: 0),
+        appendServeEntry(ServeEntry(handle: handle, client: nodeID, callMessageID: MessageID(raw: 0),
                                      replyAddress: address, relayed: false, localCall: call.id, stampMs: nowMs))
-        callInputs[ci].descriptor = services[li]
         calls[ci].attempt = Attempt(node: nodeID, serviceID: call.serviceID, isLocal: true, callMessageID: MessageID(raw: 0), localHandle: handle,
                                     transmissions: 0, timeoutMs: 0, nextEventAtMs: nil, trial: false)
         let left = UInt32(min(UInt64(UInt32.max), call.deadlineAtMs > nowMs ? call.deadlineAtMs - nowMs : 0))
@@ -397,7 +425,7 @@ extension MeshNode {
     mutating func abandon(_ a: Attempt) {
         if a.isLocal {
             if let h = a.localHandle, let si = serveTable.firstIndex(where: { $0.handle == h }) {
-                serveTable.remove(at: si)  // handles are unique: one entry at most
+                removeServeEntry(at: si)  // handles are unique: one entry at most
             }
             return
         }

@@ -39,20 +39,12 @@ extension MeshNode {
     /// Broadcast query for one service a call is waiting for; rate-limited per service.
     @inline(never)
     mutating func seek(_ ci: Int, nowMs: UInt64) {
-        let interval = UInt64(config.queryIntervalMinMs)
-        let call = calls[ci]
-        if let i = sought.firstIndex(where: { $0.serviceID == call.serviceID }) {
-            guard nowMs - sought[i].lastQueryMs >= interval else { return }
-            sought[i].lastQueryMs = nowMs
-        } else if sought.count < config.callsInFlightMax {
-            sought.append(Sought(serviceID: call.serviceID, lastQueryMs: nowMs))
-        } else {
-            var oldest = 0
-            for i in sought.indices where sought[i].lastQueryMs < sought[oldest].lastQueryMs { oldest = i }
-            sought[oldest] = Sought(serviceID: call.serviceID, lastQueryMs: nowMs)
-        }
+        guard MeshNode.admit(&sought, key: UInt64(calls[ci].serviceID), capacity: config.callsInFlightMax,
+                             intervalMs: UInt64(config.queryIntervalMinMs), evictOnlyExpired: false, nowMs: nowMs)
+        else { return }
         counters.queriesSent &+= 1
-        emitBroadcast(frame(.query, Query(name: callInputs[ci].serviceName, version: call.version).encode(), nowMs: nowMs))
+        emitBroadcast(frame(.query, Query(name: callInputs[ci].serviceName, version: calls[ci].version).encode(),
+                            nowMs: nowMs))
     }
 
     // MARK: Receiving

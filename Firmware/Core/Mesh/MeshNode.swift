@@ -121,7 +121,6 @@ public struct MeshNode {
         var answerType: MessageType?
         /// Set when the caller is this node itself (no network, no dedup).
         var localCall: CallID?
-        var answerPayload: [UInt8] = []
         /// Creation, then answer time: answers are kept dedupLifetimeMs from it.
         var stampMs: UInt64  // last: see Peer
     }
@@ -140,14 +139,11 @@ public struct MeshNode {
         var receivedMs: UInt64
     }
 
-    struct RateStamp {
-        var address: NodeAddress
+    /// When `key` (a source address, a sought service) last got through a
+    /// rate limit (`admit`): one type for both tables, one copy of the code.
+    struct Stamp {
+        var key: UInt64
         var lastMs: UInt64
-    }
-
-    struct Sought {
-        var serviceID: UInt32
-        var lastQueryMs: UInt64
     }
 
     var lifecycle: Lifecycle = .created
@@ -162,21 +158,26 @@ public struct MeshNode {
     var localLoadPercent: UInt8 = 0
     var nextHeartbeatAtMs: UInt64 = 0
     var nextAnnounceAtMs: UInt64 = 0
-    var peerTable: [Peer] = []
+    var peerTable: [Peer]
     /// Parallel to `peerTable`: each peer's name from its announce (empty until then).
-    var peerNames: [[UInt8]] = []
-    var instanceTable: [Instance] = []
+    var peerNames: [[UInt8]]
+    var instanceTable: [Instance]
     /// Parallel to `instanceTable`: each instance as announced.
-    var instanceDescriptors: [ServiceDescriptor] = []
-    var calls: [Call] = []
+    var instanceDescriptors: [ServiceDescriptor]
+    var calls: [Call]
     /// Parallel to `calls`.
-    var callInputs: [CallInputs] = []
-    var serveTable: [ServeEntry] = []
-    var probes: [Probe] = []
-    var staleValues: [StaleValue] = []
-    var versionReplies: [RateStamp] = []
-    var sought: [Sought] = []
-    var actions = DrainQueue<MeshAction>(capacity: 0)
+    var callInputs: [CallInputs]
+    var serveTable: [ServeEntry]
+    /// Parallel to `serveTable`: the answer's payload (empty until answered),
+    /// apart so that a ServeEntry holds only scalars.
+    var servePayloads: [[UInt8]]
+    var probes: [Probe]
+    var staleValues: [StaleValue]
+    /// Sources sent a version error (answerUnsupportedVersion), by address.
+    var versionReplies: [Stamp]
+    /// Services queried for waiting calls (seek), by service id.
+    var sought: [Stamp]
+    var actions: DrainQueue<MeshAction>
     /// Latest time seen: an earlier `nowMs` from a careless caller is taken as
     /// this one, so no time difference can go negative.
     var lastNowMs: UInt64 = 0
@@ -206,18 +207,21 @@ public struct MeshNode {
         replay = ReplayWindow(capacity: WireLimits.replayPeersMax)
         if let limit = config.rateLimit { rateLimiter = RateLimiter(limit) }
         rng = SeededRandom(seed: rngSeed)
-        // Everything allocated up front: no table grows after start.
-        peerTable.reserveCapacity(config.peersMax)
-        peerNames.reserveCapacity(config.peersMax)
-        instanceTable.reserveCapacity(config.instancesMax)
-        instanceDescriptors.reserveCapacity(config.instancesMax)
-        calls.reserveCapacity(config.callsInFlightMax)
-        callInputs.reserveCapacity(config.callsInFlightMax)
-        serveTable.reserveCapacity(config.dedupCacheMax + config.callsInFlightMax)
-        probes.reserveCapacity(config.probesMax)
-        staleValues.reserveCapacity(config.staleCacheMax)
-        versionReplies.reserveCapacity(config.versionReplySourcesMax)
-        sought.reserveCapacity(config.callsInFlightMax)
+        // Everything allocated up front: no table grows after start. Each
+        // table is assigned once (reserveCapacity on a stored table inlines
+        // its uniqueness check and growth at every call: ~90 bytes each).
+        peerTable = reservedTable(config.peersMax)
+        peerNames = reservedTable(config.peersMax)
+        instanceTable = reservedTable(config.instancesMax)
+        instanceDescriptors = reservedTable(config.instancesMax)
+        calls = reservedTable(config.callsInFlightMax)
+        callInputs = reservedTable(config.callsInFlightMax)
+        serveTable = reservedTable(config.dedupCacheMax + config.callsInFlightMax)
+        servePayloads = reservedTable(config.dedupCacheMax + config.callsInFlightMax)
+        probes = reservedTable(config.probesMax)
+        staleValues = reservedTable(config.staleCacheMax)
+        versionReplies = reservedTable(config.versionReplySourcesMax)
+        sought = reservedTable(config.callsInFlightMax)
         actions = DrainQueue(capacity: config.actionQueueMax + config.callsInFlightMax + config.dedupCacheMax)
     }
 
@@ -258,6 +262,7 @@ public struct MeshNode {
         emitBroadcast(frame(.leave, Leave(reason: reason).encode(), priority: .high, nowMs: nowMs))
         toClient(.stop, nowMs: nowMs)
         serveTable.removeAll(keepingCapacity: true)
+        servePayloads.removeAll(keepingCapacity: true)
         probes.removeAll(keepingCapacity: true)
         lifecycle = .left
     }
@@ -474,6 +479,29 @@ public struct MeshNode {
         return sendToNode(node, type, payload, id: id, flags: [.ackRequested], nowMs: nowMs) ? id : nil
     }
 
+    /// Rate limit per key over a fixed table (LRU): true, with the time
+    /// noted, when `key` has not got through within `intervalMs`. A new key
+    /// in a full table takes the oldest entry's place; with `evictOnlyExpired`,
+    /// only if that entry too is older than the interval (else false).
+    static func admit(_ table: inout [Stamp], key: UInt64, capacity: Int, intervalMs: UInt64,
+                      evictOnlyExpired: Bool, nowMs: UInt64) -> Bool {
+        var i = 0
+        while i < table.count && table[i].key != key { i += 1 }
+        if i < table.count {
+            guard nowMs - table[i].lastMs >= intervalMs else { return false }
+        } else if table.count < capacity {
+            table.append(Stamp(key: key, lastMs: nowMs))
+            return true
+        } else {
+            i = 0
+            for j in table.indices where table[j].lastMs < table[i].lastMs { i = j }
+            guard !evictOnlyExpired || nowMs - table[i].lastMs >= intervalMs else { return false }
+            table[i].key = key
+        }
+        table[i].lastMs = nowMs
+        return true
+    }
+
     // MARK: Lookups
 
     func peerIndex(_ node: UInt32) -> Int? { peerTable.firstIndex(where: { $0.nodeID == node }) }
@@ -553,4 +581,12 @@ public struct MeshNode {
     public var callsInFlight: Int { calls.count }
     /// Requests being served or remembered for retransmissions.
     public var serveEntries: Int { serveTable.count }
+}
+
+/// An empty table with room for `capacity` entries.
+@inline(never)
+func reservedTable<Element>(_ capacity: Int) -> [Element] {
+    var table: [Element] = []
+    table.reserveCapacity(capacity)
+    return table
 }
