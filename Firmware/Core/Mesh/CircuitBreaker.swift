@@ -8,12 +8,13 @@ public struct CircuitBreaker: Equatable {
     public enum Transition: Equatable { case opened, halfOpened, closed }
 
     public private(set) var state: BreakerState = .closed
-    public private(set) var consecutiveFailures = 0
-    public private(set) var halfOpenSuccesses = 0
-    /// While open: when it turns half-open.
-    public private(set) var openUntilMs: UInt64 = 0
     /// In half-open: a trial call is in flight, others are refused.
     public private(set) var trialInFlight = false
+    public private(set) var consecutiveFailures = 0
+    public private(set) var halfOpenSuccesses = 0
+    /// While open: when it turns half-open. Last, so that the breaker (and
+    /// MeshNode.Instance) has no tail padding: see MeshNode.Peer.
+    public private(set) var openUntilMs: UInt64 = 0
 
     public init() {}
 

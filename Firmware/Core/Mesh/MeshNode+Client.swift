@@ -65,22 +65,46 @@ extension MeshNode {
     @inline(never)
     public mutating func call(service name: [UInt8], version: SemVer, operation: Operation = .read,
                               arguments: [UInt8] = [], deadlineMs: UInt32, nowMs: UInt64) -> CallID {
+        let id = newCallID()
+        if let error = admitCall(arguments: arguments, nameIsValid: !name.isEmpty && name.count <= nameBytesMax,
+                                 nowMs: nowMs) {
+            return failNow(id, error)
+        }
+        let nowMs = advanceClock(nowMs)
+        return startCall(Call(id: id, serviceID: serviceID(name), version: version, operation: operation,
+                              readsValue: operation == .read && arguments.isEmpty,
+                              deadlineAtMs: nowMs + UInt64(min(deadlineMs, config.callDeadlineMaxMs))),
+                         CallInputs(serviceName: name, arguments: arguments), nowMs: nowMs)
+    }
+
+    /// Installs the client half and names a new call.
+    mutating func newCallID() -> CallID {
         client = MeshNode.runClient
         let id = CallID(raw: nextCallRaw)
         nextCallRaw = nextCallRaw == UInt32.max ? 1 : nextCallRaw + 1
         counters.callsStarted &+= 1
-        guard lifecycle == .running else { return failNow(id, .stopped) }
-        let nowMs = advanceClock(nowMs)
-        guard arguments.count <= MeshConfig.rpcPayloadBytesMax else { return failNow(id, .argumentsTooLarge) }
-        guard isOneCBORItem(arguments) else { return failNow(id, .badArguments) }
-        guard !name.isEmpty && name.count <= nameBytesMax else { return failNow(id, .noInstance) }
-        guard calls.count < config.callsInFlightMax else { return failNow(id, .tooManyCalls) }
-        let deadline = nowMs + UInt64(min(deadlineMs, config.callDeadlineMaxMs))
-        calls.append(Call(id: id, serviceID: serviceID(name), version: version, operation: operation,
-                          readsValue: operation == .read && arguments.isEmpty, deadlineAtMs: deadline))
-        callInputs.append(CallInputs(serviceName: name, arguments: arguments))
-        dispatch(id, previousNode: nil, nowMs: nowMs)
         return id
+    }
+
+    /// The checks every call (service or node) starts with, in this order;
+    /// nil when it may go on.
+    @inline(never)
+    mutating func admitCall(arguments: [UInt8], nameIsValid: Bool, nowMs: UInt64) -> CallError? {
+        guard lifecycle == .running else { return .stopped }
+        _ = advanceClock(nowMs)
+        guard arguments.count <= MeshConfig.rpcPayloadBytesMax else { return .argumentsTooLarge }
+        guard isOneCBORItem(arguments) else { return .badArguments }
+        guard nameIsValid else { return .noInstance }
+        guard calls.count < config.callsInFlightMax else { return .tooManyCalls }
+        return nil
+    }
+
+    @inline(never)
+    mutating func startCall(_ call: Call, _ inputs: CallInputs, nowMs: UInt64) -> CallID {
+        calls.append(call)
+        callInputs.append(inputs)
+        dispatch(call.id, previousNode: nil, nowMs: nowMs)
+        return call.id
     }
 
     public mutating func call(service name: StaticString, version: SemVer, operation: Operation = .read,
@@ -130,41 +154,45 @@ extension MeshNode {
         var anyCompatible = false
         var anyUntried = false
         var best = SemVer(0, 0, 0)
-        // Rank: priority, suspect, remote, load, node id (lexicographic, lower first).
         var choice: Choice?
-        var choiceRank = (UInt8.max, 1, 1, UInt8.max, UInt32.max)
-        for li in services.indices where services[li].name == name {
-            let version = services[li].version
-            if !anyInstance || best < version { best = version }
-            anyInstance = true
-            guard version.satisfies(caret: call.version) else { continue }
-            anyCompatible = true
-            guard !tried.contains(nodeID) else { continue }
-            anyUntried = true
-            let rank = (services[li].priority, 0, 0, localLoadPercent, nodeID)
-            if choice == nil || rank < choiceRank {
-                choice = .local(li)
-                choiceRank = rank
+        var choiceRank = UInt64.max
+        // This node's services first (index k), then the registry's instances
+        // (index k - localCount): one loop, so the checks exist once.
+        let localCount = services.count
+        for k in 0..<(localCount + instanceTable.count) {
+            let isLocal = k < localCount
+            let ii = k - localCount
+            var node = nodeID
+            var suspect = false
+            var load = localLoadPercent
+            if !isLocal {
+                let inst = instanceTable[ii]
+                guard inst.serviceID == call.serviceID, let pi = peerIndex(inst.node) else { continue }
+                let state = peerTable[pi].state
+                guard state == .alive || state == .suspect else { continue }
+                node = inst.node
+                suspect = state == .suspect
+                load = peerTable[pi].heartbeat?.loadPercent ?? 0
             }
-        }
-        for ii in instanceTable.indices where instanceTable[ii].serviceID == call.serviceID {
-            let inst = instanceTable[ii]
-            guard inst.descriptor.name == name, let pi = peerIndex(inst.node) else { continue }
-            let state = peerTable[pi].state
-            guard state == .alive || state == .suspect else { continue }
-            let version = inst.descriptor.version
+            let descriptor = isLocal ? services[k] : instanceDescriptors[ii]
+            guard descriptor.name == name else { continue }
+            let version = descriptor.version
             if !anyInstance || best < version { best = version }
             anyInstance = true
             guard version.satisfies(caret: call.version) else { continue }
             anyCompatible = true
-            guard !tried.contains(inst.node) else { continue }
+            guard !tried.contains(node) else { continue }
             anyUntried = true
-            _ = pollBreaker(ii, nowMs: nowMs)
-            guard instanceTable[ii].breaker.allowsCall else { continue }
-            let rank = (inst.descriptor.priority, state == .suspect ? 1 : 0, 1,
-                        peerTable[pi].heartbeat?.loadPercent ?? 0, inst.node)
-            if choice == nil || rank < choiceRank {
-                choice = .remote(ii)
+            if !isLocal {
+                _ = pollBreaker(ii, nowMs: nowMs)
+                guard instanceTable[ii].breaker.allowsCall else { continue }
+            }
+            // Rank, lower first: priority, suspect, remote, load, node id,
+            // packed most significant first (one integer compare, not a tuple's).
+            let rank = UInt64(descriptor.priority) << 42 | (suspect ? 1 << 41 : 0) | (isLocal ? 0 : 1 << 40)
+                | UInt64(load) << 32 | UInt64(node)
+            if rank < choiceRank {
+                choice = isLocal ? .local(k) : .remote(ii)
                 choiceRank = rank
             }
         }
@@ -187,10 +215,13 @@ extension MeshNode {
         switch choose(ci, nowMs: nowMs) {
         case .remote(let ii):
             noteFailover(ci, from: previousNode, to: instanceTable[ii].node)
-            startRemoteAttempt(ci, ii, nowMs: nowMs)
+            let trial = instanceTable[ii].breaker.begin()
+            callInputs[ci].descriptor = instanceDescriptors[ii]
+            startRemoteAttempt(ci, node: instanceTable[ii].node, trial: trial, nowMs: nowMs)
         case .local(let li):
             noteFailover(ci, from: previousNode, to: nodeID)
-            startLocalAttempt(ci, li, nowMs: nowMs)
+            callInputs[ci].descriptor = services[li]
+            startLocalAttempt(ci, nowMs: nowMs)
         case .none(let error):
             let neverTried = callInputs[ci].tried.isEmpty
             if neverTried && error == .noInstance {
@@ -220,32 +251,38 @@ extension MeshNode {
     /// instance was added, a breaker half-opened, local services changed).
     @inline(never)
     mutating func dispatchWaitingCalls(nowMs: UInt64) {
-        var waiting: [CallID] = []
-        for c in calls where c.attempt == nil { waiting.append(c.id) }
-        for id in waiting { dispatch(id, previousNode: nil, nowMs: nowMs) }
+        // An index loop, not a list of ids: dispatch removes at most this
+        // call (when it finishes it), so the next one then moved to `ci`.
+        var ci = 0
+        while ci < calls.count {
+            let id = calls[ci].id
+            if calls[ci].attempt == nil { dispatch(id, previousNode: nil, nowMs: nowMs) }
+            if ci < calls.count && calls[ci].id == id { ci += 1 }
+        }
     }
 
     // MARK: Attempts
 
+    /// The call's attempt on `node` (service calls and node calls alike):
+    /// CoAP's first timeout, the first transmission.
     @inline(never)
-    mutating func startRemoteAttempt(_ ci: Int, _ ii: Int, nowMs: UInt64) {
-        let trial = instanceTable[ii].breaker.begin()
+    mutating func startRemoteAttempt(_ ci: Int, node: UInt32, trial: Bool, nowMs: UInt64) {
         let initial = UInt64(config.rpcInitialTimeoutMs)
         let timeout = rng.between(initial, initial * UInt64(config.rpcRandomFactorPercent) / 100)
-        callInputs[ci].descriptor = instanceTable[ii].descriptor
-        calls[ci].attempt = Attempt(node: instanceTable[ii].node, serviceID: instanceTable[ii].serviceID, isLocal: false, callMessageID: ids.make(),
-                                    localHandle: nil, transmissions: 1, timeoutMs: timeout,
+        calls[ci].attempt = Attempt(node: node, serviceID: calls[ci].serviceID, isLocal: false,
+                                    callMessageID: ids.make(), localHandle: nil, transmissions: 1, timeoutMs: timeout,
                                     nextEventAtMs: nowMs + timeout, trial: trial)
         transmit(ci, first: true, nowMs: nowMs)
     }
 
+    /// The call's attempt on this node itself: handed to the application as
+    /// a `.serve`, answered through `respond` (service calls and node calls).
     @inline(never)
-    mutating func startLocalAttempt(_ ci: Int, _ li: Int, nowMs: UInt64) {
+    mutating func startLocalAttempt(_ ci: Int, nowMs: UInt64) {
         let call = calls[ci]
         let handle = newServeHandle()
-        serveTable.append(ServeEntry(handle: handle, client: nodeID, callMessageID: MessageID(raw: 0),
-                                     replyAddress: address, relayed: false, stampMs: nowMs, localCall: call.id))
-        callInputs[ci].descriptor = services[li]
+        appendServeEntry(ServeEntry(handle: handle, client: nodeID, callMessageID: MessageID(raw: 0),
+                                     replyAddress: address, relayed: false, localCall: call.id, stampMs: nowMs))
         calls[ci].attempt = Attempt(node: nodeID, serviceID: call.serviceID, isLocal: true, callMessageID: MessageID(raw: 0), localHandle: handle,
                                     transmissions: 0, timeoutMs: 0, nextEventAtMs: nil, trial: false)
         let left = UInt32(min(UInt64(UInt32.max), call.deadlineAtMs > nowMs ? call.deadlineAtMs - nowMs : 0))
@@ -282,19 +319,27 @@ extension MeshNode {
 
     @inline(never)
     mutating func checkCallTimers(nowMs: UInt64) {
-        var due: [CallID] = []
-        for c in calls where nowMs >= c.deadlineAtMs || (c.attempt?.nextEventAtMs ?? UInt64.max) <= nowMs {
-            due.append(c.id)
-        }
-        for id in due {
-            guard let ci = callIndex(id) else { continue }  // finished by an earlier one's failover
-            let call = calls[ci]
-            if nowMs >= call.deadlineAtMs {
+        // The first due call, again and again: a breaker that opens fails
+        // over (or finishes) other calls, anywhere in the table. A handled
+        // call is no longer due (finished, or its next event is later), and a
+        // failover never makes another one due, so this is each call due now,
+        // once, in table order; the bound is a backstop.
+        for _ in 0..<calls.count {
+            guard let ci = firstDueCall(nowMs: nowMs) else { return }
+            if nowMs >= calls[ci].deadlineAtMs {
                 callDeadlinePassed(ci, nowMs: nowMs)
-            } else if let at = call.attempt?.nextEventAtMs, nowMs >= at {
+            } else {
                 attemptTimerFired(ci, nowMs: nowMs)
             }
         }
+    }
+
+    func firstDueCall(nowMs: UInt64) -> Int? {
+        for ci in calls.indices {
+            let c = calls[ci]
+            if nowMs >= c.deadlineAtMs || (c.attempt?.nextEventAtMs ?? UInt64.max) <= nowMs { return ci }
+        }
+        return nil
     }
 
     /// Retransmits, or gives up on this instance when the budget is spent.
@@ -363,13 +408,16 @@ extension MeshNode {
     /// Every call whose attempt is on `node` (and `serviceID`, if given) fails over.
     @inline(never)
     mutating func failoverCalls(onNode node: UInt32, serviceID sid: UInt32?, reason: CallError, nowMs: UInt64) {
-        var affected: [CallID] = []
-        for c in calls {
-            guard let a = c.attempt, !a.isLocal, a.node == node else { continue }
-            if let sid, c.serviceID != sid { continue }
-            affected.append(c.id)
+        // As in dispatchWaitingCalls: failover (with no breaker verdict)
+        // removes at most this call.
+        var ci = 0
+        while ci < calls.count {
+            let c = calls[ci]
+            if let a = c.attempt, !a.isLocal, a.node == node, sid == nil || c.serviceID == sid {
+                failover(c.id, reason: reason, breakerFailure: false, nowMs: nowMs)
+            }
+            if ci < calls.count && calls[ci].id == c.id { ci += 1 }
         }
-        for id in affected { failover(id, reason: reason, breakerFailure: false, nowMs: nowMs) }
     }
 
     /// The attempt ends without a verdict on the instance.
@@ -377,7 +425,7 @@ extension MeshNode {
     mutating func abandon(_ a: Attempt) {
         if a.isLocal {
             if let h = a.localHandle, let si = serveTable.firstIndex(where: { $0.handle == h }) {
-                serveTable.remove(at: si)  // handles are unique: one entry at most
+                removeServeEntry(at: si)  // handles are unique: one entry at most
             }
             return
         }

@@ -39,20 +39,12 @@ extension MeshNode {
     /// Broadcast query for one service a call is waiting for; rate-limited per service.
     @inline(never)
     mutating func seek(_ ci: Int, nowMs: UInt64) {
-        let interval = UInt64(config.queryIntervalMinMs)
-        let call = calls[ci]
-        if let i = sought.firstIndex(where: { $0.serviceID == call.serviceID }) {
-            guard nowMs - sought[i].lastQueryMs >= interval else { return }
-            sought[i].lastQueryMs = nowMs
-        } else if sought.count < config.callsInFlightMax {
-            sought.append(Sought(serviceID: call.serviceID, lastQueryMs: nowMs))
-        } else {
-            var oldest = 0
-            for i in sought.indices where sought[i].lastQueryMs < sought[oldest].lastQueryMs { oldest = i }
-            sought[oldest] = Sought(serviceID: call.serviceID, lastQueryMs: nowMs)
-        }
+        guard MeshNode.admit(&sought, key: UInt64(calls[ci].serviceID), capacity: config.callsInFlightMax,
+                             intervalMs: UInt64(config.queryIntervalMinMs), evictOnlyExpired: false, nowMs: nowMs)
+        else { return }
         counters.queriesSent &+= 1
-        emitBroadcast(frame(.query, Query(name: callInputs[ci].serviceName, version: call.version).encode(), nowMs: nowMs))
+        emitBroadcast(frame(.query, Query(name: callInputs[ci].serviceName, version: calls[ci].version).encode(),
+                            nowMs: nowMs))
     }
 
     // MARK: Receiving
@@ -91,7 +83,7 @@ extension MeshNode {
         guard case .tracked(let pi) = touch(frame, from: from, relayed: relayed, nowMs: nowMs, isAnnounce: true) else {
             return
         }
-        if !announce.nodeName.isEmpty { peerTable[pi].name = announce.nodeName }
+        if !announce.nodeName.isEmpty { peerNames[pi] = announce.nodeName }
         peerTable[pi].announcedDigest = servicesDigest(announce.services)
         applyAnnounce(node: frame.sender, announce.services, nowMs: nowMs)
     }
@@ -101,8 +93,7 @@ extension MeshNode {
     mutating func applyAnnounce(node: UInt32, _ list: [ServiceDescriptor], nowMs: UInt64) {
         var i = 0
         while i < instanceTable.count {
-            let inst = instanceTable[i]
-            if inst.node == node && !list.contains(where: { $0.name == inst.descriptor.name }) {
+            if instanceTable[i].node == node && !list.contains(where: { $0.name == instanceDescriptors[i].name }) {
                 removeInstance(at: i, reason: .unannounced, nowMs: nowMs)
             } else {
                 i += 1
@@ -112,10 +103,11 @@ extension MeshNode {
         for s in list {
             let sid = serviceID(s.name)
             if let j = instanceIndex(node: node, serviceID: sid) {
-                instanceTable[j].descriptor = s
+                instanceDescriptors[j] = s
                 instanceTable[j].confirmedMs = nowMs
             } else if instanceTable.count < config.instancesMax {
-                instanceTable.append(Instance(node: node, descriptor: s, serviceID: sid, confirmedMs: nowMs))
+                instanceTable.append(Instance(node: node, serviceID: sid, confirmedMs: nowMs))
+                instanceDescriptors.append(s)
                 emit(.serviceAdded(node: node, service: sid))
                 added = true
             } else {
@@ -180,7 +172,9 @@ extension MeshNode {
 
     @inline(never)
     mutating func removeInstance(at i: Int, reason: ServiceRemovalReason, nowMs: UInt64) {
-        let inst = instanceTable.remove(at: i)
+        let inst = instanceTable[i]
+        instanceTable.remove(at: i)
+        instanceDescriptors.remove(at: i)
         emit(.serviceRemoved(node: inst.node, service: inst.serviceID, reason: reason))
         toClient(.nodeLost(inst.node, serviceID: inst.serviceID, .unreachable), nowMs: nowMs)
     }

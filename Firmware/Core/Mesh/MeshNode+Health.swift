@@ -103,7 +103,7 @@ extension MeshNode {
         }
         guard sent else { return }
         if probes.count >= config.probesMax { probes.removeFirst() }  // the oldest is the least likely answered
-        probes.append(Probe(target: target, messageID: id, via: via))
+        probes.append(Probe(via: via, target: target, messageID: id))
         counters.probesSent &+= 1
     }
 

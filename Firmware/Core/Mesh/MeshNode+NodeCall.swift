@@ -18,26 +18,17 @@ extension MeshNode {
     @inline(never)
     public mutating func call(node: UInt32, operation: Operation, arguments: [UInt8] = [], deadlineMs: UInt32,
                               nowMs: UInt64) -> CallID {
-        client = MeshNode.runClient
-        let id = CallID(raw: nextCallRaw)
-        nextCallRaw = nextCallRaw == UInt32.max ? 1 : nextCallRaw + 1
-        counters.callsStarted &+= 1
-        guard lifecycle == .running else { return failNow(id, .stopped) }
+        let id = newCallID()
+        if let error = admitCall(arguments: arguments, nameIsValid: true, nowMs: nowMs) { return failNow(id, error) }
         let nowMs = advanceClock(nowMs)
-        guard arguments.count <= MeshConfig.rpcPayloadBytesMax else { return failNow(id, .argumentsTooLarge) }
-        guard isOneCBORItem(arguments) else { return failNow(id, .badArguments) }
-        guard calls.count < config.callsInFlightMax else { return failNow(id, .tooManyCalls) }
         if node != nodeID {
             guard let pi = peerIndex(node) else { return failNow(id, .unknownNode) }
             let state = peerTable[pi].state
             guard state == .alive || state == .suspect else { return failNow(id, .nodeDown) }
         }
-        let deadline = nowMs + UInt64(min(deadlineMs, config.callDeadlineMaxMs))
-        calls.append(Call(id: id, serviceID: 0, version: SemVer(0, 0, 0), operation: operation, readsValue: false,
-                          deadlineAtMs: deadline, targetNode: node))
-        callInputs.append(CallInputs(serviceName: [], arguments: arguments, descriptor: nodeCallDescriptor()))
-        dispatch(id, previousNode: nil, nowMs: nowMs)
-        return id
+        return startCall(Call(id: id, serviceID: 0, version: SemVer(0, 0, 0), operation: operation, readsValue: false,
+                              targetNode: node, deadlineAtMs: nowMs + UInt64(min(deadlineMs, config.callDeadlineMaxMs))),
+                         CallInputs(serviceName: [], arguments: arguments, descriptor: nodeCallDescriptor()), nowMs: nowMs)
     }
 
     /// What a node call's CallValue names as its service.
@@ -60,34 +51,14 @@ extension MeshNode {
             return
         }
         callInputs[ci].tried.append(target)
-        if target == nodeID {
-            startLocalNodeAttempt(ci, nowMs: nowMs)
-            return
-        }
-        let initial = UInt64(config.rpcInitialTimeoutMs)
-        let timeout = rng.between(initial, initial * UInt64(config.rpcRandomFactorPercent) / 100)
-        calls[ci].attempt = Attempt(node: target, serviceID: 0, isLocal: false, callMessageID: ids.make(),
-                                    localHandle: nil, transmissions: 1, timeoutMs: timeout,
-                                    nextEventAtMs: nowMs + timeout, trial: false)
-        transmit(ci, first: true, nowMs: nowMs)
-    }
-
-    @inline(never)
-    mutating func startLocalNodeAttempt(_ ci: Int, nowMs: UInt64) {
-        let call = calls[ci]
-        if call.operation == .status {
+        if target != nodeID {
+            startRemoteAttempt(ci, node: target, trial: false, nowMs: nowMs)
+        } else if call.operation == .status {
+            // Answered by the mesh itself, as for a remote caller.
             succeed(call.id, node: nodeID, response: Response(result: nodeStatus(nowMs: nowMs).encode()), nowMs: nowMs)
-            return
+        } else {
+            startLocalAttempt(ci, nowMs: nowMs)
         }
-        let handle = newServeHandle()
-        serveTable.append(ServeEntry(handle: handle, client: nodeID, callMessageID: MessageID(raw: 0),
-                                     replyAddress: address, relayed: false, stampMs: nowMs, localCall: call.id))
-        calls[ci].attempt = Attempt(node: nodeID, serviceID: 0, isLocal: true, callMessageID: MessageID(raw: 0),
-                                    localHandle: handle, transmissions: 0, timeoutMs: 0, nextEventAtMs: nil,
-                                    trial: false)
-        let left = UInt32(min(UInt64(UInt32.max), call.deadlineAtMs > nowMs ? call.deadlineAtMs - nowMs : 0))
-        emit(.serve(handle, Request(service: 0, operation: call.operation, arguments: callInputs[ci].arguments,
-                                    deadlineMs: left), from: nodeID))
     }
 
     /// This node's `status` result (PROTOCOL.md "Failure detection"): what a

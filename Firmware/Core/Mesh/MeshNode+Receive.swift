@@ -146,7 +146,13 @@ extension MeshNode {
                 return .untracked
             }
             let peer = Peer(nodeID: sender, epoch: frame.id.epoch, lastHeardMs: nowMs)
-            if slot == peerTable.count { peerTable.append(peer) } else { peerTable[slot] = peer }
+            if slot == peerTable.count {
+                peerTable.append(peer)
+                peerNames.append([])
+            } else {
+                peerTable[slot] = peer
+                peerNames[slot] = []
+            }
             pi = slot
             needsQuery = true
             emit(.peerJoined(sender))
@@ -228,23 +234,12 @@ extension MeshNode {
     /// source per versionReplyIntervalMs, from a fixed table (LRU).
     @inline(never)
     mutating func answerUnsupportedVersion(to: NodeAddress, nowMs: UInt64) {
-        let interval = UInt64(config.versionReplyIntervalMs)
-        if let i = versionReplies.firstIndex(where: { $0.address == to }) {
-            guard nowMs - versionReplies[i].lastMs >= interval else {
-                counters.versionErrorsSuppressed &+= 1
-                return
-            }
-            versionReplies[i].lastMs = nowMs
-        } else if versionReplies.count < config.versionReplySourcesMax {
-            versionReplies.append(RateStamp(address: to, lastMs: nowMs))
-        } else {
-            var oldest = 0
-            for i in versionReplies.indices where versionReplies[i].lastMs < versionReplies[oldest].lastMs { oldest = i }
-            guard nowMs - versionReplies[oldest].lastMs >= interval else {
-                counters.versionErrorsSuppressed &+= 1
-                return
-            }
-            versionReplies[oldest] = RateStamp(address: to, lastMs: nowMs)
+        let key = UInt64(to.host) << 16 | UInt64(to.port)
+        guard MeshNode.admit(&versionReplies, key: key, capacity: config.versionReplySourcesMax,
+                             intervalMs: UInt64(config.versionReplyIntervalMs), evictOnlyExpired: true, nowMs: nowMs)
+        else {
+            counters.versionErrorsSuppressed &+= 1
+            return
         }
         counters.versionErrorsSent &+= 1
         emitSend(to, frame(.error, ErrorReply.unsupportedVersion().encode(), nowMs: nowMs))

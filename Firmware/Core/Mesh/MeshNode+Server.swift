@@ -27,7 +27,7 @@ extension MeshNode {
             serveTable[ei].replyAddress = from
             serveTable[ei].relayed = relayed
             if let type = serveTable[ei].answerType {
-                reply(to: client, at: from, relayed: relayed, type, serveTable[ei].answerPayload,
+                reply(to: client, at: from, relayed: relayed, type, servePayloads[ei],
                       ref: callMessageID, nowMs: nowMs)
             } else {
                 reply(to: client, at: from, relayed: relayed, .ack, [], ref: callMessageID, nowMs: nowMs)
@@ -51,7 +51,7 @@ extension MeshNode {
             return
         }
         let handle = newServeHandle()
-        serveTable.append(ServeEntry(handle: handle, client: client, callMessageID: callMessageID,
+        appendServeEntry(ServeEntry(handle: handle, client: client, callMessageID: callMessageID,
                                      replyAddress: from, relayed: relayed, stampMs: nowMs))
         emit(.serve(handle, request, from: client))
     }
@@ -67,7 +67,7 @@ extension MeshNode {
         while i < serveTable.count {
             let e = serveTable[i]
             if e.localCall == nil && e.answerType != nil && nowMs - e.stampMs >= lifetime {
-                serveTable.remove(at: i)
+                removeServeEntry(at: i)
             } else {
                 i += 1
             }
@@ -83,9 +83,21 @@ extension MeshNode {
         }
         if remote < config.dedupCacheMax { return true }
         guard let victim = oldestAnswered else { return false }
-        serveTable.remove(at: victim)
+        removeServeEntry(at: victim)
         counters.dedupEvictions &+= 1
         return true
+    }
+
+    @inline(never)
+    mutating func appendServeEntry(_ entry: ServeEntry) {
+        serveTable.append(entry)
+        servePayloads.append([])
+    }
+
+    @inline(never)
+    mutating func removeServeEntry(at i: Int) {
+        serveTable.remove(at: i)
+        servePayloads.remove(at: i)
     }
 
     mutating func newServeHandle() -> ServeHandle {
@@ -110,7 +122,7 @@ extension MeshNode {
             payload = answer.encode()
         }
         if let callID = serveTable[ei].localCall {
-            serveTable.remove(at: ei)
+            removeServeEntry(at: ei)
             counters.requestsServed &+= 1
             guard let ci = callIndex(callID) else { return }
             toClient(.answer(call: ci, status: answer.status, answer), nowMs: nowMs)
@@ -121,7 +133,7 @@ extension MeshNode {
             return
         }
         serveTable[ei].answerType = .response
-        serveTable[ei].answerPayload = payload
+        servePayloads[ei] = payload
         serveTable[ei].stampMs = nowMs
         counters.requestsServed &+= 1
         let e = serveTable[ei]

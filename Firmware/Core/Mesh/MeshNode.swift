@@ -29,14 +29,21 @@ public struct MeshNode {
 
     enum Lifecycle: Equatable { case created, running, left }
 
+    // Peer and Instance hold only scalars too (a peer's name lives in
+    // peerNames, an instance's descriptor in instanceDescriptors, same index):
+    // see Call below.
+    //
+    // Every table entry ends with a field as wide as its alignment (a
+    // UInt64 here), so its size is a multiple of its alignment. When it is
+    // not (an optional's tag byte last), Embedded Swift on armv6m reads and
+    // writes every field of an array element byte by byte: 8 loads and 6
+    // shifts/adds for a UInt32 instead of one load.
     struct Peer {
         var nodeID: UInt32
-        var name: [UInt8] = []
         var address: NodeAddress?
         var state: PeerState = .alive
         var epoch: UInt32
         var incarnation: UInt32 = 0
-        var lastHeardMs: UInt64
         var heardDirectMs: UInt64?
         var relayVia: UInt32?
         var nextRelayProbeAtMs: UInt64 = 0
@@ -49,11 +56,11 @@ public struct MeshNode {
         /// While suspect: when the probes are sent a second time (one lost
         /// round must not evict a healthy node at 10 % loss).
         var reprobeAtMs: UInt64?
+        var lastHeardMs: UInt64  // last: see above
     }
 
     struct Instance {
         var node: UInt32
-        var descriptor: ServiceDescriptor
         var serviceID: UInt32
         var confirmedMs: UInt64
         var breaker = CircuitBreaker()
@@ -87,12 +94,12 @@ public struct MeshNode {
         var operation: Operation
         /// A read without arguments: may fall back on the last known value.
         var readsValue: Bool
-        var deadlineAtMs: UInt64
         var attempt: Attempt?
         var lastError: CallError?
         var failovers: UInt8 = 0
         /// Set for a node-targeted call (service 0 on this node only; MeshNode+NodeCall).
         var targetNode: UInt32? = nil
+        var deadlineAtMs: UInt64  // last: see Peer
     }
 
     struct CallInputs {
@@ -110,19 +117,18 @@ public struct MeshNode {
         var callMessageID: MessageID
         var replyAddress: NodeAddress
         var relayed: Bool
-        /// Creation, then answer time: answers are kept dedupLifetimeMs from it.
-        var stampMs: UInt64
         /// nil while the application works on it.
         var answerType: MessageType?
-        var answerPayload: [UInt8] = []
         /// Set when the caller is this node itself (no network, no dedup).
         var localCall: CallID?
+        /// Creation, then answer time: answers are kept dedupLifetimeMs from it.
+        var stampMs: UInt64  // last: see Peer
     }
 
     struct Probe {
-        var target: UInt32
-        var messageID: MessageID
         var via: UInt32?
+        var target: UInt32
+        var messageID: MessageID  // last: see Peer
     }
 
     struct StaleValue {
@@ -133,14 +139,11 @@ public struct MeshNode {
         var receivedMs: UInt64
     }
 
-    struct RateStamp {
-        var address: NodeAddress
+    /// When `key` (a source address, a sought service) last got through a
+    /// rate limit (`admit`): one type for both tables, one copy of the code.
+    struct Stamp {
+        var key: UInt64
         var lastMs: UInt64
-    }
-
-    struct Sought {
-        var serviceID: UInt32
-        var lastQueryMs: UInt64
     }
 
     var lifecycle: Lifecycle = .created
@@ -155,17 +158,26 @@ public struct MeshNode {
     var localLoadPercent: UInt8 = 0
     var nextHeartbeatAtMs: UInt64 = 0
     var nextAnnounceAtMs: UInt64 = 0
-    var peerTable: [Peer] = []
-    var instanceTable: [Instance] = []
-    var calls: [Call] = []
+    var peerTable: [Peer]
+    /// Parallel to `peerTable`: each peer's name from its announce (empty until then).
+    var peerNames: [[UInt8]]
+    var instanceTable: [Instance]
+    /// Parallel to `instanceTable`: each instance as announced.
+    var instanceDescriptors: [ServiceDescriptor]
+    var calls: [Call]
     /// Parallel to `calls`.
-    var callInputs: [CallInputs] = []
-    var serveTable: [ServeEntry] = []
-    var probes: [Probe] = []
-    var staleValues: [StaleValue] = []
-    var versionReplies: [RateStamp] = []
-    var sought: [Sought] = []
-    var actions = DrainQueue<MeshAction>(capacity: 0)
+    var callInputs: [CallInputs]
+    var serveTable: [ServeEntry]
+    /// Parallel to `serveTable`: the answer's payload (empty until answered),
+    /// apart so that a ServeEntry holds only scalars.
+    var servePayloads: [[UInt8]]
+    var probes: [Probe]
+    var staleValues: [StaleValue]
+    /// Sources sent a version error (answerUnsupportedVersion), by address.
+    var versionReplies: [Stamp]
+    /// Services queried for waiting calls (seek), by service id.
+    var sought: [Stamp]
+    var actions: DrainQueue<MeshAction>
     /// Latest time seen: an earlier `nowMs` from a careless caller is taken as
     /// this one, so no time difference can go negative.
     var lastNowMs: UInt64 = 0
@@ -195,16 +207,21 @@ public struct MeshNode {
         replay = ReplayWindow(capacity: WireLimits.replayPeersMax)
         if let limit = config.rateLimit { rateLimiter = RateLimiter(limit) }
         rng = SeededRandom(seed: rngSeed)
-        // Everything allocated up front: no table grows after start.
-        peerTable.reserveCapacity(config.peersMax)
-        instanceTable.reserveCapacity(config.instancesMax)
-        calls.reserveCapacity(config.callsInFlightMax)
-        callInputs.reserveCapacity(config.callsInFlightMax)
-        serveTable.reserveCapacity(config.dedupCacheMax + config.callsInFlightMax)
-        probes.reserveCapacity(config.probesMax)
-        staleValues.reserveCapacity(config.staleCacheMax)
-        versionReplies.reserveCapacity(config.versionReplySourcesMax)
-        sought.reserveCapacity(config.callsInFlightMax)
+        // Everything allocated up front: no table grows after start. Each
+        // table is assigned once (reserveCapacity on a stored table inlines
+        // its uniqueness check and growth at every call: ~90 bytes each).
+        peerTable = reservedTable(config.peersMax)
+        peerNames = reservedTable(config.peersMax)
+        instanceTable = reservedTable(config.instancesMax)
+        instanceDescriptors = reservedTable(config.instancesMax)
+        calls = reservedTable(config.callsInFlightMax)
+        callInputs = reservedTable(config.callsInFlightMax)
+        serveTable = reservedTable(config.dedupCacheMax + config.callsInFlightMax)
+        servePayloads = reservedTable(config.dedupCacheMax + config.callsInFlightMax)
+        probes = reservedTable(config.probesMax)
+        staleValues = reservedTable(config.staleCacheMax)
+        versionReplies = reservedTable(config.versionReplySourcesMax)
+        sought = reservedTable(config.callsInFlightMax)
         actions = DrainQueue(capacity: config.actionQueueMax + config.callsInFlightMax + config.dedupCacheMax)
     }
 
@@ -245,6 +262,7 @@ public struct MeshNode {
         emitBroadcast(frame(.leave, Leave(reason: reason).encode(), priority: .high, nowMs: nowMs))
         toClient(.stop, nowMs: nowMs)
         serveTable.removeAll(keepingCapacity: true)
+        servePayloads.removeAll(keepingCapacity: true)
         probes.removeAll(keepingCapacity: true)
         lifecycle = .left
     }
@@ -461,6 +479,29 @@ public struct MeshNode {
         return sendToNode(node, type, payload, id: id, flags: [.ackRequested], nowMs: nowMs) ? id : nil
     }
 
+    /// Rate limit per key over a fixed table (LRU): true, with the time
+    /// noted, when `key` has not got through within `intervalMs`. A new key
+    /// in a full table takes the oldest entry's place; with `evictOnlyExpired`,
+    /// only if that entry too is older than the interval (else false).
+    static func admit(_ table: inout [Stamp], key: UInt64, capacity: Int, intervalMs: UInt64,
+                      evictOnlyExpired: Bool, nowMs: UInt64) -> Bool {
+        var i = 0
+        while i < table.count && table[i].key != key { i += 1 }
+        if i < table.count {
+            guard nowMs - table[i].lastMs >= intervalMs else { return false }
+        } else if table.count < capacity {
+            table.append(Stamp(key: key, lastMs: nowMs))
+            return true
+        } else {
+            i = 0
+            for j in table.indices where table[j].lastMs < table[i].lastMs { i = j }
+            guard !evictOnlyExpired || nowMs - table[i].lastMs >= intervalMs else { return false }
+            table[i].key = key
+        }
+        table[i].lastMs = nowMs
+        return true
+    }
+
     // MARK: Lookups
 
     func peerIndex(_ node: UInt32) -> Int? { peerTable.firstIndex(where: { $0.nodeID == node }) }
@@ -495,19 +536,20 @@ public struct MeshNode {
     public var peers: [PeerInfo] {
         var out: [PeerInfo] = []
         out.reserveCapacity(peerTable.count)
-        for p in peerTable { out.append(info(p)) }
+        for i in peerTable.indices { out.append(info(i)) }
         return out
     }
 
     public func peer(_ node: UInt32) -> PeerInfo? {
         guard let i = peerIndex(node) else { return nil }
-        return info(peerTable[i])
+        return info(i)
     }
 
-    func info(_ p: Peer) -> PeerInfo {
+    func info(_ i: Int) -> PeerInfo {
+        let p = peerTable[i]
         var count = 0
         for inst in instanceTable where inst.node == p.nodeID { count += 1 }
-        return PeerInfo(nodeID: p.nodeID, name: p.name, address: p.address, state: p.state, epoch: p.epoch,
+        return PeerInfo(nodeID: p.nodeID, name: peerNames[i], address: p.address, state: p.state, epoch: p.epoch,
                         incarnation: p.incarnation, lastHeardMs: p.lastHeardMs, relayVia: p.relayVia,
                         heartbeat: p.heartbeat, serviceCount: count)
     }
@@ -520,8 +562,9 @@ public struct MeshNode {
             out.append(ServiceInstanceInfo(node: nodeID, descriptor: s, serviceID: serviceID(s.name), isLocal: true,
                                            confirmedMs: startMs, breaker: .closed, consecutiveFailures: 0))
         }
-        for inst in instanceTable {
-            out.append(ServiceInstanceInfo(node: inst.node, descriptor: inst.descriptor, serviceID: inst.serviceID,
+        for i in instanceTable.indices {
+            let inst = instanceTable[i]
+            out.append(ServiceInstanceInfo(node: inst.node, descriptor: instanceDescriptors[i], serviceID: inst.serviceID,
                                            isLocal: false, confirmedMs: inst.confirmedMs, breaker: inst.breaker.state,
                                            consecutiveFailures: inst.breaker.consecutiveFailures))
         }
@@ -538,4 +581,12 @@ public struct MeshNode {
     public var callsInFlight: Int { calls.count }
     /// Requests being served or remembered for retransmissions.
     public var serveEntries: Int { serveTable.count }
+}
+
+/// An empty table with room for `capacity` entries.
+@inline(never)
+func reservedTable<Element>(_ capacity: Int) -> [Element] {
+    var table: [Element] = []
+    table.reserveCapacity(capacity)
+    return table
 }

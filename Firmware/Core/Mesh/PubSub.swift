@@ -143,12 +143,13 @@ public struct PubSub {
         /// The publisher answered the last (re)subscribe.
         var confirmed = false
         var tries = 0
-        var lastHeardMs: UInt64
-        /// Next resend, renewal or search.
-        var nextAtMs: UInt64
         var grantedLeaseMs: UInt32
         var lastSequence: UInt32 = 0
         var avoid: [UInt32] = []
+        // The UInt64s last: no tail padding (see MeshNode.Peer).
+        var lastHeardMs: UInt64
+        /// Next resend, renewal or search.
+        var nextAtMs: UInt64
     }
 
     /// Latest sample of each of this node's services (index as in MeshNode.services).
@@ -384,8 +385,8 @@ public struct PubSub {
         nextID &+= 1
         let request = Subscribe(id: id, service: service, version: version, minIntervalMs: minIntervalMs,
                                 maxIntervalMs: maxIntervalMs, threshold: threshold, leaseMs: leaseMs)
-        var s = Subscription(id: id, request: request, lastHeardMs: nowMs, nextAtMs: nowMs,
-                             grantedLeaseMs: granted(request).leaseMs)
+        var s = Subscription(id: id, request: request, grantedLeaseMs: granted(request).leaseMs,
+                             lastHeardMs: nowMs, nextAtMs: nowMs)
         s.avoid.reserveCapacity(config.avoidMax)
         subscriptions.append(s)
         choose(subscriptions.count - 1, nowMs: nowMs, mesh: &mesh)
