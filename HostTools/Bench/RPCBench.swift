@@ -165,7 +165,7 @@ final class RPCBenchClient {
             }
             pump()
         }
-        if let t = mesh.nextTimeoutMs, t <= now {
+        if let t = mesh.nextTimeoutMsInPlace(), t <= now {
             mesh.handleTimeout(nowMs: now)
             pump()
         }
