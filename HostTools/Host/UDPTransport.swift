@@ -123,6 +123,10 @@ public final class UDPTransport {
         }
     }
 
+    /// The bytes `receive` hands out, refilled in place once the caller has let
+    /// go of the previous datagram (a client loop does): no allocation per answer.
+    private var receiveScratch: [UInt8] = []
+
     /// One datagram if one is queued, without blocking (the socket is
     /// non-blocking unless its owner made it blocking; `dontWait` never blocks).
     public func receive(dontWait: Bool = false) -> (bytes: [UInt8], from: NodeAddress)? {
@@ -136,7 +140,9 @@ public final class UDPTransport {
             }
         }
         guard n >= 0 else { return nil }
-        return (Array(buffer[0..<n]), NodeAddress(host: UInt32(bigEndian: addr.sin_addr.s_addr), port: UInt16(bigEndian: addr.sin_port)))
+        receiveScratch.removeAll(keepingCapacity: true)
+        receiveScratch.append(contentsOf: buffer[0..<n])
+        return (receiveScratch, NodeAddress(host: UInt32(bigEndian: addr.sin_addr.s_addr), port: UInt16(bigEndian: addr.sin_port)))
     }
 
     // The batch of `receiveBatched`: `batchCount` datagrams of one recvmmsg, `stride` bytes apart.
