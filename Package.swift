@@ -22,9 +22,14 @@ let package = Package(
         .target(name: "TDOSNode", dependencies: ["TDOSCore"], path: "Firmware/Node", swiftSettings: releaseSettings),
         // Host-only C: the x86-64 SHA extensions, recvmmsg, CPU pinning (HostTools/HostC/include/tdos_host.h).
         .target(name: "TDOSHostC", path: "HostTools/HostC"),
-        .target(name: "TDOSHost", dependencies: ["TDOSCore", "TDOSNode", "TDOSHostC"], path: "HostTools/Host"),
-        .executableTarget(name: "tdos", dependencies: ["TDOSHost"], path: "HostTools/CLI"),
-        .executableTarget(name: "tdos-bench", dependencies: ["TDOSHost", "TDOSHostC"], path: "HostTools/Bench"),
+        // The host side too: the POSIX platform and UDPTransport (classes whose
+        // stored buffers every datagram touches), the CLI's MeshClient and the
+        // bench's clients, where each `mesh.` access paid the same lookup.
+        .target(name: "TDOSHost", dependencies: ["TDOSCore", "TDOSNode", "TDOSHostC"], path: "HostTools/Host",
+                swiftSettings: releaseSettings),
+        .executableTarget(name: "tdos", dependencies: ["TDOSHost"], path: "HostTools/CLI", swiftSettings: releaseSettings),
+        .executableTarget(name: "tdos-bench", dependencies: ["TDOSHost", "TDOSHostC"], path: "HostTools/Bench",
+                          swiftSettings: releaseSettings),
         .executableTarget(name: "tdos-sim", dependencies: ["TDOSHost"], path: "HostTools/Sim"),
         .testTarget(
             name: "TDOSTests",

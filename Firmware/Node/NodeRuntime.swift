@@ -399,7 +399,7 @@ public final class NodeRuntime<P: Platform> {
             mesh.handleTimeout(nowMs: now)
             pump { ctx.signal($0) }
         }
-        if Self.usesSubscriptions, let t = pubsub.nextTimeoutMs, t <= now {
+        if Self.usesSubscriptions, let t = pubsub.nextTimeoutMsInPlace(), t <= now {
             pubsub.handleTimeout(nowMs: now, mesh: &mesh)
             pump { ctx.signal($0) }
         }
@@ -409,7 +409,7 @@ public final class NodeRuntime<P: Platform> {
         }
         let cap = ctx.nowUs + 1_000_000
         var next = mesh.nextTimeoutMsInPlace().map { $0 * 1000 } ?? cap
-        if Self.usesSubscriptions, let t = pubsub.nextTimeoutMs { next = min(next, t * 1000) }
+        if Self.usesSubscriptions, let t = pubsub.nextTimeoutMsInPlace() { next = min(next, t * 1000) }
         if usesConsensus, let t = consensusNextTimeoutMs { next = min(next, t * 1000) }
         meshTimerWakeUs = min(next, cap)
         return .waitSignal(Self.meshWake, untilUs: meshTimerWakeUs)
@@ -565,7 +565,7 @@ public final class NodeRuntime<P: Platform> {
         // The timer task runs again only if the mesh's or the subscriptions'
         // next timer moved before its wake-up (a new call, a retransmission, a
         // lease), not after every datagram.
-        let pubsubMs = Self.usesSubscriptions ? pubsub.nextTimeoutMs ?? UInt64.max : UInt64.max
+        let pubsubMs = Self.usesSubscriptions ? pubsub.nextTimeoutMsInPlace() ?? UInt64.max : UInt64.max
         let consensusMs = usesConsensus ? consensusNextTimeoutMs ?? UInt64.max : UInt64.max
         let nextTimerMs = min(mesh.nextTimeoutMsInPlace() ?? UInt64.max, min(pubsubMs, consensusMs))
         if nextTimerMs != UInt64.max && nextTimerMs * 1000 < meshTimerWakeUs { signal(Self.meshWake) }

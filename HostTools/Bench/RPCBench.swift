@@ -27,6 +27,31 @@ private let rpcInFlight = 8
 /// at once, the default). The node's own window is `TDOS_POLL_US` (HostPolling).
 private let rpcClientPollNs = UInt64(ProcessInfo.processInfo.environment["TDOS_BENCH_CLIENT_POLL_US"].flatMap { UInt32($0) } ?? 0) * 1000
 private let rpcThroughputSeconds = 1.0
+/// `TDOS_BENCH_SPLIT=1`: each client also times its own part of a call, from
+/// the call's start to its send system call and from its receive's return to
+/// the answer in hand (user space, outside the kernel's round trip). Off by
+/// default: the clock reads it costs every client (two per call) stay out of
+/// the figures.
+private let rpcSplit = ProcessInfo.processInfo.environment["TDOS_BENCH_SPLIT"] == "1"
+
+/// A client's own time per call (`rpcSplit`): before its send, after its receive.
+struct RPCSplit {
+    var sendAtNs: UInt64 = 0
+    var receivedAtNs: UInt64 = 0
+    var beforeSend: [UInt64] = []
+    var afterReceive: [UInt64] = []
+    @inline(__always) mutating func sending() { if rpcSplit { sendAtNs = monotonicNs() } }
+    @inline(__always) mutating func received() { if rpcSplit { receivedAtNs = monotonicNs() } }
+    /// One call from `startNs` to `endNs`, while sampling.
+    mutating func record(startNs: UInt64, endNs: UInt64) {
+        guard rpcSplit, sendAtNs >= startNs, receivedAtNs >= sendAtNs, endNs >= receivedAtNs else { return }
+        beforeSend.append(sendAtNs - startNs)
+        afterReceive.append(endNs - receivedAtNs)
+    }
+    var summary: String {
+        "before send \(rpcFmt(rpcPercentile(beforeSend, 0.5) * 1000)) ns, after receive \(rpcFmt(rpcPercentile(afterReceive, 0.5) * 1000)) ns"
+    }
+}
 
 private func rpcPercentile(_ xs: [UInt64], _ p: Double) -> Double {
     let s = xs.sorted()
@@ -114,8 +139,13 @@ struct RPCFigures {
 final class RPCBenchClient {
     let transport: UDPTransport
     var mesh: MeshNode
-    var done: [CallID: Bool] = [:]
+    /// Completed calls not yet collected (at most rpcInFlight): a list, not a
+    /// dictionary, so a sequential call costs no hashing.
+    var done: [(id: CallID, ok: Bool)] = []
     var pollUntilNs: UInt64 = 0
+    /// The service's name as an application keeps it: built once, not per call.
+    let serviceName = Array("temp_sensor".utf8)
+    var split = RPCSplit()
 
     init(portBase: UInt16) throws {
         transport = try UDPTransport(mode: .loopbackRange(base: portBase, count: 32))
@@ -134,10 +164,12 @@ final class RPCBenchClient {
     func pump() {
         while let a = mesh.pollAction() {
             switch a {
-            case .send(let to, let bytes): transport.send(bytes, to: to)
+            case .send(let to, let bytes):
+                split.sending()
+                transport.send(bytes, to: to)
             case .broadcast(let bytes): transport.broadcast(bytes)
             case .complete(let id, let r):
-                if case .value(let v) = r, !v.isStale { done[id] = true } else { done[id] = false }
+                if case .value(let v) = r, !v.isStale { done.append((id, true)) } else { done.append((id, false)) }
             case .serve(let h, _, _): mesh.respond(h, Response(status: Status.unknownService.rawValue), nowMs: monotonicMs())
             default: break
             }
@@ -157,6 +189,7 @@ final class RPCBenchClient {
             }
         }
         if received == nil { received = transport.receive() }
+        split.received()
         let now = monotonicMs()  // one clock read per step
         if let d = received {
             mesh.handleDatagram(d.bytes, from: d.from, nowMs: now)
@@ -165,26 +198,38 @@ final class RPCBenchClient {
             }
             pump()
         }
-        if let t = mesh.nextTimeoutMs, t <= now {
+        if let t = mesh.nextTimeoutMsInPlace(), t <= now {
             mesh.handleTimeout(nowMs: now)
             pump()
         }
     }
 
-    func read() -> CallID {
-        let id = mesh.call(service: "temp_sensor", version: SemVer(1, 0, 0), deadlineMs: 2000, nowMs: monotonicMs())
+    /// Starts one call; `nowNs` is the caller's clock reading, if it has one.
+    func read(nowNs: UInt64 = monotonicNs()) -> CallID {
+        let id = mesh.call(service: serviceName, version: SemVer(1, 0, 0), deadlineMs: 2000, nowMs: nowNs / 1_000_000)
         pump()
         if rpcClientPollNs > 0 { pollUntilNs = monotonicNs() + rpcClientPollNs }
         return id
     }
 
+    /// The outcome of call `id` if it has completed (and forgets it).
+    func collect(_ id: CallID) -> Bool? {
+        guard let i = done.firstIndex(where: { $0.id == id }) else { return nil }
+        return done.remove(at: i).ok
+    }
+
     /// One call, waited for; its round trip in ns, nil if it failed.
     func timedRead() -> UInt64? {
         let start = monotonicNs()
-        let id = read()
-        while done[id] == nil { step(timeoutMs: 100) }
-        let elapsed = monotonicNs() - start
-        return done.removeValue(forKey: id)! ? elapsed : nil
+        let id = read(nowNs: start)
+        var ok = collect(id)
+        while ok == nil {
+            step(timeoutMs: 100)
+            ok = collect(id)
+        }
+        let end = monotonicNs()
+        split.record(startNs: start, endNs: end)
+        return ok! ? end - start : nil
     }
 }
 
@@ -203,6 +248,7 @@ final class TDOSWireClient {
     var replay = ReplayWindow(capacity: 4)
     let server: NodeAddress
     let requestPayload = Request(service: serviceID("temp_sensor"), deadlineMs: 2000).encode()
+    var split = RPCSplit()
 
     init(portBase: UInt16, server: NodeAddress) throws {
         self.server = server
@@ -217,14 +263,21 @@ final class TDOSWireClient {
         let id = ids.make()
         let request = Frame(type: .request, sender: nodeID, id: id, timestampMs: UInt32(truncatingIfNeeded: start / 1_000_000),
                             payload: requestPayload, flags: [.ackRequested], keyID: keys.sendKeyID)
-        transport.send(request.encode(key: keys.sendKey), to: server)
+        let bytes = request.encode(key: keys.sendKey)
+        split.sending()
+        transport.send(bytes, to: server)
         let pollUntilNs = rpcClientPollNs > 0 ? monotonicNs() + rpcClientPollNs : 0
         func receive() -> (bytes: [UInt8], from: NodeAddress)? {
             while monotonicNs() < pollUntilNs {
-                if let d = transport.receive(dontWait: true) { return d }
+                if let d = transport.receive(dontWait: true) {
+                    split.received()
+                    return d
+                }
                 HostPolling.pause()
             }
-            return transport.receive()
+            let d = transport.receive()
+            split.received()
+            return d
         }
         while let d = receive() {
             // Anything else (the node's query to a new peer, a heartbeat) is read and skipped.
@@ -232,7 +285,9 @@ final class TDOSWireClient {
                   (try? replay.accept(sender: frame.sender, id: frame.id, nowMs: start / 1_000_000)) != nil,
                   frame.type == .response, frame.ref == id else { continue }
             guard let response = try? Response.decode(frame.payload), response.value != nil else { return nil }
-            return monotonicNs() - start
+            let end = monotonicNs()
+            split.record(startNs: start, endNs: end)
+            return end - start
         }
         return nil
     }
@@ -317,6 +372,9 @@ final class CoAPBenchClient {
     var nextMessageID: UInt16 = 1
     let pathSegments: [[UInt8]]
     var pollUntilNs: UInt64 = 0
+    /// One receive buffer for every answer, as the TDOS clients' transport keeps.
+    var buffer = [UInt8](repeating: 0, count: 1500)
+    var split = RPCSplit()
 
     init(port: UInt16, path: String) throws {
         fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
@@ -343,6 +401,7 @@ final class CoAPBenchClient {
             m.append(UInt8(delta << 4 | seg.count))
             m += seg
         }
+        split.sending()
         _ = withUnsafePointer(to: &server) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 sendto(fd, m, m.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -354,23 +413,31 @@ final class CoAPBenchClient {
 
     /// The message id of the next ACK 2.05 received, nil on timeout or anything else.
     func receive() -> UInt16? {
-        var buf = [UInt8](repeating: 0, count: 1500)
-        var n = -1
-        while monotonicNs() < pollUntilNs {
-            n = recv(fd, &buf, buf.count, Int32(MSG_DONTWAIT))
-            if n >= 0 { break }
-            HostPolling.pause()
+        let fd = fd
+        let pollUntilNs = pollUntilNs
+        return buffer.withUnsafeMutableBytes { buf -> UInt16? in
+            var n = -1
+            while monotonicNs() < pollUntilNs {
+                n = recv(fd, buf.baseAddress, buf.count, Int32(MSG_DONTWAIT))
+                if n >= 0 { break }
+                HostPolling.pause()
+            }
+            if n < 0 { n = recv(fd, buf.baseAddress, buf.count, 0) }
+            split.received()
+            guard n >= 4, buf[0] >> 6 == 1, (buf[0] >> 4) & 3 == 2, buf[1] == 0x45 else { return nil }  // v1, ACK, 2.05
+            return UInt16(buf[2]) << 8 | UInt16(buf[3])
         }
-        if n < 0 { n = recv(fd, &buf, buf.count, 0) }
-        guard n >= 4, buf[0] >> 6 == 1, (buf[0] >> 4) & 3 == 2, buf[1] == 0x45 else { return nil }  // v1, ACK, 2.05
-        return UInt16(buf[2]) << 8 | UInt16(buf[3])
     }
 
     func timedGet() -> UInt64? {
         let start = monotonicNs()
         let mid = send()
         while let got = receive() {
-            if got == mid { return monotonicNs() - start }
+            if got == mid {
+                let end = monotonicNs()
+                split.record(startNs: start, endNs: end)
+                return end - start
+            }
         }
         return nil
     }
@@ -452,6 +519,9 @@ func rpcBench() {
     coap?.sample(rpcWarmup, into: &warm, failures: &coapFailures)
     tdos.failures = 0
     coapFailures = 0
+    tdos.client.split = RPCSplit()
+    wire?.split = RPCSplit()
+    coap?.split = RPCSplit()
     // The kernel brings another process's CPU clock up to date only when it
     // stops running: a node still polling after the round would be read short.
     // So its clock is read once it is back asleep (its window, and a margin),
@@ -503,6 +573,10 @@ func rpcBench() {
     print("rpc: CPU per call (sequential): tdos node \(rpcFmt(tdosCPU.serverUs)) us + client \(rpcFmt(tdosCPU.clientUs)) us; "
           + "wire client: node \(rpcFmt(wireCPU.serverUs)) us + client \(rpcFmt(wireCPU.clientUs)) us; "
           + "coap-server \(rpcFmt(coapCPU.serverUs)) us + client \(rpcFmt(coapCPU.clientUs)) us")
+    if rpcSplit {
+        print("rpc: each client's own part of a call, p50 (TDOS_BENCH_SPLIT): MeshNode \(tdos.client.split.summary); "
+              + "wire client \(wire?.split.summary ?? "-"); CoAP client \(coap.split.summary)")
+    }
     if wire != nil {
         print("rpc: wire client (like for like with the raw CoAP client): ratio tdos p50 / libcoap p50 = \(String(format: "%.2f", w.p50Us / c.p50Us)), "
               + "p99 ratio \(String(format: "%.2f", w.p99Us / c.p99Us))")

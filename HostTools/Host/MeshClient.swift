@@ -75,7 +75,7 @@ public final class MeshClient {
 
     /// The earliest of the mesh's and the subscriptions' timers.
     var nextTimeoutMs: UInt64? {
-        switch (mesh.nextTimeoutMs, pubsub.nextTimeoutMs) {
+        switch (mesh.nextTimeoutMsInPlace(), pubsub.nextTimeoutMsInPlace()) {
         case (let a?, let b?): return min(a, b)
         case (let a, let b): return a ?? b
         }
@@ -101,11 +101,11 @@ public final class MeshClient {
                 }
             }
             let after = monotonicMs()
-            if let t = mesh.nextTimeoutMs, t <= after {
+            if let t = mesh.nextTimeoutMsInPlace(), t <= after {
                 mesh.handleTimeout(nowMs: after)
                 pump()
             }
-            if let t = pubsub.nextTimeoutMs, t <= after {
+            if let t = pubsub.nextTimeoutMsInPlace(), t <= after {
                 pubsub.handleTimeout(nowMs: after, mesh: &mesh)
                 pump()
             }

@@ -214,6 +214,11 @@ public struct PubSub {
         return t
     }
 
+    /// `nextTimeoutMs` for a PubSub held in a class (NodeRuntime.pubsub): a
+    /// mutating call reads it in place, where the getter copies it first
+    /// (every table retained and released), on every datagram the node pumps.
+    public mutating func nextTimeoutMsInPlace() -> UInt64? { nextTimeoutMs }
+
     /// The intervals a publisher with this config grants for a request: the
     /// subscriber expects pushes on the same terms (max 0 means 60 s).
     func granted(_ r: Subscribe) -> (minMs: UInt32, maxMs: UInt32, leaseMs: UInt32) {
