@@ -108,9 +108,11 @@ extension ConfigTree {
 public struct ConfigImage: Equatable {
     /// A body entry this file does not interpret (the provisioning fields).
     public struct Entry: Equatable {
-        public var key: UInt64
+        // value before key: no tail padding (size == stride == 16), so armv6m
+        // reads a table entry's fields with word loads (docs/FIRMWARE.md, "Sizes").
         /// The value's CBOR item, unparsed.
         public var value: [UInt8]
+        public var key: UInt64
         public init(key: UInt64, value: [UInt8]) {
             self.key = key
             self.value = value

@@ -145,10 +145,18 @@ func configValidKey<C: Collection>(_ key: C) -> Bool where C.Element == UInt8 {
 /// small (<= nodesMax) and keeps the tree one flat allocation.
 public struct ConfigTree {
     struct Node {
-        var key: [UInt8]
-        var parent: Int16
+        // In this order the entry has no tail padding (value 0-8, parent 10,
+        // key 12-15: size == stride == 16): armv6m then reads a table entry's
+        // fields with word loads, not byte by byte (docs/FIRMWARE.md, "Sizes").
         var value: ConfigValue
+        var parent: Int16
+        var key: [UInt8]
         static let unused: Int16 = -2
+        init(key: [UInt8], parent: Int16, value: ConfigValue) {
+            self.value = value
+            self.parent = parent
+            self.key = key
+        }
     }
     static let root = -1
 
