@@ -48,6 +48,14 @@ public struct Keyring {
     }
 
     public var sendKey: HMACSHA256Key { key(id: sendKeyID)! }
+
+    /// The tag of `bytes` under key `id`, computed on the key where it is
+    /// stored (nil: no such key). `key(id:)` returns a copy of the 224-byte
+    /// key, which the receive path paid on every frame.
+    func macWords(id: UInt8, _ bytes: UnsafeRawBufferPointer) -> SHA256Words8? {
+        guard let i = ids.firstIndex(of: id) else { return nil }
+        return keys[i].macWords(bytes)
+    }
 }
 
 /// Per-sender sliding window over (epoch, sequence), as in IPsec/DTLS (RFC 6347

@@ -179,9 +179,10 @@ extension Frame {
         let payloadStart = r.position
 
         let keyID = keyByte & 0x3F
-        guard let key = keys.key(id: keyID) else { throw .badTag }
         let tagMatches = datagram.withUnsafeBytes { raw in
-            let expected = key.macWords(UnsafeRawBufferPointer(rebasing: raw[0..<bodyEnd]))
+            guard let expected = keys.macWords(id: keyID, UnsafeRawBufferPointer(rebasing: raw[0..<bodyEnd])) else {
+                return false  // an unknown key id is a bad tag
+            }
             return withUnsafeBytes(of: expected) { e in
                 constantTimeEquals(e.baseAddress!, raw.baseAddress! + bodyEnd, count: WireLimits.tagBytes)
             }
