@@ -33,6 +33,21 @@ private func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 {
     (x &>> n) | (x &<< (32 &- n))
 }
 
+/// One SHA-256 round (FIPS 180-4 §6.2.2 step 3) on the working variables;
+/// `kw` is K[t] + W[t]. Inlined into both schedule loops of `compress`.
+@inline(__always)
+private func sha256Round(_ a: inout UInt32, _ b: inout UInt32, _ c: inout UInt32, _ d: inout UInt32,
+                         _ e: inout UInt32, _ f: inout UInt32, _ g: inout UInt32, _ h: inout UInt32,
+                         _ kw: UInt32) {
+    let sum1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+    let choose = (e & f) ^ (~e & g)
+    let t1 = h &+ sum1 &+ choose &+ kw
+    let sum0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+    let majority = (a & b) ^ (a & c) ^ (b & c)
+    h = g; g = f; f = e; e = d &+ t1
+    d = c; c = b; b = a; a = t1 &+ sum0 &+ majority
+}
+
 // Byte-wise on purpose: endian-neutral, and the M0+ faults on unaligned word loads.
 @inline(__always)
 private func loadBigEndian(_ p: UnsafeRawPointer, _ offset: Int) -> UInt32 {
@@ -184,14 +199,7 @@ public struct SHA256: Sendable {
             for t in 0..<16 {
                 let wt = loadBigEndian(block, 4 &* t)
                 w[t] = wt
-                let sum1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-                let choose = (e & f) ^ (~e & g)
-                let t1 = hh &+ sum1 &+ choose &+ sha256RoundConstants[t] &+ wt
-                let sum0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-                let majority = (a & b) ^ (a & c) ^ (b & c)
-                let t2 = sum0 &+ majority
-                hh = g; g = f; f = e; e = d &+ t1
-                d = c; c = b; b = a; a = t1 &+ t2
+                sha256Round(&a, &b, &c, &d, &e, &f, &g, &hh, sha256RoundConstants[t] &+ wt)
             }
             for t in 16..<64 {
                 let w15 = w[(t &- 15) & 15], w2 = w[(t &- 2) & 15]
@@ -199,14 +207,7 @@ public struct SHA256: Sendable {
                 let s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 &>> 10)
                 let wt = w[t & 15] &+ s0 &+ w[(t &- 7) & 15] &+ s1
                 w[t & 15] = wt
-                let sum1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-                let choose = (e & f) ^ (~e & g)
-                let t1 = hh &+ sum1 &+ choose &+ sha256RoundConstants[t] &+ wt
-                let sum0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-                let majority = (a & b) ^ (a & c) ^ (b & c)
-                let t2 = sum0 &+ majority
-                hh = g; g = f; f = e; e = d &+ t1
-                d = c; c = b; b = a; a = t1 &+ t2
+                sha256Round(&a, &b, &c, &d, &e, &f, &g, &hh, sha256RoundConstants[t] &+ wt)
             }
         }
         h.0 &+= a; h.1 &+= b; h.2 &+= c; h.3 &+= d
