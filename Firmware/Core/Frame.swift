@@ -13,7 +13,7 @@
 
 /// Message kinds. A struct, not an enum, so a receiver can hold (and count) a
 /// type a newer sender invented.
-public struct MessageType: RawRepresentable, Equatable, Hashable {
+public struct MessageType: RawRepresentable, Equatable, Hashable, BitwiseCopyable {
     public let rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
@@ -54,7 +54,7 @@ public enum Priority: UInt8 {
 /// Never repeats for a sender: `epoch` is a boot counter the node persists
 /// (flash on the board, a state file on Linux) and bumps at every start, and
 /// `sequence` counts frames within that boot.
-public struct MessageID: Equatable, Hashable, Comparable {
+public struct MessageID: Equatable, Hashable, Comparable, BitwiseCopyable {
     public var epoch: UInt32
     public var sequence: UInt32
     public init(epoch: UInt32, sequence: UInt32) {

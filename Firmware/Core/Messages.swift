@@ -97,7 +97,7 @@ public func serviceID(_ name: StaticString) -> UInt32 {
 }
 
 /// Semantic version, encoded as the CBOR array [major, minor, patch].
-public struct SemVer: Equatable, Comparable {
+public struct SemVer: Equatable, Comparable, BitwiseCopyable {
     public var major: UInt16
     public var minor: UInt16
     public var patch: UInt16
@@ -288,7 +288,7 @@ public struct Query: Equatable {
 }
 
 /// Operations a request can name.
-public struct Operation: RawRepresentable, Equatable {
+public struct Operation: RawRepresentable, Equatable, BitwiseCopyable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
     public static let read = Operation(rawValue: 1)
@@ -420,7 +420,7 @@ public struct Response: Equatable {
 /// 4 load 0-100 %, 5 digest of the sender's announced services (a receiver
 /// whose copy differs sends a `query`: how a node that missed an announce, or
 /// sat in another partition, catches up), 6 incarnation (SWIM refutation).
-public struct Heartbeat: Equatable {
+public struct Heartbeat: Equatable, BitwiseCopyable {
     public var uptimeS: UInt32
     public var freeMemoryBytes: UInt32
     public var activity: UInt8

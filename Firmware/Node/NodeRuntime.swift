@@ -41,7 +41,7 @@ public final class NodeRuntime<P: Platform> {
     public private(set) var station = WeatherStation()
     public private(set) var lastReadings = WeatherReadings()
     public private(set) var displayUpdates: UInt64 = 0
-    var weatherCalls: [CallID] = []
+    var weatherCalls = Table<CallID>()
     var weatherResults: [CallResult?] = []
     var weatherDeadlineUs: UInt64 = 0
 
@@ -484,7 +484,7 @@ public final class NodeRuntime<P: Platform> {
         ctx.signal(Self.callDone)  // wakes the log shipper
         platform.show(station.lines(r))
         displayUpdates &+= 1
-        weatherCalls.removeAll(keepingCapacity: true)
+        weatherCalls.removeAll()
         noteActivity(now)
         return .sleep(untilUs: ctx.nowUs + UInt64(config.weatherIntervalMs) * 1000)
     }
@@ -502,7 +502,7 @@ public final class NodeRuntime<P: Platform> {
     }
 
     /// Moves finished calls named in `ids` into `results` (same order).
-    func claimCompletions(_ ids: [CallID], into results: inout [CallResult?]) {
+    func claimCompletions(_ ids: Table<CallID>, into results: inout [CallResult?]) {
         var i = 0
         while i < completed.count {
             if let k = ids.firstIndex(of: completed[i].id) {

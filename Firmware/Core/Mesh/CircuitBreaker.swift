@@ -4,7 +4,7 @@
 /// trial call through at a time, closing after `breakerHalfOpenSuccesses`
 /// successes and reopening at the first failure. Pure data: the node moves it
 /// with the time it is given and turns transitions into events.
-public struct CircuitBreaker: Equatable {
+public struct CircuitBreaker: Equatable, BitwiseCopyable {
     public enum Transition: Equatable { case opened, halfOpened, closed }
 
     public private(set) var state: BreakerState = .closed

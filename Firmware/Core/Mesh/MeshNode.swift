@@ -158,25 +158,25 @@ public struct MeshNode {
     var localLoadPercent: UInt8 = 0
     var nextHeartbeatAtMs: UInt64 = 0
     var nextAnnounceAtMs: UInt64 = 0
-    var peerTable: [Peer]
+    var peerTable: Table<Peer>
     /// Parallel to `peerTable`: each peer's name from its announce (empty until then).
     var peerNames: [[UInt8]]
-    var instanceTable: [Instance]
+    var instanceTable: Table<Instance>
     /// Parallel to `instanceTable`: each instance as announced.
     var instanceDescriptors: [ServiceDescriptor]
-    var calls: [Call]
+    var calls: Table<Call>
     /// Parallel to `calls`.
     var callInputs: [CallInputs]
-    var serveTable: [ServeEntry]
+    var serveTable: Table<ServeEntry>
     /// Parallel to `serveTable`: the answer's payload (empty until answered),
     /// apart so that a ServeEntry holds only scalars.
     var servePayloads: [[UInt8]]
-    var probes: [Probe]
+    var probes: Table<Probe>
     var staleValues: [StaleValue]
     /// Sources sent a version error (answerUnsupportedVersion), by address.
-    var versionReplies: [Stamp]
+    var versionReplies: Table<Stamp>
     /// Services queried for waiting calls (seek), by service id.
-    var sought: [Stamp]
+    var sought: Table<Stamp>
     var actions: DrainQueue<MeshAction>
     /// Latest time seen: an earlier `nowMs` from a careless caller is taken as
     /// this one, so no time difference can go negative.
@@ -210,18 +210,18 @@ public struct MeshNode {
         // Everything allocated up front: no table grows after start. Each
         // table is assigned once (reserveCapacity on a stored table inlines
         // its uniqueness check and growth at every call: ~90 bytes each).
-        peerTable = reservedTable(config.peersMax)
+        peerTable = Table(capacity: config.peersMax)
         peerNames = reservedTable(config.peersMax)
-        instanceTable = reservedTable(config.instancesMax)
+        instanceTable = Table(capacity: config.instancesMax)
         instanceDescriptors = reservedTable(config.instancesMax)
-        calls = reservedTable(config.callsInFlightMax)
+        calls = Table(capacity: config.callsInFlightMax)
         callInputs = reservedTable(config.callsInFlightMax)
-        serveTable = reservedTable(config.dedupCacheMax + config.callsInFlightMax)
+        serveTable = Table(capacity: config.dedupCacheMax + config.callsInFlightMax)
         servePayloads = reservedTable(config.dedupCacheMax + config.callsInFlightMax)
-        probes = reservedTable(config.probesMax)
+        probes = Table(capacity: config.probesMax)
         staleValues = reservedTable(config.staleCacheMax)
-        versionReplies = reservedTable(config.versionReplySourcesMax)
-        sought = reservedTable(config.callsInFlightMax)
+        versionReplies = Table(capacity: config.versionReplySourcesMax)
+        sought = Table(capacity: config.callsInFlightMax)
         actions = DrainQueue(capacity: config.actionQueueMax + config.callsInFlightMax + config.dedupCacheMax)
     }
 
@@ -261,9 +261,9 @@ public struct MeshNode {
         let nowMs = advanceClock(nowMs)
         emitBroadcast(frame(.leave, Leave(reason: reason).encode(), priority: .high, nowMs: nowMs))
         toClient(.stop, nowMs: nowMs)
-        serveTable.removeAll(keepingCapacity: true)
+        serveTable.removeAll()
         servePayloads.removeAll(keepingCapacity: true)
-        probes.removeAll(keepingCapacity: true)
+        probes.removeAll()
         lifecycle = .left
     }
 
@@ -483,7 +483,7 @@ public struct MeshNode {
     /// noted, when `key` has not got through within `intervalMs`. A new key
     /// in a full table takes the oldest entry's place; with `evictOnlyExpired`,
     /// only if that entry too is older than the interval (else false).
-    static func admit(_ table: inout [Stamp], key: UInt64, capacity: Int, intervalMs: UInt64,
+    static func admit(_ table: inout Table<Stamp>, key: UInt64, capacity: Int, intervalMs: UInt64,
                       evictOnlyExpired: Bool, nowMs: UInt64) -> Bool {
         var i = 0
         while i < table.count && table[i].key != key { i += 1 }

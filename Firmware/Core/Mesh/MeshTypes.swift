@@ -4,7 +4,7 @@
 
 /// Where a node's datagrams come from and go to: IPv4 address in host byte
 /// order (10.0.0.7 = 0x0A00_0007) and UDP port.
-public struct NodeAddress: Hashable {
+public struct NodeAddress: Hashable, BitwiseCopyable {
     public var host: UInt32
     public var port: UInt16
     public init(host: UInt32, port: UInt16) {
@@ -14,21 +14,21 @@ public struct NodeAddress: Hashable {
 }
 
 /// Names one `call()` until its `.complete`. Local to the calling node.
-public struct CallID: Hashable {
+public struct CallID: Hashable, BitwiseCopyable {
     public let raw: UInt32
     public init(raw: UInt32) { self.raw = raw }
 }
 
 /// Names one request handed to the application by `.serve`; pass it back to
 /// `respond()`.
-public struct ServeHandle: Hashable {
+public struct ServeHandle: Hashable, BitwiseCopyable {
     public let raw: UInt32
     public init(raw: UInt32) { self.raw = raw }
 }
 
 /// A peer as this node sees it. `dead` and `left` peers stay in the table as
 /// tombstones (shown by the CLI) until their slot is needed.
-public enum PeerState: UInt8, Equatable {
+public enum PeerState: UInt8, Equatable, BitwiseCopyable {
     case alive, suspect, dead, left
     public var name: StaticString {
         switch self {
@@ -40,7 +40,7 @@ public enum PeerState: UInt8, Equatable {
     }
 }
 
-public enum BreakerState: UInt8, Equatable {
+public enum BreakerState: UInt8, Equatable, BitwiseCopyable {
     case closed, open, halfOpen
     public var name: StaticString {
         switch self {
@@ -95,7 +95,7 @@ public enum MeshEvent: Equatable {
 }
 
 /// Why a call produced no fresh value.
-public enum CallError: Error, Equatable {
+public enum CallError: Error, Equatable, BitwiseCopyable {
     /// No instance of the service is known (none appeared before the deadline).
     case noInstance
     /// Instances exist, none satisfies the caret rule; the best one offered.

@@ -154,7 +154,7 @@ public struct PubSub {
 
     /// Latest sample of each of this node's services (index as in MeshNode.services).
     var samples: [Sample?]
-    var publications: [Publication] = []
+    var publications = Table<Publication>()
     var subscriptions: [Subscription] = []
     var events: DrainQueue<PubSubEvent>
     var nextID: UInt32 = 1

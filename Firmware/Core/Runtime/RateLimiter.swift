@@ -42,7 +42,7 @@ public struct RateLimiterConfig: Equatable {
 }
 
 public struct RateLimiter {
-    public struct Bucket {
+    public struct Bucket: BitwiseCopyable {
         public fileprivate(set) var sender: UInt32 = 0
         public fileprivate(set) var inUse = false
         /// Thousandths of a token.
@@ -55,14 +55,14 @@ public struct RateLimiter {
 
     public private(set) var config: RateLimiterConfig
     /// Fixed table: `config.sendersMax` slots allocated at init, never more.
-    public private(set) var buckets: [Bucket]
+    public private(set) var buckets: Table<Bucket>
     public private(set) var admitted: UInt32 = 0
     public private(set) var dropped: UInt32 = 0
     public private(set) var evictions: UInt32 = 0
 
     public init(_ config: RateLimiterConfig = RateLimiterConfig()) {
         self.config = config
-        buckets = [Bucket](repeating: Bucket(), count: config.sendersMax)
+        buckets = Table(repeating: Bucket(), count: config.sendersMax)
     }
 
     /// New rate and burst (a config update); buckets keep their tokens, capped at the new burst.

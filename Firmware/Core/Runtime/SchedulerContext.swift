@@ -95,13 +95,13 @@ struct SlotTable {
     enum Use: UInt8 { case free, alive, gaveUp }
 
     private(set) var generations: [UInt16]
-    private(set) var uses: [Use]
+    private(set) var uses: Table<Use>
     /// Free slots, a stack: the lowest slot is handed out first, deterministically.
     private(set) var free: [UInt16]
 
     init(capacity: Int) {
         generations = Array(repeating: 0, count: capacity)
-        uses = Array(repeating: .free, count: capacity)
+        uses = Table(repeating: .free, count: capacity)
         free = []
         free.reserveCapacity(capacity)
         var slot = capacity

@@ -1,7 +1,7 @@
 // What the scheduler reports: events in a fixed ring that the owner drains (into
 // metrics, the log, an RPC), never log lines.
 
-public enum SchedulerEventKind: UInt8 {
+public enum SchedulerEventKind: UInt8, BitwiseCopyable {
     /// detail: the failure code the task returned.
     case failed = 1
     /// detail: microseconds past the deadline (the larger of overrun and late start).
@@ -40,7 +40,7 @@ public enum SchedulerEventKind: UInt8 {
     }
 }
 
-public struct SchedulerEvent {
+public struct SchedulerEvent: BitwiseCopyable {
     public var timeUs: UInt64
     public var taskID: TaskID
     public var detail: UInt32
@@ -67,14 +67,14 @@ extension SchedulerEvent: Equatable {
 /// Fixed ring, allocated at init. When full, new events are dropped and counted:
 /// the oldest ones, which show how a cascade started, are kept.
 struct SchedulerEventRing {
-    private(set) var slots: [SchedulerEvent]
+    private(set) var slots: Table<SchedulerEvent>
     private var head = 0
     private(set) var count = 0
     private(set) var dropped: UInt32 = 0
 
     init(capacity: Int) {
         precondition(capacity >= 1)
-        slots = Array(repeating: SchedulerEvent(timeUs: 0, taskID: TaskID(rawValue: 0), kind: .failed),
+        slots = Table(repeating: SchedulerEvent(timeUs: 0, taskID: TaskID(rawValue: 0), kind: .failed),
                       count: capacity)
     }
 

@@ -13,7 +13,7 @@ public typealias TaskFactory = () -> TaskBody
 /// Names a task while it exists: its slot in the table plus the slot's generation,
 /// so an id kept after the task ended never names the slot's next occupant.
 /// A restarted task keeps its id (joiners and owners keep their handle).
-public struct TaskID: Equatable {
+public struct TaskID: Equatable, BitwiseCopyable {
     public let rawValue: UInt32
 
     public init(rawValue: UInt32) { self.rawValue = rawValue }

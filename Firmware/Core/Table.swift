@@ -1,0 +1,188 @@
+// The state machines' tables (peers, instances, calls, tasks, buckets...): a
+// copy-on-write array for plain values. Why not `[Element]`: Embedded Swift
+// specialises all of Array's growth, copy and shift code for every element
+// type (~400 B of flash each, ~30 table types per image). Here the element type
+// is BitwiseCopyable, so growing, copying and shifting are byte moves done once,
+// in the non-generic `TableBuffer`; per type only the small typed accessors
+// remain. Semantics are Array's: a value type, copied on write, grows on demand
+// (the tables reserve their configured capacity up front, so steady state never
+// allocates).
+
+public struct Table<Element: BitwiseCopyable>: RandomAccessCollection, MutableCollection {
+    @usableFromInline var buffer: TableBuffer
+
+    @inlinable
+    public init() { buffer = TableBuffer(capacity: 0, stride: MemoryLayout<Element>.stride) }
+
+    /// Room for `capacity` elements without allocating again.
+    @inlinable
+    public init(capacity: Int) {
+        buffer = TableBuffer(capacity: capacity, stride: MemoryLayout<Element>.stride)
+    }
+
+    /// `count` copies of `value`.
+    @inlinable
+    public init(repeating value: Element, count: Int) {
+        self.init(capacity: count)
+        for _ in 0..<count { append(value) }
+    }
+
+    public typealias Index = Int
+    public typealias Indices = Range<Int>
+    @inlinable public var startIndex: Int { 0 }
+    @inlinable public var endIndex: Int { buffer.count }
+    @inlinable public var count: Int { buffer.count }
+    @inlinable public var isEmpty: Bool { buffer.count == 0 }
+    @inlinable public var capacity: Int { buffer.capacity }
+    @inlinable public var indices: Range<Int> { 0..<buffer.count }
+    @inlinable public func index(after i: Int) -> Int { i + 1 }
+    @inlinable public func index(before i: Int) -> Int { i - 1 }
+
+    @inlinable
+    func slot(_ i: Int) -> UnsafeMutablePointer<Element> {
+        buffer.address(i).assumingMemoryBound(to: Element.self)
+    }
+
+    @inlinable
+    public subscript(i: Int) -> Element {
+        get { slot(i).pointee }
+        _modify { yield &TableBuffer.unique(&buffer, i).assumingMemoryBound(to: Element.self).pointee }
+    }
+
+    @inlinable
+    public mutating func append(_ e: Element) {
+        TableBuffer.append(&buffer).assumingMemoryBound(to: Element.self).pointee = e
+    }
+
+    @inlinable
+    public mutating func insert(_ e: Element, at i: Int) {
+        TableBuffer.insert(&buffer, i).assumingMemoryBound(to: Element.self).pointee = e
+    }
+
+    @inlinable
+    @discardableResult
+    public mutating func remove(at i: Int) -> Element {
+        let e = self[i]
+        TableBuffer.remove(&buffer, i, 1)
+        return e
+    }
+
+    @inlinable
+    @discardableResult
+    public mutating func removeFirst() -> Element { remove(at: 0) }
+
+    @inlinable
+    public mutating func removeFirst(_ n: Int) { TableBuffer.remove(&buffer, 0, n) }
+
+    /// Empties the table and keeps its storage (as Array's `keepingCapacity: true`).
+    @inlinable
+    public mutating func removeAll() { TableBuffer.remove(&buffer, 0, buffer.count) }
+
+    @inlinable
+    public mutating func removeAll(where drop: (Element) -> Bool) {
+        var kept = 0
+        for i in 0..<buffer.count where !drop(slot(i).pointee) {
+            if kept != i { self[kept] = slot(i).pointee }
+            kept += 1
+        }
+        if kept < buffer.count { TableBuffer.remove(&buffer, kept, buffer.count - kept) }
+    }
+
+    @inlinable
+    public mutating func reserveCapacity(_ n: Int) { TableBuffer.reserve(&buffer, n) }
+}
+
+/// The bytes behind a `Table`: `count` elements of `stride` bytes each.
+/// Everything here is independent of the element type, so it exists once.
+public final class TableBuffer {
+    @usableFromInline var base: UnsafeMutableRawPointer
+    @usableFromInline var count: Int = 0
+    @usableFromInline var capacity: Int
+    @usableFromInline let stride: Int
+
+    @usableFromInline
+    init(capacity: Int, stride: Int) {
+        self.capacity = capacity
+        self.stride = stride
+        base = UnsafeMutableRawPointer.allocate(byteCount: max(capacity * stride, 1), alignment: 8)
+    }
+
+    deinit { base.deallocate() }
+
+    /// Element `i`'s bytes; traps outside `0..<count` (the bounds check of Array).
+    @usableFromInline
+    @inline(never)
+    func address(_ i: Int) -> UnsafeMutableRawPointer {
+        precondition(i >= 0 && i < count, "Table index out of range")
+        return base + i * stride
+    }
+
+    // The mutators are static and take the reference inout, so that the
+    // uniqueness check (copy on write) is done here, once, not at every call.
+
+    @usableFromInline
+    @inline(never)
+    static func makeUnique(_ b: inout TableBuffer) {
+        if isKnownUniquelyReferenced(&b) { return }
+        let copy = TableBuffer(capacity: b.capacity, stride: b.stride)
+        copy.base.copyMemory(from: b.base, byteCount: b.count * b.stride)
+        copy.count = b.count
+        b = copy
+    }
+
+    /// Element `i`'s bytes, for writing.
+    @usableFromInline
+    @inline(never)
+    static func unique(_ b: inout TableBuffer, _ i: Int) -> UnsafeMutableRawPointer {
+        makeUnique(&b)
+        return b.address(i)
+    }
+
+    @usableFromInline
+    @inline(never)
+    static func reserve(_ b: inout TableBuffer, _ n: Int) {
+        makeUnique(&b)
+        b.reserve(n)
+    }
+
+    func reserve(_ n: Int) {
+        guard n > capacity else { return }
+        let grown = UnsafeMutableRawPointer.allocate(byteCount: n * stride, alignment: 8)
+        grown.copyMemory(from: base, byteCount: count * stride)
+        base.deallocate()
+        base = grown
+        capacity = n
+    }
+
+    /// One more element at the end; returns its (uninitialised) bytes.
+    @usableFromInline
+    @inline(never)
+    static func append(_ b: inout TableBuffer) -> UnsafeMutableRawPointer {
+        makeUnique(&b)
+        if b.count == b.capacity { b.reserve(max(4, b.capacity * 2)) }
+        b.count += 1
+        return b.base + (b.count - 1) * b.stride
+    }
+
+    /// A gap for one element at `i` (0...count); returns its bytes.
+    @usableFromInline
+    @inline(never)
+    static func insert(_ b: inout TableBuffer, _ i: Int) -> UnsafeMutableRawPointer {
+        precondition(i >= 0 && i <= b.count, "Table insert index out of range")
+        _ = append(&b)
+        let at = b.base + i * b.stride
+        (at + b.stride).copyMemory(from: at, byteCount: (b.count - 1 - i) * b.stride)
+        return at
+    }
+
+    /// Removes `n` elements from `i` on, sliding the rest down.
+    @usableFromInline
+    @inline(never)
+    static func remove(_ b: inout TableBuffer, _ i: Int, _ n: Int) {
+        precondition(i >= 0 && n >= 0 && i + n <= b.count, "Table remove range out of range")
+        makeUnique(&b)
+        let at = b.base + i * b.stride
+        at.copyMemory(from: at + n * b.stride, byteCount: (b.count - i - n) * b.stride)
+        b.count -= n
+    }
+}
