@@ -195,4 +195,31 @@ import Testing
         #expect(delivered.contains { $0 == (1, 200) } && delivered.contains { $0 == (2, 200) })
         #expect(!delivered.contains { $0 == (2, 8) })
     }
+
+    /// The digest is on the wire (heartbeat key 5): nodes built from different
+    /// code must agree. Checked against the documented byte layout, FNV-1a-32
+    /// written out here independently of servicesDigest.
+    @Test func servicesDigestFollowsTheDocumentedLayout() {
+        let services = [
+            ServiceDescriptor(name: Array("temp_sensor".utf8), version: SemVer(1, 2, 0x0304),
+                              role: .sensor, capabilities: [.read, .subscribe], priority: 7, port: 4210),
+            ServiceDescriptor(name: Array("logger".utf8), version: SemVer(2, 0, 1),
+                              role: .storage, capabilities: Capabilities(rawValue: 0xA1B2_C3D4), priority: 0, port: 0xFFFE),
+        ]
+        var layout: [UInt8] = []
+        for s in services {
+            layout.append(UInt8(s.name.count))
+            layout += s.name
+            for v in [s.version.major, s.version.minor, s.version.patch] { layout += [UInt8(v >> 8), UInt8(v & 0xFF)] }
+            layout.append(s.role.rawValue)
+            let c = s.capabilities.rawValue
+            layout += [UInt8(c >> 24), UInt8((c >> 16) & 0xFF), UInt8((c >> 8) & 0xFF), UInt8(c & 0xFF)]
+            layout.append(s.priority)
+            layout += [UInt8(s.port >> 8), UInt8(s.port & 0xFF)]
+        }
+        var h: UInt32 = 0x811C_9DC5
+        for b in layout { h = (h ^ UInt32(b)) &* 0x0100_0193 }
+        #expect(servicesDigest(services) == UInt16(h >> 16) ^ UInt16(h & 0xFFFF))
+        #expect(servicesDigest([]) == UInt16(0x811C) ^ UInt16(0x9DC5))
+    }
 }

@@ -141,30 +141,30 @@ public struct NodeStatus: Equatable {
 /// Keys a later minor adds to the service map are left out, so nodes of
 /// different minors agree on the digest of the same services.
 public func servicesDigest(_ services: [ServiceDescriptor]) -> UInt16 {
+    // The fields are hashed in place, big-endian byte by byte (no buffer:
+    // each append into one cost a uniqueness and capacity check).
     var h: UInt32 = 0x811C_9DC5
-    var buffer: [UInt8] = []
-    buffer.reserveCapacity(nameBytesMax + 16)
     for s in services {
-        buffer.removeAll(keepingCapacity: true)
-        buffer.append(UInt8(truncatingIfNeeded: s.name.count))
-        buffer.append(contentsOf: s.name)
-        for v in [s.version.major, s.version.minor, s.version.patch] {
-            buffer.append(UInt8(truncatingIfNeeded: v >> 8))
-            buffer.append(UInt8(truncatingIfNeeded: v))
-        }
-        buffer.append(s.role.rawValue)
-        let caps = s.capabilities.rawValue
-        buffer.append(UInt8(truncatingIfNeeded: caps >> 24))
-        buffer.append(UInt8(truncatingIfNeeded: caps >> 16))
-        buffer.append(UInt8(truncatingIfNeeded: caps >> 8))
-        buffer.append(UInt8(truncatingIfNeeded: caps))
-        buffer.append(s.priority)
-        buffer.append(UInt8(truncatingIfNeeded: s.port >> 8))
-        buffer.append(UInt8(truncatingIfNeeded: s.port))
-        for b in buffer {
-            h ^= UInt32(b)
-            h = h &* 0x0100_0193
-        }
+        fnv1a(&h, UInt32(truncatingIfNeeded: s.name.count), bytes: 1)
+        for b in s.name { fnv1a(&h, UInt32(b), bytes: 1) }
+        fnv1a(&h, UInt32(s.version.major), bytes: 2)
+        fnv1a(&h, UInt32(s.version.minor), bytes: 2)
+        fnv1a(&h, UInt32(s.version.patch), bytes: 2)
+        fnv1a(&h, UInt32(s.role.rawValue), bytes: 1)
+        fnv1a(&h, s.capabilities.rawValue, bytes: 4)
+        fnv1a(&h, UInt32(s.priority), bytes: 1)
+        fnv1a(&h, UInt32(s.port), bytes: 2)
     }
     return UInt16(truncatingIfNeeded: h >> 16) ^ UInt16(truncatingIfNeeded: h)
+}
+
+/// FNV-1a-32 over the low `bytes` bytes of `value`, most significant first.
+@inline(never)
+func fnv1a(_ h: inout UInt32, _ value: UInt32, bytes: Int) {
+    var shift = UInt32(bytes &* 8)
+    while shift > 0 {
+        shift &-= 8
+        h ^= (value >> shift) & 0xFF
+        h = h &* 0x0100_0193
+    }
 }
