@@ -9,6 +9,71 @@
 /// skipping shared by every decoder is in MapKeys, once (inlining all of it,
 /// or letting the optimizer specialise this function per closure, put a copy
 /// in each of ~20 decoders on the board).
+/// A payload's top-level map read without throwing: the first error is kept
+/// and every later read returns a zero value, so a decoder's key loop has no
+/// throw sites (on armv6m each one carried its own release of every value
+/// read so far) and `finish()` throws that first error, once. Same rules as
+/// MapKeys: non-integer keys skipped, trailing bytes malformed.
+struct MapDecoder {
+    var keys: MapKeys
+    var error: WireError? = nil
+
+    init(_ payload: [UInt8]) throws(WireError) { keys = try MapKeys(payload) }
+
+    /// The next integer key; nil after the last one or after an error.
+    @inline(never)
+    mutating func next() -> UInt64? {
+        guard error == nil else { return nil }
+        do { return try keys.next() } catch { self.error = error; return nil }
+    }
+
+    @inline(never)
+    mutating func fail(_ e: WireError = .malformedCBOR) { if error == nil { error = e } }
+
+    /// The decoded value, or the first error.
+    @inline(__always)
+    func finish<T>(_ value: T) throws(WireError) -> T {
+        if let error { throw error }
+        return value
+    }
+
+    @inline(never)
+    mutating func unsigned(max: UInt64) -> UInt64 {
+        guard error == nil else { return 0 }
+        do {
+            let v = try keys.reader.unsigned()
+            if v <= max { return v }
+            error = .malformedCBOR
+        } catch { self.error = error }
+        return 0
+    }
+    mutating func u32() -> UInt32 { UInt32(truncatingIfNeeded: unsigned(max: UInt64(UInt32.max))) }
+    mutating func u16() -> UInt16 { UInt16(truncatingIfNeeded: unsigned(max: UInt64(UInt16.max))) }
+    mutating func u8() -> UInt8 { UInt8(truncatingIfNeeded: unsigned(max: 255)) }
+
+    /// `read` applied to the reader, for values with their own decoder.
+    @inline(__always)
+    mutating func read<T>(_ zero: T, _ read: (inout CBORReader) throws(WireError) -> T) -> T {
+        guard error == nil else { return zero }
+        do { return try read(&keys.reader) } catch { self.error = error; return zero }
+    }
+
+    @inline(never)
+    mutating func name() -> [UInt8] { read([], readName) }
+    @inline(never)
+    mutating func number() -> Double { read(0) { (r: inout CBORReader) throws(WireError) in try r.number() } }
+    @inline(never)
+    mutating func item() -> [UInt8] { read([], rawItem) }
+    @inline(never)
+    mutating func text() -> ArraySlice<UInt8> { read([]) { (r: inout CBORReader) throws(WireError) in try r.text() } }
+    @inline(never)
+    mutating func byteString() -> [UInt8] {
+        Array(read([]) { (r: inout CBORReader) throws(WireError) in try r.bytes() })
+    }
+    @inline(never)
+    mutating func skip() { read(()) { (r: inout CBORReader) throws(WireError) in try r.skip() } }
+}
+
 @inline(__always)
 func forEachKey(_ payload: [UInt8],
                 _ body: (UInt64, inout CBORReader) throws(WireError) -> Void) throws(WireError) {
@@ -242,18 +307,22 @@ public struct Announce: Equatable {
     public static func decode(_ payload: [UInt8]) throws(WireError) -> Announce {
         var services: [ServiceDescriptor]?
         var nodeName: [UInt8] = []
-        try forEachKey(payload) { (key, r) throws(WireError) in
+        var d = try MapDecoder(payload)
+        while let key = d.next() {
             switch key {
             case 1:
-                let n = try r.arrayHeader()
-                guard n <= servicesPerNodeMax else { throw .malformedCBOR }
-                var list: [ServiceDescriptor] = []
-                for _ in 0..<n { list.append(try ServiceDescriptor.decode(&r)) }
-                services = list
-            case 2: nodeName = try readName(&r)
-            default: try r.skip()
+                services = d.read([]) { (r: inout CBORReader) throws(WireError) in
+                    let n = try r.arrayHeader()
+                    guard n <= servicesPerNodeMax else { throw .malformedCBOR }
+                    var list: [ServiceDescriptor] = []
+                    for _ in 0..<n { list.append(try ServiceDescriptor.decode(&r)) }
+                    return list
+                }
+            case 2: nodeName = d.name()
+            default: d.skip()
             }
         }
+        try d.finish(())
         return Announce(services: try required(services), nodeName: nodeName)
     }
 }
@@ -276,13 +345,15 @@ public struct Query: Equatable {
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> Query {
         var q = Query()
-        try forEachKey(payload) { (key, r) throws(WireError) in
+        var d = try MapDecoder(payload)
+        while let key = d.next() {
             switch key {
-            case 1: q.name = try readName(&r)
-            case 2: q.version = try SemVer.decode(&r)
-            default: try r.skip()
+            case 1: q.name = d.name()
+            case 2: q.version = d.read(SemVer(0, 0, 0), SemVer.decode)
+            default: d.skip()
             }
         }
+        try d.finish(())
         return q
     }
 }
@@ -338,15 +409,17 @@ public struct Request: Equatable {
     public static func decode(_ payload: [UInt8]) throws(WireError) -> Request {
         var service: UInt32?
         var req = Request(service: 0)
-        try forEachKey(payload) { (key, r) throws(WireError) in
+        var d = try MapDecoder(payload)
+        while let key = d.next() {
             switch key {
-            case 1: service = try readU32(&r)
-            case 2: req.operation = Operation(rawValue: try readU32(&r))
-            case 3: req.arguments = try rawItem(&r)
-            case 4: req.deadlineMs = try readU32(&r)
-            default: try r.skip()
+            case 1: service = d.u32()
+            case 2: req.operation = Operation(rawValue: d.u32())
+            case 3: req.arguments = d.item()
+            case 4: req.deadlineMs = d.u32()
+            default: d.skip()
             }
         }
+        try d.finish(())
         req.service = try required(service)
         return req
     }
@@ -402,16 +475,18 @@ public struct Response: Equatable {
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> Response {
         var resp = Response()
-        try forEachKey(payload) { (key, r) throws(WireError) in
+        var d = try MapDecoder(payload)
+        while let key = d.next() {
             switch key {
-            case 1: resp.status = try readU8(&r)
-            case 2: resp.value = try r.number()
-            case 3: resp.unit = Unit(rawValue: try readU8(&r)) ?? .none
-            case 4: resp.ageMs = try readU32(&r)
-            case 5: resp.result = try rawItem(&r)
-            default: try r.skip()
+            case 1: resp.status = d.u8()
+            case 2: resp.value = d.number()
+            case 3: resp.unit = Unit(rawValue: d.u8()) ?? .none
+            case 4: resp.ageMs = d.u32()
+            case 5: resp.result = d.item()
+            default: d.skip()
             }
         }
+        try d.finish(())
         return resp
     }
 }
@@ -449,17 +524,19 @@ public struct Heartbeat: Equatable, BitwiseCopyable {
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> Heartbeat {
         var hb = Heartbeat(uptimeS: 0, freeMemoryBytes: 0, activity: 0, loadPercent: 0, servicesDigest: 0)
-        try forEachKey(payload) { (key, r) throws(WireError) in
+        var d = try MapDecoder(payload)
+        while let key = d.next() {
             switch key {
-            case 1: hb.uptimeS = try readU32(&r)
-            case 2: hb.freeMemoryBytes = try readU32(&r)
-            case 3: hb.activity = min(100, try readU8(&r))
-            case 4: hb.loadPercent = min(100, try readU8(&r))
-            case 5: hb.servicesDigest = try readU16(&r)
-            case 6: hb.incarnation = try readU32(&r)
-            default: try r.skip()
+            case 1: hb.uptimeS = d.u32()
+            case 2: hb.freeMemoryBytes = d.u32()
+            case 3: hb.activity = min(100, d.u8())
+            case 4: hb.loadPercent = min(100, d.u8())
+            case 5: hb.servicesDigest = d.u16()
+            case 6: hb.incarnation = d.u32()
+            default: d.skip()
             }
         }
+        try d.finish(())
         return hb
     }
 }
@@ -494,17 +571,19 @@ public struct ErrorReply: Equatable {
     public static func decode(_ payload: [UInt8]) throws(WireError) -> ErrorReply {
         var code: UInt8?
         var e = ErrorReply(code: 0)
-        try forEachKey(payload) { (key, r) throws(WireError) in
+        var d = try MapDecoder(payload)
+        while let key = d.next() {
             switch key {
-            case 1: code = try readU8(&r)
+            case 1: code = d.u8()
             case 2:
-                let t = try r.text()
+                let t = d.text()
                 e.detail = Array(t.prefix(64))
-            case 3: e.majorMin = try readU8(&r)
-            case 4: e.majorMax = try readU8(&r)
-            default: try r.skip()
+            case 3: e.majorMin = d.u8()
+            case 4: e.majorMax = d.u8()
+            default: d.skip()
             }
         }
+        try d.finish(())
         e.code = try required(code)
         return e
     }
@@ -545,20 +624,24 @@ public struct ConfigUpdate: Equatable {
     public static func decode(_ payload: [UInt8]) throws(WireError) -> ConfigUpdate {
         var version: UInt32?
         var entries: [Entry] = []
-        try forEachKey(payload) { (key, r) throws(WireError) in
+        var d = try MapDecoder(payload)
+        while let key = d.next() {
             switch key {
-            case 1: version = try readU32(&r)
+            case 1: version = d.u32()
             case 2:
-                let n = try r.mapHeader()
-                guard n <= entriesMax else { throw .malformedCBOR }
-                for _ in 0..<n {
-                    let p = try r.text()
-                    guard !p.isEmpty && p.count <= pathBytesMax else { throw .malformedCBOR }
-                    entries.append(Entry(path: Array(p), value: try rawItem(&r)))
+                d.read(()) { (r: inout CBORReader) throws(WireError) in
+                    let n = try r.mapHeader()
+                    guard n <= entriesMax else { throw .malformedCBOR }
+                    for _ in 0..<n {
+                        let p = try r.text()
+                        guard !p.isEmpty && p.count <= pathBytesMax else { throw .malformedCBOR }
+                        entries.append(Entry(path: Array(p), value: try rawItem(&r)))
+                    }
                 }
-            default: try r.skip()
+            default: d.skip()
             }
         }
+        try d.finish(())
         return ConfigUpdate(version: try required(version), entries: entries)
     }
 }
@@ -593,10 +676,12 @@ public struct MetricsReport: Equatable {
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> MetricsReport {
         var samples: [Sample] = []
-        try forEachKey(payload) { (key, r) throws(WireError) in
-            guard key <= UInt64(UInt16.max), samples.count < samplesMax else { try r.skip(); return }
-            samples.append(Sample(id: UInt16(key), value: try r.number()))
+        var d = try MapDecoder(payload)
+        while let key = d.next() {
+            guard key <= UInt64(UInt16.max), samples.count < samplesMax else { d.skip(); continue }
+            samples.append(Sample(id: UInt16(key), value: d.number()))
         }
+        try d.finish(())
         return MetricsReport(samples: samples)
     }
 }
@@ -613,9 +698,11 @@ public struct Leave: Equatable {
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> Leave {
         var l = Leave()
-        try forEachKey(payload) { (key, r) throws(WireError) in
-            if key == 1 { l.reason = try readU8(&r) } else { try r.skip() }
+        var d = try MapDecoder(payload)
+        while let key = d.next() {
+            if key == 1 { l.reason = d.u8() } else { d.skip() }
         }
+        try d.finish(())
         return l
     }
 }

@@ -30,13 +30,15 @@ public struct RelayEnvelope: Equatable {
     public static func decode(_ payload: [UInt8]) throws(WireError) -> RelayEnvelope {
         var destination: UInt32?
         var frame: [UInt8]?
-        try forEachKey(payload) { (key, r) throws(WireError) in
+        var d = try MapDecoder(payload)
+        while let key = d.next() {
             switch key {
-            case 1: destination = try readU32(&r)
-            case 2: frame = Array(try r.bytes())
-            default: try r.skip()
+            case 1: destination = d.u32()
+            case 2: frame = d.byteString()
+            default: d.skip()
             }
         }
+        try d.finish(())
         return RelayEnvelope(destination: try required(destination), frame: try required(frame))
     }
 
@@ -72,9 +74,11 @@ public struct ProbeArguments: Equatable {
         guard !item.isEmpty else { return nil }
         var found: UInt32?
         do {
-            try forEachKey(item) { (key, r) throws(WireError) in
-                if key == 1 { found = try readU32(&r) } else { try r.skip() }
+            var d = try MapDecoder(item)
+            while let key = d.next() {
+                if key == 1 { found = d.u32() } else { d.skip() }
             }
+            try d.finish(())
         } catch {
             return nil
         }
@@ -118,17 +122,19 @@ public struct NodeStatus: Equatable {
     public static func decode(_ item: [UInt8]) throws(WireError) -> NodeStatus {
         var s = NodeStatus(incarnation: 0, uptimeS: 0, servicesDigest: 0, freeMemoryBytes: 0, loadPercent: 0, activity: 0)
         var digest: UInt16?
-        try forEachKey(item) { (key, r) throws(WireError) in
+        var d = try MapDecoder(item)
+        while let key = d.next() {
             switch key {
-            case 1: s.incarnation = try readU32(&r)
-            case 2: s.uptimeS = try readU32(&r)
-            case 3: digest = try readU16(&r)
-            case 4: s.freeMemoryBytes = try readU32(&r)
-            case 5: s.loadPercent = min(100, try readU8(&r))
-            case 6: s.activity = min(100, try readU8(&r))
-            default: try r.skip()
+            case 1: s.incarnation = d.u32()
+            case 2: s.uptimeS = d.u32()
+            case 3: digest = d.u16()
+            case 4: s.freeMemoryBytes = d.u32()
+            case 5: s.loadPercent = min(100, d.u8())
+            case 6: s.activity = min(100, d.u8())
+            default: d.skip()
             }
         }
+        try d.finish(())
         s.servicesDigest = try required(digest)
         return s
     }

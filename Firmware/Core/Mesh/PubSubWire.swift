@@ -62,22 +62,23 @@ public struct Subscribe: Equatable {
         var id: UInt32?
         var service: [UInt8]?
         var s = Subscribe(id: 0, service: [], version: SemVer(0, 0, 0), minIntervalMs: 0, maxIntervalMs: 0, leaseMs: 0)
-        try forEachKey(payload) { (key, r) throws(WireError) in
+        var d = try MapDecoder(payload)
+        while let key = d.next() {
             switch key {
-            case 1: id = try readU32(&r)
-            case 2: service = try readName(&r)
-            case 3: s.version = try SemVer.decode(&r)
-            case 4: s.minIntervalMs = try readU32(&r)
-            case 5: s.maxIntervalMs = try readU32(&r)
+            case 1: id = d.u32()
+            case 2: service = d.name()
+            case 3: s.version = d.read(s.version, SemVer.decode)
+            case 4: s.minIntervalMs = d.u32()
+            case 5: s.maxIntervalMs = d.u32()
             case 6:
-                let t = try r.number()
+                let t = d.number()
                 // NaN or a negative threshold would make "changed enough" meaningless.
-                guard t >= 0 && t.isFinite else { throw .malformedCBOR }
-                s.threshold = t
-            case 7: s.leaseMs = try readU32(&r)
-            default: try r.skip()
+                if t >= 0 && t.isFinite { s.threshold = t } else { d.fail() }
+            case 7: s.leaseMs = d.u32()
+            default: d.skip()
             }
         }
+        try d.finish(())
         s.id = try required(id)
         // A cancel is matched by (sender, id) alone: a subscriber cancelling a
         // stray subscription may not know its service.
@@ -132,18 +133,20 @@ public struct Notify: Equatable {
         var id: UInt32?
         var sequence: UInt32?
         var n = Notify(id: 0, sequence: 0)
-        try forEachKey(payload) { (key, r) throws(WireError) in
+        var d = try MapDecoder(payload)
+        while let key = d.next() {
             switch key {
-            case 1: id = try readU32(&r)
-            case 2: sequence = try readU32(&r)
-            case 3: n.status = try readU8(&r)
-            case 4: n.value = try r.number()
-            case 5: n.unit = Unit(rawValue: try readU8(&r)) ?? .none
-            case 6: n.ageMs = try readU32(&r)
-            case 7: n.leaseMs = try readU32(&r)
-            default: try r.skip()
+            case 1: id = d.u32()
+            case 2: sequence = d.u32()
+            case 3: n.status = d.u8()
+            case 4: n.value = d.number()
+            case 5: n.unit = Unit(rawValue: d.u8()) ?? .none
+            case 6: n.ageMs = d.u32()
+            case 7: n.leaseMs = d.u32()
+            default: d.skip()
             }
         }
+        try d.finish(())
         n.id = try required(id)
         n.sequence = try required(sequence)
         return n
