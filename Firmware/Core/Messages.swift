@@ -18,7 +18,9 @@ struct MapDecoder {
     var keys: MapKeys
     var error: WireError? = nil
 
-    init(_ payload: [UInt8]) throws(WireError) { keys = try MapKeys(payload) }
+    init(_ payload: [UInt8], start: Int = 0, end: Int? = nil) throws(WireError) {
+        keys = try MapKeys(payload, start: start, end: end)
+    }
 
     /// The next integer key; nil after the last one or after an error.
     @inline(never)
@@ -89,9 +91,11 @@ struct MapKeys {
     var reader: CBORReader
     var left: Int
 
+    /// The map in `payload[start..<end]` (default: all of it); an empty
+    /// payload is an empty map, an empty range within one is malformed.
     @inline(never)
-    init(_ payload: [UInt8]) throws(WireError) {
-        reader = CBORReader(payload, depthMax: WireLimits.cborDepthMax)
+    init(_ payload: [UInt8], start: Int = 0, end: Int? = nil) throws(WireError) {
+        reader = CBORReader(payload, start: start, end: end, depthMax: WireLimits.cborDepthMax)
         left = payload.isEmpty ? 0 : try reader.mapHeader()
     }
 

@@ -175,19 +175,15 @@ public struct ProvisionRecord: Equatable {
     }
 
     static func decodeBody(_ bytes: [UInt8], start: Int, end: Int, sequence: UInt32) throws(WireError) -> ProvisionRecord {
-        var r = CBORReader(bytes, start: start, end: end, depthMax: WireLimits.cborDepthMax)
+        var d = try MapDecoder(bytes, start: start, end: end)
         var name: [UInt8]? = nil, role: NodeRole? = nil, ssid: [UInt8]? = nil, keyID: UInt8? = nil, key: [UInt8]? = nil
         var record = ProvisionRecord(sequence: sequence, nodeName: [], role: .sensor, wifiSSID: [], wifiPassphrase: [],
                                      keyID: 0, key: [])
-        let count = try r.mapHeader()
-        for _ in 0..<count {
-            if try r.peekMajor() != .unsigned {
-                try r.skip(); try r.skip()
-                continue
-            }
-            let k = try r.unsigned()
+        // MapDecoder: no throw site in the loop (see there); a bad value
+        // calls d.fail() and ends it.
+        while let k = d.next() {
             guard k >= 1 && k <= 13 else {
-                try r.skip()
+                d.skip()
                 continue
             }
             // One read and one range check for every key (the value of an
@@ -197,22 +193,24 @@ public struct ProvisionRecord: Equatable {
             let b: [UInt8]
             switch k {
             case 1, 3, 4, 9:
-                b = Array(try r.text())
+                b = Array(d.text())
                 v = UInt64(b.count)
             case 6, 13:
-                b = Array(try r.bytes())
+                b = d.byteString()
                 v = UInt64(b.count)
             default:
                 b = []
-                v = try r.unsigned()
+                v = d.unsigned(max: .max)
             }
             let (low, high) = bodyKeyBounds(k)
-            guard v >= low && v <= high else { throw .malformedCBOR }
+            guard v >= low && v <= high else {
+                d.fail()
+                continue
+            }
             switch k {
             case 1: name = b
             case 2:
-                guard let parsed = NodeRole(rawValue: UInt8(v)) else { throw .malformedCBOR }
-                role = parsed
+                if let parsed = NodeRole(rawValue: UInt8(v)) { role = parsed } else { d.fail() }
             case 3: ssid = b
             case 4: record.wifiPassphrase = b
             case 5: keyID = UInt8(v)
@@ -224,16 +222,23 @@ public struct ProvisionRecord: Equatable {
             case 11: record.sensors = UInt8(v)
             case 12: record.wifiAuth = UInt8(v)
             default:  // 13: (kind, priority) pairs
-                guard v % 2 == 0 else { throw .malformedCBOR }
+                guard v % 2 == 0 else {
+                    d.fail()
+                    continue
+                }
                 var i = 0
                 while i < b.count {
-                    guard b[i] >= 1 && b[i] <= 3 else { throw .malformedCBOR }
+                    guard b[i] >= 1 && b[i] <= 3 else {
+                        d.fail()
+                        break
+                    }
                     record.services.append(Service(kind: b[i], priority: b[i + 1]))
                     i += 2
                 }
             }
         }
-        guard r.isAtEnd, let name, let role, let ssid, let keyID, let key else { throw .malformedCBOR }
+        try d.finish(())
+        guard let name, let role, let ssid, let keyID, let key else { throw .malformedCBOR }
         record.nodeName = name
         record.role = role
         record.wifiSSID = ssid
