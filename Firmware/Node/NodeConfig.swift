@@ -82,22 +82,25 @@ public struct NodeConfig {
         var out: [ServiceDescriptor] = []
         switch role {
         case .sensor:
-            for s in sensors {
-                out.append(ServiceDescriptor(name: s.name, version: s.version, role: .sensor,
-                                             capabilities: [.read, .subscribe], priority: s.priority, port: address.port))
-            }
+            for s in sensors { add(&out, s.name, s.version, [.read, .subscribe], priority: s.priority) }
         case .kernel:
-            out.append(ServiceDescriptor(name: bytes("kernel"), version: SemVer(1, 0, 0), role: .kernel,
-                                         capabilities: [.read], priority: 0, port: address.port))
+            add(&out, bytes("kernel"), SemVer(1, 0, 0), [.read])
         case .storage:
-            out.append(ServiceDescriptor(name: bytes("logger"), version: SemVer(1, 0, 0), role: .storage,
-                                         capabilities: [.log], priority: 0, port: address.port))
-            out.append(ServiceDescriptor(name: bytes("config"), version: SemVer(1, 0, 0), role: .storage,
-                                         capabilities: [.config], priority: 0, port: address.port))
+            add(&out, bytes("logger"), SemVer(1, 0, 0), [.log])
+            add(&out, bytes("config"), SemVer(1, 0, 0), [.config])
         case .client:
             break
         }
         return out
+    }
+
+    /// One of this node's services (its role, its port): one call per service
+    /// instead of a descriptor built inline four times.
+    @inline(never)
+    func add(_ out: inout [ServiceDescriptor], _ name: [UInt8], _ version: SemVer, _ caps: Capabilities,
+             priority: UInt8 = 0) {
+        out.append(ServiceDescriptor(name: name, version: version, role: role, capabilities: caps,
+                                     priority: priority, port: address.port))
     }
 }
 

@@ -105,13 +105,22 @@ public struct WeatherStation {
     public func alerts(_ r: WeatherReadings) -> [TextLine] {
         var out: [TextLine] = []
         if let t = r.temperatureC {
-            if t > tempHighC { var l = TextLine("HIGH TEMP: "); l.append(t, decimals: 1); l.append("C"); out.append(l) }
-            if t < tempLowC { var l = TextLine("LOW TEMP: "); l.append(t, decimals: 1); l.append("C"); out.append(l) }
+            if t > tempHighC { out.append(Self.alert("HIGH TEMP: ", t, "C")) }
+            if t < tempLowC { out.append(Self.alert("LOW TEMP: ", t, "C")) }
         }
         if let h = r.humidityPercent, h > humidityHighPercent {
-            var l = TextLine("HIGH HUMIDITY: "); l.append(h, decimals: 1); l.append("%"); out.append(l)
+            out.append(Self.alert("HIGH HUMIDITY: ", h, "%"))
         }
         return out
+    }
+
+    /// "<label><value to 0.1><unit>": one call per alert, not three inlined lines.
+    @inline(never)
+    static func alert(_ label: StaticString, _ value: Double, _ unit: StaticString) -> TextLine {
+        var l = TextLine(label)
+        l.append(value, decimals: 1)
+        l.append(unit)
+        return l
     }
 
     /// Display lines for the current readings; stale values carry their age.
