@@ -17,8 +17,8 @@ public struct ConfigField {
     public var defaultValue: ConfigValue {
         switch kind {
         case .bool: return .bool(defaultText.first == 0x74)  // "true"
-        case .int: return .int(Int64(configTableNumber(defaultText[...])))
-        case .number: return .number(configTableNumber(defaultText[...]))
+        case .int: return .int(Int64(defaultText.withUnsafeBufferPointer { configTableNumber($0[...]) }))
+        case .number: return .number(defaultText.withUnsafeBufferPointer { configTableNumber($0[...]) })
         case .text: return .text(defaultText)
         case .map: return .map
         }
@@ -28,7 +28,7 @@ public struct ConfigField {
 }
 
 /// A decimal of the schema table ("-1000", "1.5"): exact for the table's values.
-func configTableNumber(_ word: ArraySlice<UInt8>) -> Double {
+func configTableNumber(_ word: Slice<UnsafeBufferPointer<UInt8>>) -> Double {
     var v = 0.0
     var scale = 1.0
     var fraction = false
@@ -48,7 +48,8 @@ func configTableNumber(_ word: ArraySlice<UInt8>) -> Double {
 /// so it stays constant data in flash: an array of fields (even as an
 /// InlineArray) is built by code at start-up, 3.7 KB of it (docs/FIRMWARE.md, "Sizes").
 struct ConfigSchemaReader {
-    let table = configBytes(ConfigSchema.table)
+    /// The literal's own bytes (constant data in flash): nothing is copied.
+    let table = UnsafeBufferPointer(start: ConfigSchema.table.utf8Start, count: ConfigSchema.table.utf8CodeUnitCount)
     var at = 0
 
     /// The words of the next field's line (path, kind, low, high, and the
@@ -87,13 +88,17 @@ struct ConfigSchemaReader {
     /// How `path` relates to the field whose path is `pattern`: nil = unrelated,
     /// true = the leaf itself, false = a map on the way to it.
     func relation(_ pattern: Range<Int>, _ path: [UInt8], _ segments: [Range<Int>]) -> Bool? {
-        guard let ps = configSegments(table[pattern]), segments.count <= ps.count else { return nil }
-        for (i, s) in segments.enumerated() {
-            let p = table[ps[i]]
+        var at = pattern.lowerBound  // start of the pattern's next segment
+        for s in segments {
+            guard at <= pattern.upperBound else { return nil }  // the path is longer
+            var end = at
+            while end < pattern.upperBound && table[end] != 0x2E { end += 1 }  // "."
+            let p = table[at..<end]
             // A pattern segment matches equal bytes, and "*" matches any key.
             if !(p.count == 1 && p.first == 0x2A) && !p.elementsEqual(path[s]) { return nil }
+            at = end + 1
         }
-        return segments.count == ps.count
+        return at > pattern.upperBound  // every pattern segment matched: the leaf
     }
 }
 
