@@ -3,6 +3,10 @@
 // tracks trends to make a simple forecast, raises alerts, and renders display
 // lines. Pure logic: readings in, lines out; the runtime does the calls.
 
+#if !TDOS_ONE_MODULE  // the board images compile all firmware Swift as one module
+import TDOSCore
+#endif
+
 public enum Trend: UInt8 {
     case insufficientData, rising, falling, stable
 }
@@ -23,7 +27,7 @@ public enum Forecast: UInt8 {
 /// A fixed window of recent values with a least-squares slope per sample.
 public struct TrendWindow {
     public let capacity: Int
-    private var values: [Double] = []
+    private var values = Table<Double>()
     private var head = 0
 
     public init(capacity: Int = 20) {

@@ -1,0 +1,55 @@
+import Testing
+@testable import TDOSCore
+@testable import TDOSNode
+
+/// The kernel's weather-station app (seeds: weather_station.py): trends over a
+/// window of fresh readings, the forecast they give, alerts and display lines.
+@Suite struct WeatherStationTests {
+    func text(_ l: TextLine) -> String { String(decoding: l.bytes, as: UTF8.self) }
+
+    func readings(_ t: Double?, _ h: Double?, _ lux: Double? = 300) -> WeatherReadings {
+        var r = WeatherReadings()
+        r.temperatureC = t
+        r.humidityPercent = h
+        r.lightLux = lux
+        return r
+    }
+
+    @Test func trendNeedsFiveSamplesThenFollowsTheSlope() {
+        var w = TrendWindow(capacity: 6)
+        for v in [10.0, 10.5, 11.0, 11.5] { w.add(v) }
+        #expect(w.trend == .insufficientData && w.slope == nil)
+        w.add(12.0)
+        #expect(w.trend == .rising && abs(w.slope! - 0.5) < 1e-9)
+        // Past the capacity the oldest samples leave the window.
+        for v in [12.0, 11.0, 10.0, 9.0, 8.0, 7.0] { w.add(v) }
+        #expect(w.count == 6 && w.trend == .falling)
+    }
+
+    @Test func forecastFromTemperatureAndHumidityTrends() {
+        var s = WeatherStation()
+        for i in 0..<6 { s.record(readings(20 - Double(i), 50 + 2 * Double(i))) }
+        #expect(s.forecast == .rainLikely)
+        var c = WeatherStation()
+        for i in 0..<6 { c.record(readings(20 + Double(i), 50 - 2 * Double(i))) }
+        #expect(c.forecast == .clearingUp)
+        // Stale values do not train the trend.
+        var stale = WeatherStation()
+        for i in 0..<6 {
+            var r = readings(20 - Double(i), 50 + 2 * Double(i))
+            r.temperatureAgeMs = 9000
+            stale.record(r)
+        }
+        #expect(stale.forecast == .insufficientData && stale.cycles == 6)
+    }
+
+    @Test func alertsAndLines() {
+        let s = WeatherStation()
+        #expect(s.alerts(readings(31.25, 85)).map(text) == ["HIGH TEMP: 31.3C", "HIGH HUMIDITY: 85.0%"])
+        #expect(s.alerts(readings(-2, 40)).map(text) == ["LOW TEMP: -2.0C"])
+        var r = readings(21.04, nil, 512.4)
+        r.lightAgeMs = 12_500
+        #expect(s.lines(r).map(text) == ["Temp: 21.0C", "Humidity: unavailable", "Light: 512 lx (stale 12s)",
+                                         "All systems normal"])
+    }
+}
