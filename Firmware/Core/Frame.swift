@@ -129,25 +129,28 @@ extension Frame {
             }
         }
         #endif
-        var w = ByteWriter(capacity: 32 + body.count + WireLimits.tagBytes)
-        w.u8(versionMajor << 4 | (versionMinor & 0x0F))
-        w.u8(type.rawValue)
-        w.u8(wireFlags.rawValue)
-        w.u8(priority.rawValue << 6 | keyID)
-        w.u32(sender)
-        w.varint(UInt64(id.epoch))
-        w.varint(UInt64(id.sequence))
-        if let ref {
-            w.varint(UInt64(ref.epoch))
-            w.varint(UInt64(ref.sequence))
+        // The header into a stack buffer, then the datagram at its exact size in
+        // three copies: appending byte by byte checked uniqueness and capacity at
+        // every byte. (Not Array(unsafeUninitializedCapacity:): on the host that
+        // looks the array's type metadata up at run time, on every call.)
+        let head = FrameHeader(version: versionMajor << 4 | (versionMinor & 0x0F), type: type.rawValue,
+                               flags: wireFlags.rawValue, keyByte: priority.rawValue << 6 | keyID, sender: sender,
+                               id: id, ref: ref, timestampMs: timestampMs)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(FrameHeader.bytesMax + body.count + WireLimits.tagBytes)
+        var headBuffer: SHA256Words8 = (0, 0, 0, 0, 0, 0, 0, 0)  // 32 bytes = FrameHeader.bytesMax
+        withUnsafeMutableBytes(of: &headBuffer) { p in
+            let n = head.write(to: p.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            bytes.append(contentsOf: UnsafeBufferPointer(start: p.baseAddress!.assumingMemoryBound(to: UInt8.self), count: n))
         }
-        w.u32(timestampMs)
-        w.append(contentsOf: body)
+        bytes.append(contentsOf: body)
         // The tag from a stack digest: no array for it.
-        let digest = w.bytes.withUnsafeBytes { key.macWords($0) }
-        withUnsafeBytes(of: digest) { w.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[0..<WireLimits.tagBytes])) }
-        precondition(w.bytes.count <= WireLimits.frameBytesMax, "frame over frameBytesMax: split the payload")
-        return w.bytes
+        let digest = bytes.withUnsafeBytes { key.macWords($0) }
+        withUnsafeBytes(of: digest) {
+            bytes.append(contentsOf: UnsafeBufferPointer(start: $0.baseAddress!.assumingMemoryBound(to: UInt8.self), count: WireLimits.tagBytes))
+        }
+        precondition(bytes.count <= WireLimits.frameBytesMax, "frame over frameBytesMax: split the payload")
+        return bytes
     }
 
     /// Largest payload that always fits, even when it does not compress.
@@ -213,5 +216,44 @@ extension Frame {
         let sequence = try r.varint(maxBytes: 5)
         guard epoch <= UInt64(UInt32.max), sequence <= UInt64(UInt32.max) else { throw .malformedHeader }
         return MessageID(epoch: UInt32(epoch), sequence: UInt32(sequence))
+    }
+}
+
+/// The header of a frame being encoded, written to a stack buffer at once.
+struct FrameHeader {
+    /// 4 fixed bytes, the sender, two ids of two ULEB128 u32s (5 bytes each at most), the timestamp.
+    static let bytesMax = 4 + 4 + 10 + 10 + 4
+
+    var version: UInt8
+    var type: UInt8
+    var flags: UInt8
+    var keyByte: UInt8
+    var sender: UInt32
+    var id: MessageID
+    var ref: MessageID?
+    var timestampMs: UInt32
+
+    /// Writes the header at `start` (room for bytesMax); returns its length.
+    func write(to start: UnsafeMutablePointer<UInt8>) -> Int {
+        var p = start
+        func u8(_ v: UInt8) { p.pointee = v; p += 1 }
+        func u32(_ v: UInt32) {
+            u8(UInt8(truncatingIfNeeded: v >> 24)); u8(UInt8(truncatingIfNeeded: v >> 16))
+            u8(UInt8(truncatingIfNeeded: v >> 8)); u8(UInt8(truncatingIfNeeded: v))
+        }
+        func varint(_ v: UInt32) {
+            var rest = v
+            while rest >= 0x80 {
+                u8(UInt8(truncatingIfNeeded: rest) | 0x80)
+                rest >>= 7
+            }
+            u8(UInt8(truncatingIfNeeded: rest))
+        }
+        u8(version); u8(type); u8(flags); u8(keyByte)
+        u32(sender)
+        varint(id.epoch); varint(id.sequence)
+        if let ref { varint(ref.epoch); varint(ref.sequence) }
+        u32(timestampMs)
+        return p - start
     }
 }
