@@ -174,9 +174,9 @@ extension MeshNode {
                 suspect = state == .suspect
                 load = peerTable[pi].heartbeat?.loadPercent ?? 0
             }
-            // The descriptor's fields in place: a copy of it retains its name.
-            guard isLocal ? services[k].name == name : instanceDescriptors[ii].name == name else { continue }
-            let version = isLocal ? services[k].version : instanceDescriptors[ii].version
+            let descriptor = isLocal ? services[k] : instanceDescriptors[ii]
+            guard descriptor.name == name else { continue }
+            let version = descriptor.version
             if !anyInstance || best < version { best = version }
             anyInstance = true
             guard version.satisfies(caret: call.version) else { continue }
@@ -189,8 +189,7 @@ extension MeshNode {
             }
             // Rank, lower first: priority, suspect, remote, load, node id,
             // packed most significant first (one integer compare, not a tuple's).
-            let priority = isLocal ? services[k].priority : instanceDescriptors[ii].priority
-            let rank = UInt64(priority) << 42 | (suspect ? 1 << 41 : 0) | (isLocal ? 0 : 1 << 40)
+            let rank = UInt64(descriptor.priority) << 42 | (suspect ? 1 << 41 : 0) | (isLocal ? 0 : 1 << 40)
                 | UInt64(load) << 32 | UInt64(node)
             if rank < choiceRank {
                 choice = isLocal ? .local(k) : .remote(ii)
