@@ -13,6 +13,9 @@ typealias SHA256Words16 = (
 
 private let sha256Zero16: SHA256Words16 = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
+/// FIPS 180-4 §5.3.3: fractional parts of the square roots of the first 8 primes.
+private let sha256Initial: SHA256Words8 = (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
+
 /// FIPS 180-4 §4.2.2: first 32 bits of the fractional parts of the cube roots of the first 64 primes.
 /// An InlineArray, so the table is constant data in flash (an Array was built
 /// by code at start-up, on the heap: 580 B of code on the board).
@@ -85,8 +88,7 @@ public struct SHA256: Sendable {
     private var length: UInt64
 
     public init() {
-        // FIPS 180-4 §5.3.3: fractional parts of the square roots of the first 8 primes.
-        state = (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
+        state = sha256Initial
         block = sha256Zero16
         buffered = 0
         length = 0
@@ -148,23 +150,49 @@ public struct SHA256: Sendable {
 
     /// Writes the digest to 32 bytes at `out` without allocating, then resets.
     mutating func finalize(into out: UnsafeMutableRawPointer) {
-        let bitLength = length &<< 3
-        // Padding: 0x80, zeros up to 56 mod 64, then the 64-bit big-endian bit length.
-        // Built in one stack buffer (at most 72 bytes) and fed through `update`.
-        var pad: (SHA256Words16, SHA256Words8) = (sha256Zero16, (0, 0, 0, 0, 0, 0, 0, 0))
-        let zeroCount = (buffered < 56 ? 55 : 119) - buffered
-        let padCount = 1 + zeroCount + 8
-        withUnsafeMutableBytes(of: &pad) { p in
-            p[0] = 0x80
-            storeBigEndian(UInt32(truncatingIfNeeded: bitLength >> 32), p.baseAddress!, 1 + zeroCount)
-            storeBigEndian(UInt32(truncatingIfNeeded: bitLength), p.baseAddress!, 5 + zeroCount)
-            update(UnsafeRawBufferPointer(rebasing: p[0..<padCount]))
+        var s = state
+        let n = buffered
+        withUnsafeBytes(of: &block) { b in
+            SHA256.finish(&s, UnsafeRawBufferPointer(start: b.baseAddress!, count: n), prefixCount: length &- UInt64(n))
         }
-        withUnsafeBytes(of: state) { words in
-            let w = words.baseAddress!.assumingMemoryBound(to: UInt32.self)
-            for i in 0..<8 { storeBigEndian(w[i], out, 4 * i) }
-        }
+        SHA256.store(s, out)
         self = SHA256()
+    }
+
+    /// The last bytes of a message (any count) and its padding into the state
+    /// `s`, which has absorbed `prefixCount` bytes (a multiple of 64) before them.
+    /// Whole blocks go straight from the caller's memory; the tail and the
+    /// padding (0x80, zeros to 56 mod 64, the bit length) from one stack buffer.
+    static func finish(_ s: inout SHA256Words8, _ bytes: UnsafeRawBufferPointer, prefixCount: UInt64) {
+        var n = bytes.count
+        let bitLength = (prefixCount &+ UInt64(truncatingIfNeeded: n)) &<< 3
+        if n >= blockCount {
+            let whole = n / blockCount
+            compress(&s, bytes.baseAddress!, blocks: whole)
+            n -= whole * blockCount
+        }
+        var pad: (SHA256Words16, SHA256Words16) = (sha256Zero16, sha256Zero16)
+        withUnsafeMutableBytes(of: &pad) { p in
+            if n > 0 { p.baseAddress!.copyMemory(from: bytes.baseAddress! + (bytes.count - n), byteCount: n) }
+            p[n] = 0x80
+            let end = n < 56 ? blockCount : 2 * blockCount
+            storeBigEndian(UInt32(truncatingIfNeeded: bitLength >> 32), p.baseAddress!, end - 8)
+            storeBigEndian(UInt32(truncatingIfNeeded: bitLength), p.baseAddress!, end - 4)
+            compress(&s, p.baseAddress!, blocks: end / blockCount)
+        }
+    }
+
+    /// The state as the 32 digest bytes at `out` (big-endian words).
+    static func store(_ s: SHA256Words8, _ out: UnsafeMutableRawPointer) {
+        withUnsafeBytes(of: s) { words in
+            let w = words.baseAddress!.assumingMemoryBound(to: UInt32.self)
+            #if arch(x86_64) || arch(arm64)
+            // The host: one unaligned word store each (the M0+ would fault on them).
+            for i in 0..<8 { out.storeBytes(of: w[i].bigEndian, toByteOffset: 4 * i, as: UInt32.self) }
+            #else
+            for i in 0..<8 { storeBigEndian(w[i], out, 4 * i) }
+            #endif
+        }
     }
 
     public static func hash(_ bytes: [UInt8]) -> [UInt8] {
@@ -177,6 +205,18 @@ public struct SHA256: Sendable {
         var s = state
         withUnsafeBytes(of: &block) { Self.compress(&s, $0.baseAddress!) }
         state = s
+    }
+
+    /// `blocks` consecutive 64-byte blocks at `data`.
+    static func compress(_ h: inout SHA256Words8, _ data: UnsafeRawPointer, blocks: Int) {
+        if let hardware = sha256HardwareBlocks {
+            withUnsafeMutableBytes(of: &h) { words in
+                hardware(words.baseAddress!.assumingMemoryBound(to: UInt32.self),
+                         data.assumingMemoryBound(to: UInt8.self), blocks)
+            }
+            return
+        }
+        for i in 0..<blocks { compress(&h, data + i &* blockCount) }
     }
 
     /// One 64-byte block. The message schedule is a rolling 16-word window on the
@@ -217,16 +257,18 @@ public struct SHA256: Sendable {
 
 /// Precomputes the inner and outer padded-key SHA-256 states once per key (RFC 2104),
 /// so a per-frame MAC costs only the message blocks plus 2 finalisation blocks.
+/// Only the two chaining states are kept (64 bytes, not two whole hashers with
+/// their block buffers): the key is copied and read on every frame.
 public struct HMACSHA256Key: Sendable {
-    /// SHA-256 after absorbing key ^ ipad (one block).
-    private let inner: SHA256
-    /// SHA-256 after absorbing key ^ opad (one block).
-    private let outer: SHA256
+    /// SHA-256 state after absorbing key ^ ipad (one block).
+    private let inner: SHA256Words8
+    /// SHA-256 state after absorbing key ^ opad (one block).
+    private let outer: SHA256Words8
 
     /// Keys longer than 64 bytes are hashed first, per RFC 2104; shorter ones are zero-padded.
     public init(key: [UInt8]) {
-        var inner = SHA256()
-        var outer = SHA256()
+        var inner = sha256Initial
+        var outer = sha256Initial
         var padded = sha256Zero16
         withUnsafeMutableBytes(of: &padded) { p in
             if key.count > SHA256.blockCount {
@@ -239,10 +281,10 @@ public struct HMACSHA256Key: Sendable {
                 }
             }
             for i in 0..<SHA256.blockCount { p[i] ^= 0x36 }
-            inner.update(UnsafeRawBufferPointer(p))
+            SHA256.compress(&inner, p.baseAddress!, blocks: 1)
             // Undo ipad and apply opad in one pass.
             for i in 0..<SHA256.blockCount { p[i] ^= 0x36 ^ 0x5c }
-            outer.update(UnsafeRawBufferPointer(p))
+            SHA256.compress(&outer, p.baseAddress!, blocks: 1)
             // Best effort: do not leave the key block lying on the stack.
             for i in 0..<SHA256.blockCount { p[i] = 0 }
         }
@@ -259,13 +301,13 @@ public struct HMACSHA256Key: Sendable {
     /// Writes the 32-byte MAC to `out`: no heap at all (two per frame on the RPC path).
     func mac(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer) {
         var h = inner
-        h.update(bytes)
+        SHA256.finish(&h, bytes, prefixCount: UInt64(SHA256.blockCount))
         // The inner digest goes from stack to the outer hash without touching the heap.
         var innerDigest: SHA256Words8 = (0, 0, 0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &innerDigest) { h.finalize(into: $0.baseAddress!) }
+        withUnsafeMutableBytes(of: &innerDigest) { SHA256.store(h, $0.baseAddress!) }
         var o = outer
-        withUnsafeBytes(of: &innerDigest) { o.update($0) }
-        o.finalize(into: out)
+        withUnsafeBytes(of: &innerDigest) { SHA256.finish(&o, $0, prefixCount: UInt64(SHA256.blockCount)) }
+        SHA256.store(o, out)
     }
 
     /// The MAC in a stack value (the 32 digest bytes in order).

@@ -25,12 +25,18 @@ public struct DrainQueue<Element> {
     /// The oldest element; nil when drained (the storage is then reset).
     public mutating func pop() -> Element? {
         guard head < items.count else { return nil }
+        if head == items.count - 1 {
+            // The last one (the only one, most often) is moved out, not copied
+            // and destroyed later; the popped ones before it go with the reset.
+            let e = items.removeLast()
+            if head > 0 {
+                items.removeAll(keepingCapacity: true)
+                head = 0
+            }
+            return e
+        }
         let e = items[head]
         head += 1
-        if head == items.count {
-            items.removeAll(keepingCapacity: true)
-            head = 0
-        }
         return e
     }
 }

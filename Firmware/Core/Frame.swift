@@ -129,25 +129,28 @@ extension Frame {
             }
         }
         #endif
-        var w = ByteWriter(capacity: 32 + body.count + WireLimits.tagBytes)
-        w.u8(versionMajor << 4 | (versionMinor & 0x0F))
-        w.u8(type.rawValue)
-        w.u8(wireFlags.rawValue)
-        w.u8(priority.rawValue << 6 | keyID)
-        w.u32(sender)
-        w.varint(UInt64(id.epoch))
-        w.varint(UInt64(id.sequence))
-        if let ref {
-            w.varint(UInt64(ref.epoch))
-            w.varint(UInt64(ref.sequence))
+        // The header into a stack buffer, then the datagram at its exact size in
+        // three copies: appending byte by byte checked uniqueness and capacity at
+        // every byte. (Not Array(unsafeUninitializedCapacity:): on the host that
+        // looks the array's type metadata up at run time, on every call.)
+        let head = FrameHeader(version: versionMajor << 4 | (versionMinor & 0x0F), type: type.rawValue,
+                               flags: wireFlags.rawValue, keyByte: priority.rawValue << 6 | keyID, sender: sender,
+                               id: id, ref: ref, timestampMs: timestampMs)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(FrameHeader.bytesMax + body.count + WireLimits.tagBytes)
+        var headBuffer: SHA256Words8 = (0, 0, 0, 0, 0, 0, 0, 0)  // 32 bytes = FrameHeader.bytesMax
+        withUnsafeMutableBytes(of: &headBuffer) { p in
+            let n = head.write(to: p.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            bytes.append(contentsOf: UnsafeBufferPointer(start: p.baseAddress!.assumingMemoryBound(to: UInt8.self), count: n))
         }
-        w.u32(timestampMs)
-        w.append(contentsOf: body)
+        bytes.append(contentsOf: body)
         // The tag from a stack digest: no array for it.
-        let digest = w.bytes.withUnsafeBytes { key.macWords($0) }
-        withUnsafeBytes(of: digest) { w.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[0..<WireLimits.tagBytes])) }
-        precondition(w.bytes.count <= WireLimits.frameBytesMax, "frame over frameBytesMax: split the payload")
-        return w.bytes
+        let digest = bytes.withUnsafeBytes { key.macWords($0) }
+        withUnsafeBytes(of: digest) {
+            bytes.append(contentsOf: UnsafeBufferPointer(start: $0.baseAddress!.assumingMemoryBound(to: UInt8.self), count: WireLimits.tagBytes))
+        }
+        precondition(bytes.count <= WireLimits.frameBytesMax, "frame over frameBytesMax: split the payload")
+        return bytes
     }
 
     /// Largest payload that always fits, even when it does not compress.
@@ -167,16 +170,28 @@ extension Frame {
         }
         guard datagram.count >= WireLimits.frameBytesMin else { throw .truncated }
         let bodyEnd = datagram.count - WireLimits.tagBytes
-        var r = ByteReader(datagram, start: 0, end: bodyEnd)
-        let version = try r.u8()
-        let type = MessageType(rawValue: try r.u8())
-        let flags = FrameFlags(rawValue: try r.u8())
-        let keyByte = try r.u8()
-        let sender = try r.u32()
-        let id = try readID(&r)
-        let ref: MessageID? = flags.contains(.hasRef) ? try readID(&r) : nil
-        let timestampMs = try r.u32()
-        let payloadStart = r.position
+        // The header through a pointer: one end test per byte, not an array's
+        // bounds check and a reader's end test (same checks, same errors).
+        var headerError = WireError.truncated
+        let header: FrameHeader? = datagram.withUnsafeBufferPointer { buf in
+            var r = HeaderCursor(buf.baseAddress!, end: bodyEnd)
+            do throws(WireError) {
+                return try r.header()
+            } catch {
+                headerError = error
+                return nil
+            }
+        }
+        guard let header else { throw headerError }
+        let version = header.version
+        let type = MessageType(rawValue: header.type)
+        let flags = FrameFlags(rawValue: header.flags)
+        let keyByte = header.keyByte
+        let sender = header.sender
+        let id = header.id
+        let ref = header.ref
+        let timestampMs = header.timestampMs
+        let payloadStart = header.count
 
         let keyID = keyByte & 0x3F
         let tagMatches = datagram.withUnsafeBytes { raw in
@@ -206,12 +221,105 @@ extension Frame {
         frame.versionMinor = version & 0x0F
         return frame
     }
+}
 
-    private static func readID(_ r: inout ByteReader) throws(WireError) -> MessageID {
-        // 5 bytes of LEB128 hold 35 bits; anything above UInt32 is malformed.
-        let epoch = try r.varint(maxBytes: 5)
-        let sequence = try r.varint(maxBytes: 5)
+/// The header of a frame being encoded, written to a stack buffer at once.
+struct FrameHeader {
+    /// 4 fixed bytes, the sender, two ids of two ULEB128 u32s (5 bytes each at most), the timestamp.
+    static let bytesMax = 4 + 4 + 10 + 10 + 4
+
+    var version: UInt8
+    var type: UInt8
+    var flags: UInt8
+    var keyByte: UInt8
+    var sender: UInt32
+    var id: MessageID
+    var ref: MessageID?
+    var timestampMs: UInt32
+    /// Its length, when decoded (the payload's offset).
+    var count = 0
+
+    /// Writes the header at `start` (room for bytesMax); returns its length.
+    func write(to start: UnsafeMutablePointer<UInt8>) -> Int {
+        var p = start
+        func u8(_ v: UInt8) { p.pointee = v; p += 1 }
+        func u32(_ v: UInt32) {
+            u8(UInt8(truncatingIfNeeded: v >> 24)); u8(UInt8(truncatingIfNeeded: v >> 16))
+            u8(UInt8(truncatingIfNeeded: v >> 8)); u8(UInt8(truncatingIfNeeded: v))
+        }
+        func varint(_ v: UInt32) {
+            var rest = v
+            while rest >= 0x80 {
+                u8(UInt8(truncatingIfNeeded: rest) | 0x80)
+                rest >>= 7
+            }
+            u8(UInt8(truncatingIfNeeded: rest))
+        }
+        u8(version); u8(type); u8(flags); u8(keyByte)
+        u32(sender)
+        varint(id.epoch); varint(id.sequence)
+        if let ref { varint(ref.epoch); varint(ref.sequence) }
+        u32(timestampMs)
+        return p - start
+    }
+}
+
+/// Reads a frame's header from a datagram's bytes, up to `end` (the tag).
+struct HeaderCursor {
+    let p: UnsafePointer<UInt8>
+    let end: Int
+    var i = 0
+
+    init(_ p: UnsafePointer<UInt8>, end: Int) {
+        self.p = p
+        self.end = end
+    }
+
+    mutating func u8() throws(WireError) -> UInt8 {
+        guard i < end else { throw .truncated }
+        let v = p[i]
+        i += 1
+        return v
+    }
+
+    mutating func u32() throws(WireError) -> UInt32 {
+        guard end - i >= 4 else { throw .truncated }
+        let v = UInt32(p[i]) << 24 | UInt32(p[i + 1]) << 16 | UInt32(p[i + 2]) << 8 | UInt32(p[i + 3])
+        i += 4
+        return v
+    }
+
+    /// ULEB128 of at most 5 bytes (35 bits).
+    mutating func varint35() throws(WireError) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        for _ in 0..<5 {
+            let byte = try u8()
+            result |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return result }
+            shift += 7
+        }
+        throw .malformedHeader
+    }
+
+    /// Epoch and sequence; anything above UInt32 is malformed (checked after both, as before).
+    mutating func id() throws(WireError) -> MessageID {
+        let epoch = try varint35()
+        let sequence = try varint35()
         guard epoch <= UInt64(UInt32.max), sequence <= UInt64(UInt32.max) else { throw .malformedHeader }
         return MessageID(epoch: UInt32(epoch), sequence: UInt32(sequence))
+    }
+
+    mutating func header() throws(WireError) -> FrameHeader {
+        let version = try u8()
+        let type = try u8()
+        let flags = try u8()
+        let keyByte = try u8()
+        let sender = try u32()
+        let id = try id()
+        let ref: MessageID? = FrameFlags(rawValue: flags).contains(.hasRef) ? try self.id() : nil
+        let timestampMs = try u32()
+        return FrameHeader(version: version, type: type, flags: flags, keyByte: keyByte, sender: sender, id: id,
+                           ref: ref, timestampMs: timestampMs, count: i)
     }
 }

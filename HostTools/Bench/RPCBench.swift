@@ -135,6 +135,16 @@ struct RPCFigures {
     var failures: Int
 }
 
+extension CallResult {
+    /// A fresh answer (not the stale tier, not an error), read in place.
+    var isFreshValue: Bool {
+        switch self {
+        case .value(let v): return v.staleAgeMs == nil
+        case .failed: return false
+        }
+    }
+}
+
 /// A bare client: one MeshNode over one socket, driven in a tight loop.
 final class RPCBenchClient {
     let transport: UDPTransport
@@ -169,7 +179,7 @@ final class RPCBenchClient {
                 transport.send(bytes, to: to)
             case .broadcast(let bytes): transport.broadcast(bytes)
             case .complete(let id, let r):
-                if case .value(let v) = r, !v.isStale { done.append((id, true)) } else { done.append((id, false)) }
+                done.append((id, r.isFreshValue))
             case .serve(let h, _, _): mesh.respond(h, Response(status: Status.unknownService.rawValue), nowMs: monotonicMs())
             default: break
             }

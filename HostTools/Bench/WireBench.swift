@@ -1,3 +1,4 @@
+import Foundation
 import TDOSCore
 import TDOSHost
 
@@ -108,11 +109,59 @@ func rpcInMemoryBench() {
         nowMs += 1
     }
     for _ in 0..<1000 { roundTrip() }
-    completed = 0
-    let iterations = 20_000
-    let start = monotonicNs()
-    for _ in 0..<iterations { roundTrip() }
-    let perCallUs = Double(monotonicNs() - start) / Double(iterations) / 1000
-    precondition(completed == iterations, "in-memory round trips failed: \(iterations - completed)")
-    print("wire: rpc round trip in memory (client + server MeshNode, 4 HMACs, no sockets) \(fmt(perCallUs)) us")
+    let iterations = ProcessInfo.processInfo.environment["TDOS_BENCH_INMEM_ITERATIONS"].flatMap { Int($0) } ?? 20_000
+    // Best of a few passes: the lowest is the least disturbed by other processes.
+    let passes = ProcessInfo.processInfo.environment["TDOS_BENCH_INMEM_PASSES"].flatMap { Int($0) } ?? 1
+    var bestNs = UInt64.max
+    for _ in 0..<passes {
+        completed = 0
+        let start = monotonicNs()
+        for _ in 0..<iterations { roundTrip() }
+        bestNs = min(bestNs, monotonicNs() - start)
+        precondition(completed == iterations, "in-memory round trips failed: \(iterations - completed)")
+    }
+    if ProcessInfo.processInfo.environment["TDOS_BENCH_INMEM_SPLIT"] == "1" {
+        // The client MeshNode's own part: call() to its .send, and its answer's
+        // datagram to its .complete (warm caches; clock reads subtracted).
+        let name = Array("temp_sensor".utf8)
+        var clockNs = UInt64.max
+        for _ in 0..<passes {
+            let t0 = monotonicNs()
+            for _ in 0..<iterations { _ = monotonicNs() }
+            clockNs = min(clockNs, (monotonicNs() - t0) / UInt64(iterations))
+        }
+        var sends: [UInt64] = [], receives: [UInt64] = []
+        sends.reserveCapacity(passes * iterations)
+        receives.reserveCapacity(passes * iterations)
+        for _ in 0..<passes {
+            for _ in 0..<iterations {
+                let a = monotonicNs()
+                _ = client.call(service: name, version: SemVer(1, 0, 0), deadlineMs: 2000, nowMs: nowMs)
+                while let action = client.pollAction() {
+                    if case .send(_, let b) = action { toServer.append(b) }
+                }
+                let b = monotonicNs()
+                for d in toServer { server.handleDatagram(d, from: clientAddress, nowMs: nowMs) }
+                toServer.removeAll(keepingCapacity: true)
+                drain()
+                let c = monotonicNs()
+                for d in toClient { client.handleDatagram(d, from: serverAddress, nowMs: nowMs) }
+                while let action = client.pollAction() {
+                    if case .complete(_, let r) = action, case .value = r { completed += 1 }
+                }
+                let e = monotonicNs()
+                toClient.removeAll(keepingCapacity: true)
+                sends.append(b - a)
+                receives.append(e - c)
+                nowMs += 1
+            }
+        }
+        sends.sort()
+        receives.sort()
+        print("wire: in memory, client MeshNode only, p50: call to send \(sends[sends.count / 2] - clockNs) ns, "
+              + "answer to complete \(receives[receives.count / 2] - clockNs) ns (\(passes) x \(iterations) calls)")
+    }
+    let perCallUs = Double(bestNs) / Double(iterations) / 1000
+    print("wire: rpc round trip in memory (client + server MeshNode, 4 HMACs, no sockets) \(fmt(perCallUs)) us"
+          + (passes > 1 ? " (best of \(passes) passes)" : ""))
 }
