@@ -229,6 +229,8 @@ public struct RecordLog<Flash: LogFlash> {
     /// The sector the head segment is in (nil for an empty log).
     public var headSector: Int? { segments.last.map { Int($0.sector) } }
     /// The highest sequence appended for `source`, if it is remembered.
+    /// Inlined (a short loop): called out of line on `log!` in a class, it copied the whole RecordLog first.
+    @inline(__always)
     public func highWater(source: UInt32) -> UInt64? {
         for m in marks where m.source == source { return m.highest }
         return nil
@@ -629,20 +631,22 @@ public struct RecordLog<Flash: LogFlash> {
 
 // MARK: - Big-endian helpers
 
-@inline(__always) func be16(_ b: [UInt8], _ o: Int) -> UInt16 { UInt16(b[o]) << 8 | UInt16(b[o + 1]) }
-@inline(__always) func be32(_ b: [UInt8], _ o: Int) -> UInt32 {
+// Readers out of line: inlined, each `be64` is eight bounds checks and the
+// shifts, repeated at every field of the header and record parsers.
+@inline(never) func be16(_ b: [UInt8], _ o: Int) -> UInt16 { UInt16(b[o]) << 8 | UInt16(b[o + 1]) }
+@inline(never) func be32(_ b: [UInt8], _ o: Int) -> UInt32 {
     UInt32(b[o]) << 24 | UInt32(b[o + 1]) << 16 | UInt32(b[o + 2]) << 8 | UInt32(b[o + 3])
 }
-@inline(__always) func be64(_ b: [UInt8], _ o: Int) -> UInt64 { UInt64(be32(b, o)) << 32 | UInt64(be32(b, o + 4)) }
+@inline(never) func be64(_ b: [UInt8], _ o: Int) -> UInt64 { UInt64(be32(b, o)) << 32 | UInt64(be32(b, o + 4)) }
 @inline(__always) func put16(_ b: inout [UInt8], _ v: UInt16) {
     b.append(UInt8(truncatingIfNeeded: v >> 8))
     b.append(UInt8(truncatingIfNeeded: v))
 }
-@inline(__always) func put32(_ b: inout [UInt8], _ v: UInt32) {
+@inline(never) func put32(_ b: inout [UInt8], _ v: UInt32) {
     put16(&b, UInt16(truncatingIfNeeded: v >> 16))
     put16(&b, UInt16(truncatingIfNeeded: v))
 }
-@inline(__always) func put64(_ b: inout [UInt8], _ v: UInt64) {
+@inline(never) func put64(_ b: inout [UInt8], _ v: UInt64) {
     put32(&b, UInt32(truncatingIfNeeded: v >> 32))
     put32(&b, UInt32(truncatingIfNeeded: v))
 }
