@@ -145,6 +145,16 @@ public enum RaftAction: Equatable {
     case proposalDone(RaftProposalID, RaftProposalResult)
 }
 
+/// A RaftAction in the outbox. The action is 25 bytes on armv6m (the send
+/// case: a node id and a RaftMessage, whose tag byte ends it), stride 28: an
+/// array element with tail padding is read and written byte by byte there
+/// (docs/FIRMWARE.md, "Sizes"). The two fields fill the padding: size == stride.
+struct QueuedAction {
+    var action: RaftAction
+    var padding8: UInt8 = 0
+    var padding16: UInt16 = 0
+}
+
 public struct RaftNode {
     struct Progress {
         var node: UInt32
@@ -191,7 +201,7 @@ public struct RaftNode {
     var rng: SeededRandom
     var nextProposalRaw: UInt32 = 1
     var lastNowMs: UInt64 = 0
-    var actions = DrainQueue<RaftAction>(capacity: 0)
+    var actions = DrainQueue<QueuedAction>(capacity: 0)
     /// Persist pending: the hard state changed, and the log from this index (nil: log unchanged).
     var hardStateDirty = false
     var logDirtyFrom: UInt32?
@@ -234,14 +244,14 @@ public struct RaftNode {
 
     // MARK: Actions
 
-    public mutating func pollAction() -> RaftAction? { actions.pop() }
+    public mutating func pollAction() -> RaftAction? { actions.pop()?.action }
 
     /// Every action but a persist is preceded by the pending persist.
     /// Not inlined: one copy of the flush and the append serves every call site.
     @inline(never)
     mutating func emit(_ a: RaftAction) {
         flushPersist()
-        actions.append(a)
+        actions.append(QueuedAction(action: a))
     }
 
     mutating func flushPersist() {
@@ -249,8 +259,8 @@ public struct RaftNode {
         let from = logDirtyFrom ?? lastLogIndex + 1
         var entries: [RaftEntry] = []
         if Int(from) <= log.count { entries.append(contentsOf: log[(Int(from) - 1)...]) }
-        actions.append(.persist(RaftPersist(currentTerm: currentTerm, votedFor: votedFor, logFromIndex: from,
-                                            entries: entries)))
+        actions.append(QueuedAction(action: .persist(RaftPersist(currentTerm: currentTerm, votedFor: votedFor,
+                                                                 logFromIndex: from, entries: entries))))
         hardStateDirty = false
         logDirtyFrom = nil
     }
