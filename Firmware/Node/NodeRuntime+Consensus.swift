@@ -77,7 +77,8 @@ extension NodeRuntime {
 
     func consensusTimeout(nowMs now: UInt64) {
         guard raft != nil else { return }
-        if let t = raft!.nextTimeoutMs, t <= now { raft!.handleTimeout(nowMs: now) }
+        // Called at every timer: does nothing before its nextTimeoutMs (reading that here copied the RaftNode).
+        raft!.handleTimeout(nowMs: now)
         carryOutConsensus(nowMs: now)
         if distribution != nil {
             distribution!.handleTimeout(nowMs: now, mesh: &mesh)

@@ -94,7 +94,8 @@ extension NodeRuntime {
     /// `caughtUp`: a catch-up round ran since it arrived (no second one for it).
     func appendReplicated(_ handle: ServeHandle, _ request: Request, from: UInt32, nowMs now: UInt64,
                           caughtUp: Bool = false) {
-        guard let raft, raft.role == .leader else {
+        // Fields read through `raft?.`, not a binding: `let raft` copies the whole RaftNode.
+        guard raft?.role == .leader else {
             var w = CBORWriter()
             if let leader = raft?.leaderID {
                 w.mapHeader(count: 1)
@@ -151,7 +152,7 @@ extension NodeRuntime {
             }
         }
         let arguments = LogReplication.replicateArguments(source: from, prev: prev, records: fitting,
-                                                          term: raft.currentTerm)
+                                                          term: raft?.currentTerm ?? 0)
         for b in backups { callBackup(b, .replicate, source: from, arguments: arguments, nowMs: now) }
     }
 
