@@ -119,7 +119,7 @@ extension NodeRuntime {
         // This log must hold what comes before the batch, or the backups would
         // be told (by `prev`) of records it lacks: a primary that missed some (it
         // led on, cut off, while another took appends) catches up first.
-        if !caughtUp && Self.missesRecords(before: first.sequence, highWater: log!.highWater(source: from)) {
+        if !caughtUp && Self.missesRecords(before: first.sequence, highWater: logHighWater(from)) {
             primaryReady = false
             catchUpWaiting.removeAll()
             catchUpAnswers = 0
@@ -155,6 +155,11 @@ extension NodeRuntime {
                                                           term: raft?.currentTerm ?? 0)
         for b in backups { callBackup(b, .replicate, source: from, arguments: arguments, nowMs: now) }
     }
+
+    /// This log's high-water for `source`. Out of line: each `log!` or `log?`
+    /// in a function copies the whole optional RecordLog to test it.
+    @inline(never)
+    func logHighWater(_ source: UInt32) -> UInt64? { log?.highWater(source: source) }
 
     /// One of the calls the replication makes (the simulation's observer tells them from the weather station's).
     public func isReplicationCall(_ id: CallID) -> Bool { replicationCalls.contains { $0.id == id } }
@@ -207,9 +212,11 @@ extension NodeRuntime {
             }
             if let k = catchUpWaiting.firstIndex(of: call.backup) { catchUpWaiting.remove(at: k) }
             catchUpAnswers += 1
-            for m in marks where m.highWater > (log!.highWater(source: m.source) ?? 0) {
+            for m in marks {
+                let have = logHighWater(m.source) ?? 0
+                guard m.highWater > have else { continue }
                 callBackup(call.backup, .fetch, source: m.source,
-                           arguments: LogReplication.fetchArguments(source: m.source, after: log!.highWater(source: m.source) ?? 0),
+                           arguments: LogReplication.fetchArguments(source: m.source, after: have),
                            target: m.highWater, nowMs: now)
             }
         case .fetch:
@@ -217,15 +224,12 @@ extension NodeRuntime {
                 catchUpFailed(call.backup, nowMs: now)
                 return true
             }
-            for r in records where r.sequence > (log!.highWater(source: call.source) ?? 0) {
-                guard (try? log!.append(source: r.source, sequence: r.sequence, timeMs: r.timeMs, kind: r.kind,
-                                        payload: r.payload)) != nil else {
-                    catchUpFailed(call.backup, nowMs: now)  // the log failed: not caught up, ask again later
-                    return true
-                }
+            guard (try? LogReplication.appendMissing(records, source: call.source, log: &log!)) != nil else {
+                catchUpFailed(call.backup, nowMs: now)  // the log failed: not caught up, ask again later
+                return true
             }
             // Pages stop at 16 records or a frame's worth: fetch until this log reaches the backup's high-water.
-            let have = log!.highWater(source: call.source) ?? 0
+            let have = logHighWater(call.source) ?? 0
             if !records.isEmpty && have < call.target {
                 callBackup(call.backup, .fetch, source: call.source,
                            arguments: LogReplication.fetchArguments(source: call.source, after: have),
