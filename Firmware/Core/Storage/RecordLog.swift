@@ -373,6 +373,8 @@ public struct RecordLog<Flash: LogFlash> {
 
     struct Header {
         var kind: HeaderClass
+        /// Recovery: the sector is in the live ring (in the padding after `kind`: no table of its own).
+        var inRing = false
         var sequence: UInt32 = 0
         var eraseCount: UInt32 = 0
         var previousEnd: UInt32 = 0
@@ -420,20 +422,20 @@ public struct RecordLog<Flash: LogFlash> {
             eraseCounts[s] = headers[s].kind == .valid ? headers[s].eraseCount : maxErase
         }
         var report = LogRecoveryReport()
-        var inRing = Array(repeating: false, count: n)
         if headSector >= 0 {
             // Walk back from the head: sector head-k must hold sequence headSeq-k.
             let headSequence = headers[headSector].sequence
             lastSequenceSeen = headSequence
-            var chain: [Segment] = []
+            // The chain, newest first, straight into `segments` (reversed below).
+            segments.removeAll(keepingCapacity: true)
             var k = 0
             while k < n && UInt32(k) < headSequence {
                 let s = (headSector - k + n) % n
                 let want = headSequence - UInt32(k)
                 let h = headers[s]
                 if h.kind == .valid && h.sequence == want {
-                    chain.append(Segment(sector: UInt32(s), sequence: want, end: 0, records: 0))
-                    inRing[s] = true
+                    segments.append(Segment(sector: UInt32(s), sequence: want, end: 0, records: 0))
+                    headers[s].inRing = true
                 } else if h.kind == .valid {
                     break  // an older turn of the ring: the live part ended
                 } else {
@@ -451,21 +453,16 @@ public struct RecordLog<Flash: LogFlash> {
                     }
                     guard continues else { break }
                     report.corruptSegments += 1
-                    inRing[s] = true
+                    headers[s].inRing = true
                     if report.firstCorruption == nil {
                         report.firstCorruption = LogPosition(segment: want, offset: 0)
                     }
                 }
                 k += 1
             }
-            segments.removeAll(keepingCapacity: true)
-            var i = chain.count - 1
-            while i >= 0 {
-                segments.append(chain[i])
-                i -= 1
-            }
+            segments.reverse()
         }
-        for s in 0..<n where !inRing[s] && headers[s].kind == .other { report.unreadableSectors += 1 }
+        for h in headers where !h.inRing && h.kind == .other { report.unreadableSectors += 1 }
 
         // Scan every segment's records, oldest first.
         var i = 0
