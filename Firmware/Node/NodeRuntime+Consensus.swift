@@ -157,7 +157,8 @@ extension NodeRuntime {
         if wasLeader { replicationLeadershipChanged(leads: false, nowMs: now) }
         wasLeader = false
         while !pendingSets.isEmpty {
-            mesh.respond(pendingSets.removeFirst().handle, Response(status: Status.unavailable.rawValue), nowMs: now)
+            // remove(at:), as answerProposal: removeFirst() is a replaceSubrange specialisation of its own.
+            mesh.respond(pendingSets.remove(at: 0).handle, Response(status: Status.unavailable.rawValue), nowMs: now)
         }
     }
 
