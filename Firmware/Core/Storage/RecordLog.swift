@@ -426,8 +426,8 @@ public struct RecordLog<Flash: LogFlash> {
             // Walk back from the head: sector head-k must hold sequence headSeq-k.
             let headSequence = headers[headSector].sequence
             lastSequenceSeen = headSequence
-            // The chain, newest first, straight into `segments` (reversed below).
-            segments.removeAll(keepingCapacity: true)
+            // The chain, newest first, straight into `segments` (reversed below;
+            // empty: recovery runs once, from init).
             var k = 0
             while k < n && UInt32(k) < headSequence {
                 let s = (headSector - k + n) % n
