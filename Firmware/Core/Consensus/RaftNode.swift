@@ -201,7 +201,8 @@ public struct RaftNode {
     var rng: SeededRandom
     var nextProposalRaw: UInt32 = 1
     var lastNowMs: UInt64 = 0
-    var actions = DrainQueue<QueuedAction>(capacity: 0)
+    /// Assigned once in init (a default value was a second DrainQueue.init).
+    var actions: DrainQueue<QueuedAction>
     /// Persist pending: the hard state changed, and the log from this index (nil: log unchanged).
     var hardStateDirty = false
     var logDirtyFrom: UInt32?
@@ -215,6 +216,7 @@ public struct RaftNode {
         self.config = config
         self.nodeID = nodeID
         self.members = members
+        actions = DrainQueue(capacity: 2 * members.count + config.proposalsMax + 8)
         currentTerm = persisted.currentTerm
         votedFor = persisted.votedFor
         log = persisted.log
@@ -228,7 +230,6 @@ public struct RaftNode {
             peers.append(Progress(node: m, nextIndex: 1, matchIndex: 0, votedInTerm: 0))
         }
         proposals.reserveCapacity(config.proposalsMax)
-        actions = DrainQueue(capacity: 2 * members.count + config.proposalsMax + 8)
     }
 
     // MARK: Views
