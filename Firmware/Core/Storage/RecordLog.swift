@@ -318,7 +318,7 @@ public struct RecordLog<Flash: LogFlash> {
             for _ in 0..<LogFormat.segmentHeaderBytes { scratch.append(0) }
             try program(offset: next * flash.sectorSize, scratch)
             counters.recordsRetired &+= UInt64(oldest.records)
-            segments.removeFirst()
+            segments.remove(at: 0)  // removeFirst() is a 0.2 KB replaceSubrange for this element type
             counters.segmentsRetired &+= 1
         }
         do {
