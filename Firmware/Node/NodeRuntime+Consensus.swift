@@ -125,10 +125,7 @@ extension NodeRuntime {
             case .persist(let p):
                 raftStored.apply(p)
                 raftStored.commitIndex = min(raft?.commitIndex ?? 0, UInt32(raftStored.log.count))
-                if !platform.storeConsensusState(raftStored.encode()) {
-                    haltConsensus(Self.consensusWriteFailed, nowMs: now)
-                    return
-                }
+                guard storeConsensus(nowMs: now) else { return }
             case .send(let to, let m):
                 mesh.send(m.type, payload: m.encode(), to: to, nowMs: now)
             case .apply(let index, let entry):
@@ -140,12 +137,23 @@ extension NodeRuntime {
         // The commit index advanced with nothing else to persist: keep it too (a hint, see RaftPersistentState).
         if let raft, raft.commitIndex > raftStored.commitIndex, UInt32(raftStored.log.count) >= raft.commitIndex {
             raftStored.commitIndex = raft.commitIndex
-            if !platform.storeConsensusState(raftStored.encode()) {
-                haltConsensus(Self.consensusWriteFailed, nowMs: now)
-                return
-            }
+            guard storeConsensus(nowMs: now) else { return }
         }
         noteLeadership(nowMs: now)
+    }
+
+    /// Answers a served request with a bare status: one out-of-line copy of the
+    /// Response for the many places consensus and replication refuse.
+    @inline(never)
+    func respond(_ handle: ServeHandle, _ status: Status, nowMs now: UInt64) {
+        mesh.respond(handle, Response(status: status.rawValue), nowMs: now)
+    }
+
+    /// Writes `raftStored`; false, with consensus stopped, when that failed.
+    func storeConsensus(nowMs now: UInt64) -> Bool {
+        if platform.storeConsensusState(raftStored.encode()) { return true }
+        haltConsensus(Self.consensusWriteFailed, nowMs: now)
+        return false
     }
 
     func haltConsensus(_ why: StaticString, nowMs now: UInt64) {
@@ -158,7 +166,7 @@ extension NodeRuntime {
         wasLeader = false
         while !pendingSets.isEmpty {
             // remove(at:), as answerProposal: removeFirst() is a replaceSubrange specialisation of its own.
-            mesh.respond(pendingSets.remove(at: 0).handle, Response(status: Status.unavailable.rawValue), nowMs: now)
+            respond(pendingSets.remove(at: 0).handle, .unavailable, nowMs: now)
         }
     }
 
@@ -242,11 +250,11 @@ extension NodeRuntime {
     /// `config set`: proposed by the leader, answered when its outcome is known.
     func proposeConfig(_ handle: ServeHandle, _ request: Request, nowMs now: UInt64) {
         guard raft != nil else {
-            mesh.respond(handle, Response(status: Status.unavailable.rawValue), nowMs: now)
+            respond(handle, .unavailable, nowMs: now)
             return
         }
         guard let update = try? ConfigUpdate.decode(request.arguments), !update.entries.isEmpty else {
-            mesh.respond(handle, Response(status: Status.badArguments.rawValue), nowMs: now)
+            respond(handle, .badArguments, nowMs: now)
             return
         }
         var probe = committed

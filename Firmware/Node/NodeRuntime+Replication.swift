@@ -73,7 +73,7 @@ extension NodeRuntime {
         while i < pendingAppends.count {
             if pendingAppends[i].deadlineMs <= now {
                 let p = pendingAppends.remove(at: i)
-                mesh.respond(p.handle, Response(status: Status.noQuorum.rawValue), nowMs: now)
+                respond(p.handle, .noQuorum, nowMs: now)
             } else {
                 i += 1
             }
@@ -82,7 +82,7 @@ extension NodeRuntime {
         while i < waitingAppends.count {
             if waitingAppends[i].deadlineMs <= now {
                 let w = waitingAppends.remove(at: i)
-                mesh.respond(w.serve.handle, Response(status: Status.noQuorum.rawValue), nowMs: now)
+                respond(w.serve.handle, .noQuorum, nowMs: now)
             } else {
                 i += 1
             }
@@ -305,8 +305,8 @@ extension NodeRuntime {
             startCatchUp(nowMs: now)
             checkCatchUpDone(nowMs: now)
         } else {
-            for p in pendingAppends { mesh.respond(p.handle, Response(status: Status.notLeader.rawValue), nowMs: now) }
-            for w in waitingAppends { mesh.respond(w.serve.handle, Response(status: Status.notLeader.rawValue), nowMs: now) }
+            for p in pendingAppends { respond(p.handle, .notLeader, nowMs: now) }
+            for w in waitingAppends { respond(w.serve.handle, .notLeader, nowMs: now) }
             pendingAppends.removeAll()
             waitingAppends.removeAll()
         }
