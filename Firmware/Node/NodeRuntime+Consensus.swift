@@ -77,7 +77,8 @@ extension NodeRuntime {
 
     func consensusTimeout(nowMs now: UInt64) {
         guard raft != nil else { return }
-        if let t = raft!.nextTimeoutMs, t <= now { raft!.handleTimeout(nowMs: now) }
+        // Called at every timer: does nothing before its nextTimeoutMs (reading that here copied the RaftNode).
+        raft!.handleTimeout(nowMs: now)
         carryOutConsensus(nowMs: now)
         if distribution != nil {
             distribution!.handleTimeout(nowMs: now, mesh: &mesh)
@@ -124,10 +125,7 @@ extension NodeRuntime {
             case .persist(let p):
                 raftStored.apply(p)
                 raftStored.commitIndex = min(raft?.commitIndex ?? 0, UInt32(raftStored.log.count))
-                if !platform.storeConsensusState(raftStored.encode()) {
-                    haltConsensus(Self.consensusWriteFailed, nowMs: now)
-                    return
-                }
+                guard storeConsensus(nowMs: now) else { return }
             case .send(let to, let m):
                 mesh.send(m.type, payload: m.encode(), to: to, nowMs: now)
             case .apply(let index, let entry):
@@ -139,12 +137,23 @@ extension NodeRuntime {
         // The commit index advanced with nothing else to persist: keep it too (a hint, see RaftPersistentState).
         if let raft, raft.commitIndex > raftStored.commitIndex, UInt32(raftStored.log.count) >= raft.commitIndex {
             raftStored.commitIndex = raft.commitIndex
-            if !platform.storeConsensusState(raftStored.encode()) {
-                haltConsensus(Self.consensusWriteFailed, nowMs: now)
-                return
-            }
+            guard storeConsensus(nowMs: now) else { return }
         }
         noteLeadership(nowMs: now)
+    }
+
+    /// Answers a served request with a bare status: one out-of-line copy of the
+    /// Response for the many places consensus and replication refuse.
+    @inline(never)
+    func respond(_ handle: ServeHandle, _ status: Status, nowMs now: UInt64) {
+        mesh.respond(handle, Response(status: status.rawValue), nowMs: now)
+    }
+
+    /// Writes `raftStored`; false, with consensus stopped, when that failed.
+    func storeConsensus(nowMs now: UInt64) -> Bool {
+        if platform.storeConsensusState(raftStored.encode()) { return true }
+        haltConsensus(Self.consensusWriteFailed, nowMs: now)
+        return false
     }
 
     func haltConsensus(_ why: StaticString, nowMs now: UInt64) {
@@ -156,7 +165,8 @@ extension NodeRuntime {
         if wasLeader { replicationLeadershipChanged(leads: false, nowMs: now) }
         wasLeader = false
         while !pendingSets.isEmpty {
-            mesh.respond(pendingSets.removeFirst().handle, Response(status: Status.unavailable.rawValue), nowMs: now)
+            // remove(at:), as answerProposal: removeFirst() is a replaceSubrange specialisation of its own.
+            respond(pendingSets.remove(at: 0).handle, .unavailable, nowMs: now)
         }
     }
 
@@ -240,11 +250,11 @@ extension NodeRuntime {
     /// `config set`: proposed by the leader, answered when its outcome is known.
     func proposeConfig(_ handle: ServeHandle, _ request: Request, nowMs now: UInt64) {
         guard raft != nil else {
-            mesh.respond(handle, Response(status: Status.unavailable.rawValue), nowMs: now)
+            respond(handle, .unavailable, nowMs: now)
             return
         }
         guard let update = try? ConfigUpdate.decode(request.arguments), !update.entries.isEmpty else {
-            mesh.respond(handle, Response(status: Status.badArguments.rawValue), nowMs: now)
+            respond(handle, .badArguments, nowMs: now)
             return
         }
         var probe = committed

@@ -73,7 +73,7 @@ extension NodeRuntime {
         while i < pendingAppends.count {
             if pendingAppends[i].deadlineMs <= now {
                 let p = pendingAppends.remove(at: i)
-                mesh.respond(p.handle, Response(status: Status.noQuorum.rawValue), nowMs: now)
+                respond(p.handle, .noQuorum, nowMs: now)
             } else {
                 i += 1
             }
@@ -82,7 +82,7 @@ extension NodeRuntime {
         while i < waitingAppends.count {
             if waitingAppends[i].deadlineMs <= now {
                 let w = waitingAppends.remove(at: i)
-                mesh.respond(w.serve.handle, Response(status: Status.noQuorum.rawValue), nowMs: now)
+                respond(w.serve.handle, .noQuorum, nowMs: now)
             } else {
                 i += 1
             }
@@ -94,7 +94,8 @@ extension NodeRuntime {
     /// `caughtUp`: a catch-up round ran since it arrived (no second one for it).
     func appendReplicated(_ handle: ServeHandle, _ request: Request, from: UInt32, nowMs now: UInt64,
                           caughtUp: Bool = false) {
-        guard let raft, raft.role == .leader else {
+        // Fields read through `raft?.`, not a binding: `let raft` copies the whole RaftNode.
+        guard raft?.role == .leader else {
             var w = CBORWriter()
             if let leader = raft?.leaderID {
                 w.mapHeader(count: 1)
@@ -118,7 +119,7 @@ extension NodeRuntime {
         // This log must hold what comes before the batch, or the backups would
         // be told (by `prev`) of records it lacks: a primary that missed some (it
         // led on, cut off, while another took appends) catches up first.
-        if !caughtUp && Self.missesRecords(before: first.sequence, highWater: log!.highWater(source: from)) {
+        if !caughtUp && Self.missesRecords(before: first.sequence, highWater: logHighWater(from)) {
             primaryReady = false
             catchUpWaiting.removeAll()
             catchUpAnswers = 0
@@ -151,9 +152,14 @@ extension NodeRuntime {
             }
         }
         let arguments = LogReplication.replicateArguments(source: from, prev: prev, records: fitting,
-                                                          term: raft.currentTerm)
+                                                          term: raft?.currentTerm ?? 0)
         for b in backups { callBackup(b, .replicate, source: from, arguments: arguments, nowMs: now) }
     }
+
+    /// This log's high-water for `source`. Out of line: each `log!` or `log?`
+    /// in a function copies the whole optional RecordLog to test it.
+    @inline(never)
+    func logHighWater(_ source: UInt32) -> UInt64? { log?.highWater(source: source) }
 
     /// One of the calls the replication makes (the simulation's observer tells them from the weather station's).
     public func isReplicationCall(_ id: CallID) -> Bool { replicationCalls.contains { $0.id == id } }
@@ -206,9 +212,11 @@ extension NodeRuntime {
             }
             if let k = catchUpWaiting.firstIndex(of: call.backup) { catchUpWaiting.remove(at: k) }
             catchUpAnswers += 1
-            for m in marks where m.highWater > (log!.highWater(source: m.source) ?? 0) {
+            for m in marks {
+                let have = logHighWater(m.source) ?? 0
+                guard m.highWater > have else { continue }
                 callBackup(call.backup, .fetch, source: m.source,
-                           arguments: LogReplication.fetchArguments(source: m.source, after: log!.highWater(source: m.source) ?? 0),
+                           arguments: LogReplication.fetchArguments(source: m.source, after: have),
                            target: m.highWater, nowMs: now)
             }
         case .fetch:
@@ -216,15 +224,12 @@ extension NodeRuntime {
                 catchUpFailed(call.backup, nowMs: now)
                 return true
             }
-            for r in records where r.sequence > (log!.highWater(source: call.source) ?? 0) {
-                guard (try? log!.append(source: r.source, sequence: r.sequence, timeMs: r.timeMs, kind: r.kind,
-                                        payload: r.payload)) != nil else {
-                    catchUpFailed(call.backup, nowMs: now)  // the log failed: not caught up, ask again later
-                    return true
-                }
+            guard (try? LogReplication.appendMissing(records, source: call.source, log: &log!)) != nil else {
+                catchUpFailed(call.backup, nowMs: now)  // the log failed: not caught up, ask again later
+                return true
             }
             // Pages stop at 16 records or a frame's worth: fetch until this log reaches the backup's high-water.
-            let have = log!.highWater(source: call.source) ?? 0
+            let have = logHighWater(call.source) ?? 0
             if !records.isEmpty && have < call.target {
                 callBackup(call.backup, .fetch, source: call.source,
                            arguments: LogReplication.fetchArguments(source: call.source, after: have),
@@ -300,8 +305,8 @@ extension NodeRuntime {
             startCatchUp(nowMs: now)
             checkCatchUpDone(nowMs: now)
         } else {
-            for p in pendingAppends { mesh.respond(p.handle, Response(status: Status.notLeader.rawValue), nowMs: now) }
-            for w in waitingAppends { mesh.respond(w.serve.handle, Response(status: Status.notLeader.rawValue), nowMs: now) }
+            for p in pendingAppends { respond(p.handle, .notLeader, nowMs: now) }
+            for w in waitingAppends { respond(w.serve.handle, .notLeader, nowMs: now) }
             pendingAppends.removeAll()
             waitingAppends.removeAll()
         }

@@ -169,37 +169,40 @@ public enum RaftMessage: Equatable {
 
     /// Nil for a type that is not Raft's; throws for a malformed payload.
     public static func decode(type: MessageType, payload: [UInt8]) throws(WireError) -> RaftMessage? {
-        var term: UInt32?, a: UInt32?, b: UInt32?, c: UInt32?, flag: Bool?
-        var entries: [RaftEntry] = []
+        let hasFlag: Bool  // key 2 is a bool (the responses), not an index
         switch type {
-        case .raftRequestVote, .raftRequestVoteResponse, .raftAppendEntries, .raftAppendEntriesResponse: break
+        case .raftRequestVote, .raftAppendEntries: hasFlag = false
+        case .raftRequestVoteResponse, .raftAppendEntriesResponse: hasFlag = true
         default: return nil
         }
+        // Keys 1-4 as numbers (a flag as 0 or 1): one read and one check each.
+        var term: UInt32?, a: UInt32?, b: UInt32?, c: UInt32?
+        var entries: [RaftEntry] = []
         try forEachKey(payload) { (key, r) throws(WireError) in
-            switch (type, key) {
-            case (_, 1): term = try readU32(&r)
-            case (.raftRequestVoteResponse, 2), (.raftAppendEntriesResponse, 2): flag = try r.bool()
-            case (_, 2): a = try readU32(&r)
-            case (_, 3): b = try readU32(&r)
-            case (.raftAppendEntries, 4): c = try readU32(&r)
-            case (.raftAppendEntries, 5):
+            switch key {
+            case 1: term = try readU32(&r)
+            case 2: a = hasFlag ? (try r.bool() ? 1 : 0) : try readU32(&r)
+            case 3: b = try readU32(&r)
+            case 4 where type == .raftAppendEntries: c = try readU32(&r)
+            case 5 where type == .raftAppendEntries:
                 entries = try RaftEntry.decodeList(&r, countMax: RaftLimits.entriesPerMessageMax)
             default: try r.skip()
             }
         }
+        guard let term, let a else { throw .malformedCBOR }
         switch type {
         case .raftRequestVote:
-            return .requestVote(RequestVote(term: try required(term), lastLogIndex: try required(a),
-                                            lastLogTerm: try required(b)))
+            guard let b else { throw .malformedCBOR }
+            return .requestVote(RequestVote(term: term, lastLogIndex: a, lastLogTerm: b))
         case .raftRequestVoteResponse:
-            return .requestVoteResponse(RequestVoteResponse(term: try required(term), granted: try required(flag)))
+            return .requestVoteResponse(RequestVoteResponse(term: term, granted: a != 0))
         case .raftAppendEntries:
-            return .appendEntries(AppendEntries(term: try required(term), prevLogIndex: try required(a),
-                                                prevLogTerm: try required(b), leaderCommit: try required(c),
+            guard let b, let c else { throw .malformedCBOR }
+            return .appendEntries(AppendEntries(term: term, prevLogIndex: a, prevLogTerm: b, leaderCommit: c,
                                                 entries: entries))
         default:
-            return .appendEntriesResponse(AppendEntriesResponse(term: try required(term), success: try required(flag),
-                                                                matchIndex: try required(b)))
+            guard let b else { throw .malformedCBOR }
+            return .appendEntriesResponse(AppendEntriesResponse(term: term, success: a != 0, matchIndex: b))
         }
     }
 }

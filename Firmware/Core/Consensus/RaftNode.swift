@@ -95,8 +95,8 @@ public struct RaftPersistentState: Equatable {
         currentTerm = p.currentTerm
         votedFor = p.votedFor
         let keep = Int(p.logFromIndex) - 1
-        if log.count > keep { log.removeSubrange(keep..<log.count) }
-        log.append(contentsOf: p.entries)
+        while log.count > keep { log.removeLast() }  // rare; removeSubrange is a 0.2 KB replaceSubrange
+        for e in p.entries { log.append(e) }  // not append(contentsOf:): see flushPersist
     }
 }
 
@@ -145,6 +145,16 @@ public enum RaftAction: Equatable {
     case proposalDone(RaftProposalID, RaftProposalResult)
 }
 
+/// A RaftAction in the outbox. The action is 25 bytes on armv6m (the send
+/// case: a node id and a RaftMessage, whose tag byte ends it), stride 28: an
+/// array element with tail padding is read and written byte by byte there
+/// (docs/FIRMWARE.md, "Sizes"). The two fields fill the padding: size == stride.
+struct QueuedAction {
+    var action: RaftAction
+    var padding8: UInt8 = 0
+    var padding16: UInt16 = 0
+}
+
 public struct RaftNode {
     struct Progress {
         var node: UInt32
@@ -191,7 +201,8 @@ public struct RaftNode {
     var rng: SeededRandom
     var nextProposalRaw: UInt32 = 1
     var lastNowMs: UInt64 = 0
-    var actions = DrainQueue<RaftAction>(capacity: 0)
+    /// Assigned once in init (a default value was a second DrainQueue.init).
+    var actions: DrainQueue<QueuedAction>
     /// Persist pending: the hard state changed, and the log from this index (nil: log unchanged).
     var hardStateDirty = false
     var logDirtyFrom: UInt32?
@@ -205,6 +216,7 @@ public struct RaftNode {
         self.config = config
         self.nodeID = nodeID
         self.members = members
+        actions = DrainQueue(capacity: 2 * members.count + config.proposalsMax + 8)
         currentTerm = persisted.currentTerm
         votedFor = persisted.votedFor
         log = persisted.log
@@ -218,7 +230,6 @@ public struct RaftNode {
             peers.append(Progress(node: m, nextIndex: 1, matchIndex: 0, votedInTerm: 0))
         }
         proposals.reserveCapacity(config.proposalsMax)
-        actions = DrainQueue(capacity: 2 * members.count + config.proposalsMax + 8)
     }
 
     // MARK: Views
@@ -234,23 +245,28 @@ public struct RaftNode {
 
     // MARK: Actions
 
-    public mutating func pollAction() -> RaftAction? { actions.pop() }
+    public mutating func pollAction() -> RaftAction? { actions.pop()?.action }
 
     /// Every action but a persist is preceded by the pending persist.
     /// Not inlined: one copy of the flush and the append serves every call site.
     @inline(never)
     mutating func emit(_ a: RaftAction) {
         flushPersist()
-        actions.append(a)
+        actions.append(QueuedAction(action: a))
     }
 
     mutating func flushPersist() {
         guard hardStateDirty || logDirtyFrom != nil else { return }
         let from = logDirtyFrom ?? lastLogIndex + 1
         var entries: [RaftEntry] = []
-        if Int(from) <= log.count { entries.append(contentsOf: log[(Int(from) - 1)...]) }
-        actions.append(.persist(RaftPersist(currentTerm: currentTerm, votedFor: votedFor, logFromIndex: from,
-                                            entries: entries)))
+        // A loop of the `append` the log uses (append(contentsOf:) is a specialisation of its own).
+        var i = Int(from) - 1
+        while i < log.count {
+            entries.append(log[i])
+            i += 1
+        }
+        actions.append(QueuedAction(action: .persist(RaftPersist(currentTerm: currentTerm, votedFor: votedFor,
+                                                                 logFromIndex: from, entries: entries))))
         hardStateDirty = false
         logDirtyFrom = nil
     }
@@ -356,7 +372,7 @@ public struct RaftNode {
             }
             w += 1
         }
-        waitingData.removeAll(keepingCapacity: true)
+        clearWaitingData()
         broadcastAppend(now)
         advanceCommit()
     }
@@ -513,7 +529,7 @@ public struct RaftNode {
                         refusedOverwrites &+= 1
                         return
                     }
-                    log.removeSubrange((Int(next) - 1)...)
+                    while log.count >= Int(next) { log.removeLast() }  // as RaftPersistentState.apply
                     logChanged(from: next)
                     guard log.count < config.entriesMax else { break }
                     appendLocal(e)
@@ -615,7 +631,14 @@ public struct RaftNode {
                 i += 1
             }
         }
-        waitingData.removeAll(keepingCapacity: true)
+        clearWaitingData()
+    }
+
+    /// Empties `waitingData` from the end with the `remove(at:)` that
+    /// `expireProposals` needs anyway (`removeAll(keepingCapacity:)` is a
+    /// 0.2 KB `replaceSubrange` of its own for this element type).
+    mutating func clearWaitingData() {
+        while !waitingData.isEmpty { waitingData.remove(at: waitingData.count - 1) }
     }
 
     mutating func expireProposals(_ now: UInt64) {

@@ -93,15 +93,12 @@ public enum LogReplication {
         guard let source else { return Response(status: Status.badArguments.rawValue) }
         let before = log.highWater(source: source) ?? 0
         if prev > before { return replicateResult(highWater: before, gap: true) }
-        for var r in records where r.sequence > (log.highWater(source: source) ?? 0) {
-            r.source = source
-            do {
-                _ = try log.append(source: source, sequence: r.sequence, timeMs: r.timeMs, kind: r.kind, payload: r.payload)
-            } catch .payloadTooLarge {
-                return Response(status: Status.badArguments.rawValue)
-            } catch {
-                return Response(status: Status.unavailable.rawValue)
-            }
+        do {
+            try appendMissing(records, source: source, log: &log)
+        } catch .payloadTooLarge {
+            return Response(status: Status.badArguments.rawValue)
+        } catch {
+            return Response(status: Status.unavailable.rawValue)
         }
         return replicateResult(highWater: log.highWater(source: source) ?? 0, gap: false)
     }
@@ -112,6 +109,15 @@ public enum LogReplication {
         w.unsigned(1); w.unsigned(highWater)
         if gap { w.unsigned(2); w.bool(true) }
         return Response(result: w.bytes)
+    }
+
+    /// Appends, as `source`'s, the records (in sequence order, replicated or
+    /// fetched) above this log's high-water for it.
+    public static func appendMissing<F: LogFlash>(_ records: [LogRecord], source: UInt32,
+                                                  log: inout RecordLog<F>) throws(LogError) {
+        for r in records where r.sequence > (log.highWater(source: source) ?? 0) {
+            _ = try log.append(source: source, sequence: r.sequence, timeMs: r.timeMs, kind: r.kind, payload: r.payload)
+        }
     }
 
     /// log_replicate's result: the high-water, and whether there was a gap.

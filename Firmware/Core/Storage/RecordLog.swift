@@ -229,6 +229,8 @@ public struct RecordLog<Flash: LogFlash> {
     /// The sector the head segment is in (nil for an empty log).
     public var headSector: Int? { segments.last.map { Int($0.sector) } }
     /// The highest sequence appended for `source`, if it is remembered.
+    /// Inlined (a short loop): called out of line on `log!` in a class, it copied the whole RecordLog first.
+    @inline(__always)
     public func highWater(source: UInt32) -> UInt64? {
         for m in marks where m.source == source { return m.highest }
         return nil
@@ -316,7 +318,7 @@ public struct RecordLog<Flash: LogFlash> {
             for _ in 0..<LogFormat.segmentHeaderBytes { scratch.append(0) }
             try program(offset: next * flash.sectorSize, scratch)
             counters.recordsRetired &+= UInt64(oldest.records)
-            segments.removeFirst()
+            segments.remove(at: 0)  // removeFirst() is a 0.2 KB replaceSubrange for this element type
             counters.segmentsRetired &+= 1
         }
         do {
@@ -371,6 +373,8 @@ public struct RecordLog<Flash: LogFlash> {
 
     struct Header {
         var kind: HeaderClass
+        /// Recovery: the sector is in the live ring (in the padding after `kind`: no table of its own).
+        var inRing = false
         var sequence: UInt32 = 0
         var eraseCount: UInt32 = 0
         var previousEnd: UInt32 = 0
@@ -418,20 +422,20 @@ public struct RecordLog<Flash: LogFlash> {
             eraseCounts[s] = headers[s].kind == .valid ? headers[s].eraseCount : maxErase
         }
         var report = LogRecoveryReport()
-        var inRing = Array(repeating: false, count: n)
         if headSector >= 0 {
             // Walk back from the head: sector head-k must hold sequence headSeq-k.
             let headSequence = headers[headSector].sequence
             lastSequenceSeen = headSequence
-            var chain: [Segment] = []
+            // The chain, newest first, straight into `segments` (reversed below;
+            // empty: recovery runs once, from init).
             var k = 0
             while k < n && UInt32(k) < headSequence {
                 let s = (headSector - k + n) % n
                 let want = headSequence - UInt32(k)
                 let h = headers[s]
                 if h.kind == .valid && h.sequence == want {
-                    chain.append(Segment(sector: UInt32(s), sequence: want, end: 0, records: 0))
-                    inRing[s] = true
+                    segments.append(Segment(sector: UInt32(s), sequence: want, end: 0, records: 0))
+                    headers[s].inRing = true
                 } else if h.kind == .valid {
                     break  // an older turn of the ring: the live part ended
                 } else {
@@ -449,21 +453,16 @@ public struct RecordLog<Flash: LogFlash> {
                     }
                     guard continues else { break }
                     report.corruptSegments += 1
-                    inRing[s] = true
+                    headers[s].inRing = true
                     if report.firstCorruption == nil {
                         report.firstCorruption = LogPosition(segment: want, offset: 0)
                     }
                 }
                 k += 1
             }
-            segments.removeAll(keepingCapacity: true)
-            var i = chain.count - 1
-            while i >= 0 {
-                segments.append(chain[i])
-                i -= 1
-            }
+            segments.reverse()
         }
-        for s in 0..<n where !inRing[s] && headers[s].kind == .other { report.unreadableSectors += 1 }
+        for h in headers where !h.inRing && h.kind == .other { report.unreadableSectors += 1 }
 
         // Scan every segment's records, oldest first.
         var i = 0
@@ -629,20 +628,22 @@ public struct RecordLog<Flash: LogFlash> {
 
 // MARK: - Big-endian helpers
 
-@inline(__always) func be16(_ b: [UInt8], _ o: Int) -> UInt16 { UInt16(b[o]) << 8 | UInt16(b[o + 1]) }
-@inline(__always) func be32(_ b: [UInt8], _ o: Int) -> UInt32 {
+// Readers out of line: inlined, each `be64` is eight bounds checks and the
+// shifts, repeated at every field of the header and record parsers.
+@inline(never) func be16(_ b: [UInt8], _ o: Int) -> UInt16 { UInt16(b[o]) << 8 | UInt16(b[o + 1]) }
+@inline(never) func be32(_ b: [UInt8], _ o: Int) -> UInt32 {
     UInt32(b[o]) << 24 | UInt32(b[o + 1]) << 16 | UInt32(b[o + 2]) << 8 | UInt32(b[o + 3])
 }
-@inline(__always) func be64(_ b: [UInt8], _ o: Int) -> UInt64 { UInt64(be32(b, o)) << 32 | UInt64(be32(b, o + 4)) }
+@inline(never) func be64(_ b: [UInt8], _ o: Int) -> UInt64 { UInt64(be32(b, o)) << 32 | UInt64(be32(b, o + 4)) }
 @inline(__always) func put16(_ b: inout [UInt8], _ v: UInt16) {
     b.append(UInt8(truncatingIfNeeded: v >> 8))
     b.append(UInt8(truncatingIfNeeded: v))
 }
-@inline(__always) func put32(_ b: inout [UInt8], _ v: UInt32) {
+@inline(never) func put32(_ b: inout [UInt8], _ v: UInt32) {
     put16(&b, UInt16(truncatingIfNeeded: v >> 16))
     put16(&b, UInt16(truncatingIfNeeded: v))
 }
-@inline(__always) func put64(_ b: inout [UInt8], _ v: UInt64) {
+@inline(never) func put64(_ b: inout [UInt8], _ v: UInt64) {
     put32(&b, UInt32(truncatingIfNeeded: v >> 32))
     put32(&b, UInt32(truncatingIfNeeded: v))
 }
