@@ -12,11 +12,13 @@ public struct Table<Element: BitwiseCopyable>: RandomAccessCollection, MutableCo
     @usableFromInline var buffer: TableBuffer
 
     @inlinable
-    public init() { buffer = TableBuffer(capacity: 0, stride: MemoryLayout<Element>.stride) }
+    public init() { self.init(capacity: 0) }
 
     /// Room for `capacity` elements without allocating again.
     @inlinable
     public init(capacity: Int) {
+        // TableBuffer allocates 8-aligned (a constant check, folded away).
+        precondition(MemoryLayout<Element>.alignment <= 8, "Table elements must be at most 8-aligned")
         buffer = TableBuffer(capacity: capacity, stride: MemoryLayout<Element>.stride)
     }
 
