@@ -3,12 +3,6 @@
 // can add keys and an older receiver still reads the ones it knows. A required
 // key that is missing or of the wrong type is `.malformedCBOR`.
 
-/// Iterates the top-level map of a payload. An empty payload is an empty map.
-/// Non-integer keys are skipped with their values; trailing bytes are malformed.
-/// Inlined, so each decoder's `switch` sits in its own loop; the reading and
-/// skipping shared by every decoder is in MapKeys, once (inlining all of it,
-/// or letting the optimizer specialise this function per closure, put a copy
-/// in each of ~20 decoders on the board).
 /// A payload's top-level map read without throwing: the first error is kept
 /// and every later read returns a zero value, so a decoder's key loop has no
 /// throw sites (on armv6m each one carried its own release of every value
@@ -76,6 +70,12 @@ struct MapDecoder {
     mutating func skip() { read(()) { (r: inout CBORReader) throws(WireError) in try r.skip() } }
 }
 
+/// Iterates the top-level map of a payload. An empty payload is an empty map.
+/// Non-integer keys are skipped with their values; trailing bytes are malformed.
+/// Inlined, so each decoder's `switch` sits in its own loop; the reading and
+/// skipping shared by every decoder is in MapKeys, once (inlining all of it,
+/// or letting the optimizer specialise this function per closure, put a copy
+/// in each of ~20 decoders on the board).
 @inline(__always)
 func forEachKey(_ payload: [UInt8],
                 _ body: (UInt64, inout CBORReader) throws(WireError) -> Void) throws(WireError) {
