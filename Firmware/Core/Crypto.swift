@@ -116,13 +116,12 @@ public struct SHA256: Sendable {
 
         // Whole blocks straight from the caller's memory: no copy into `block`.
         if n >= Self.blockCount {
+            let whole = n / Self.blockCount
             var s = state
-            while n >= Self.blockCount {
-                Self.compress(&s, p)
-                p += Self.blockCount
-                n -= Self.blockCount
-            }
+            Self.compress(&s, p, blocks: whole)
             state = s
+            p += whole * Self.blockCount
+            n -= whole * Self.blockCount
         }
 
         if n > 0 {
@@ -203,11 +202,12 @@ public struct SHA256: Sendable {
 
     private mutating func compressBuffered() {
         var s = state
-        withUnsafeBytes(of: &block) { Self.compress(&s, $0.baseAddress!) }
+        withUnsafeBytes(of: &block) { Self.compress(&s, $0.baseAddress!, blocks: 1) }
         state = s
     }
 
-    /// `blocks` consecutive 64-byte blocks at `data`.
+    /// `blocks` consecutive 64-byte blocks at `data`: the one place that
+    /// chooses the CPU's SHA instructions or the Swift rounds.
     static func compress(_ h: inout SHA256Words8, _ data: UnsafeRawPointer, blocks: Int) {
         if let hardware = sha256HardwareBlocks {
             withUnsafeMutableBytes(of: &h) { words in
@@ -216,19 +216,12 @@ public struct SHA256: Sendable {
             }
             return
         }
-        for i in 0..<blocks { compress(&h, data + i &* blockCount) }
+        for i in 0..<blocks { compressBlock(&h, data + i &* blockCount) }
     }
 
     /// One 64-byte block. The message schedule is a rolling 16-word window on the
     /// stack (FIPS 180-4 §6.2.2 with W[t] kept at t mod 16), so no heap and 64 bytes of RAM.
-    private static func compress(_ h: inout SHA256Words8, _ block: UnsafeRawPointer) {
-        if let hardware = sha256HardwareBlocks {
-            withUnsafeMutableBytes(of: &h) { words in
-                hardware(words.baseAddress!.assumingMemoryBound(to: UInt32.self),
-                         block.assumingMemoryBound(to: UInt8.self), 1)
-            }
-            return
-        }
+    private static func compressBlock(_ h: inout SHA256Words8, _ block: UnsafeRawPointer) {
         var window = sha256Zero16
         var a = h.0, b = h.1, c = h.2, d = h.3, e = h.4, f = h.5, g = h.6, hh = h.7
         withUnsafeMutableBytes(of: &window) { raw in
