@@ -26,11 +26,10 @@ struct MapDecoder {
     @inline(never)
     mutating func fail(_ e: WireError = .malformedCBOR) { if error == nil { error = e } }
 
-    /// The decoded value, or the first error.
+    /// Throws the first error, if any (after the key loop).
     @inline(__always)
-    func finish<T>(_ value: T) throws(WireError) -> T {
+    func finish() throws(WireError) {
         if let error { throw error }
-        return value
     }
 
     @inline(never)
@@ -326,7 +325,7 @@ public struct Announce: Equatable {
             default: d.skip()
             }
         }
-        try d.finish(())
+        try d.finish()
         return Announce(services: try required(services), nodeName: nodeName)
     }
 }
@@ -357,7 +356,7 @@ public struct Query: Equatable {
             default: d.skip()
             }
         }
-        try d.finish(())
+        try d.finish()
         return q
     }
 }
@@ -423,7 +422,7 @@ public struct Request: Equatable {
             default: d.skip()
             }
         }
-        try d.finish(())
+        try d.finish()
         req.service = try required(service)
         return req
     }
@@ -490,7 +489,7 @@ public struct Response: Equatable {
             default: d.skip()
             }
         }
-        try d.finish(())
+        try d.finish()
         return resp
     }
 }
@@ -540,7 +539,7 @@ public struct Heartbeat: Equatable, BitwiseCopyable {
             default: d.skip()
             }
         }
-        try d.finish(())
+        try d.finish()
         return hb
     }
 }
@@ -587,7 +586,7 @@ public struct ErrorReply: Equatable {
             default: d.skip()
             }
         }
-        try d.finish(())
+        try d.finish()
         e.code = try required(code)
         return e
     }
@@ -645,7 +644,7 @@ public struct ConfigUpdate: Equatable {
             default: d.skip()
             }
         }
-        try d.finish(())
+        try d.finish()
         return ConfigUpdate(version: try required(version), entries: entries)
     }
 }
@@ -685,7 +684,7 @@ public struct MetricsReport: Equatable {
             guard key <= UInt64(UInt16.max), samples.count < samplesMax else { d.skip(); continue }
             samples.append(Sample(id: UInt16(key), value: d.number()))
         }
-        try d.finish(())
+        try d.finish()
         return MetricsReport(samples: samples)
     }
 }
@@ -706,7 +705,7 @@ public struct Leave: Equatable {
         while let key = d.next() {
             if key == 1 { l.reason = d.u8() } else { d.skip() }
         }
-        try d.finish(())
+        try d.finish()
         return l
     }
 }

@@ -38,7 +38,7 @@ public struct RelayEnvelope: Equatable {
             default: d.skip()
             }
         }
-        try d.finish(())
+        try d.finish()
         return RelayEnvelope(destination: try required(destination), frame: try required(frame))
     }
 
@@ -78,7 +78,7 @@ public struct ProbeArguments: Equatable {
             while let key = d.next() {
                 if key == 1 { found = d.u32() } else { d.skip() }
             }
-            try d.finish(())
+            try d.finish()
         } catch {
             return nil
         }
@@ -134,7 +134,7 @@ public struct NodeStatus: Equatable {
             default: d.skip()
             }
         }
-        try d.finish(())
+        try d.finish()
         s.servicesDigest = try required(digest)
         return s
     }

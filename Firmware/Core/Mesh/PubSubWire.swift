@@ -78,7 +78,7 @@ public struct Subscribe: Equatable {
             default: d.skip()
             }
         }
-        try d.finish(())
+        try d.finish()
         s.id = try required(id)
         // A cancel is matched by (sender, id) alone: a subscriber cancelling a
         // stray subscription may not know its service.
@@ -146,7 +146,7 @@ public struct Notify: Equatable {
             default: d.skip()
             }
         }
-        try d.finish(())
+        try d.finish()
         n.id = try required(id)
         n.sequence = try required(sequence)
         return n

@@ -237,7 +237,7 @@ public struct ProvisionRecord: Equatable {
                 }
             }
         }
-        try d.finish(())
+        try d.finish()
         guard let name, let role, let ssid, let keyID, let key else { throw .malformedCBOR }
         record.nodeName = name
         record.role = role
