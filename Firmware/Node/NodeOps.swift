@@ -74,7 +74,7 @@ extension NodeRuntime {
         case .metrics:
             return Response(result: metricsReport(nowMs: nowMs).encode())
         case .tasks:
-            return Response(result: TaskReport(scheduler: scheduler).encode())
+            return Response(result: inPlace(&scheduler) { TaskReport(scheduler: $0) }.encode())
         case .configGet:
             return configGet(request.arguments)
         case .logReplicate, .logHighWaters, .logFetch, .logQuery:
@@ -104,22 +104,26 @@ extension NodeRuntime {
     /// The registry's report, with the totals kept elsewhere brought up to date.
     public func metricsReport(nowMs: UInt64) -> MetricsReport {
         refreshMetrics()
-        return metrics.report(nowMs: nowMs)
+        return inPlace(&metrics) { $0.report(nowMs: nowMs) }
     }
 
     /// Copies the mesh's and the scheduler's totals and the memory figures into the registry.
     func refreshMetrics() {
-        let c = mesh.counters
-        metrics.setFrameTotals(sent: c.framesSent &+ c.broadcastsSent, received: c.framesReceived,
-                               rateLimited: c.rateLimited)
-        for code in 1..<WireError.codeCount where code < c.rejected.count {
-            metrics.setRejectedTotal(code: UInt8(code), c.rejected[code])
+        inPlace(&mesh) { m in
+            let c = m.counters
+            metrics.setFrameTotals(sent: c.framesSent &+ c.broadcastsSent, received: c.framesReceived,
+                                   rateLimited: c.rateLimited)
+            for code in 1..<WireError.codeCount where code < c.rejected.count {
+                metrics.setRejectedTotal(code: UInt8(code), c.rejected[code])
+            }
         }
         var misses: UInt32 = 0
         var restarts: UInt32 = 0
-        scheduler.forEachTask { t in
-            misses &+= t.deadlineMisses
-            restarts &+= t.restarts
+        inPlace(&scheduler) { s in
+            s.forEachTask { t in
+                misses &+= t.deadlineMisses
+                restarts &+= t.restarts
+            }
         }
         metrics.setTaskTotals(deadlineMisses: misses, restarts: restarts)
         metrics.setMemory(heapInUseBytes: platform.heapInUseBytes(), freeBytes: platform.freeMemoryBytes())
@@ -155,3 +159,9 @@ extension NodeRuntime {
         return Response(result: w.bytes)
     }
 }
+
+/// Passes `x` by address. A non-mutating call on a struct stored in a class
+/// copies the struct first (a retain per reference in it, and an outlined copy
+/// function per type): through `inout` the callee reads it in place.
+@inline(__always)
+func inPlace<T, R>(_ x: inout T, _ body: (inout T) -> R) -> R { body(&x) }

@@ -261,7 +261,7 @@ public final class NodeRuntime<P: Platform> {
             let onFlash = max(ConfigImage.sequence(stored.a) ?? 0, ConfigImage.sequence(stored.b) ?? 0)
             settings.raiseSequence(to: onFlash &+ 1)
         }
-        if outcome.persist && !platform.storeConfigRecord(settings.image()) {
+        if outcome.persist && !platform.storeConfigRecord(inPlace(&settings) { $0.image() }) {
             settings = before
             configPersistFailures &+= 1
             platform.log(TextLine("config update not applied: the config record could not be written (flash or state directory); the sender will retry"))
@@ -482,7 +482,7 @@ public final class NodeRuntime<P: Platform> {
         if let l = r.lightLux { w.unsigned(3); w.double(l) }
         producer.add(kind: Self.weatherRecordKind, payload: w.bytes, nowMs: now)
         ctx.signal(Self.callDone)  // wakes the log shipper
-        platform.show(station.lines(r))
+        platform.show(inPlace(&station) { $0.lines(r) })
         displayUpdates &+= 1
         weatherCalls.removeAll()
         noteActivity(now)

@@ -171,7 +171,7 @@ public struct TaskReport: Equatable {
 
     public init(entries: [Entry]) { self.entries = entries }
 
-    public init(scheduler: Scheduler) {
+    public init(scheduler: borrowing Scheduler) {
         var out: [Entry] = []
         out.reserveCapacity(scheduler.taskCount)
         scheduler.forEachTask { out.append(Entry($0)) }
