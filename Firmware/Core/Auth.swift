@@ -72,14 +72,14 @@ public struct ReplayWindow {
         var seen: UInt64
         var lastHeardMs: UInt64
     }
-    private var entries: [Entry] = []
+    private var entries: Table<Entry>
     public let capacity: Int
     public private(set) var evictions: UInt32 = 0
 
     public init(capacity: Int = WireLimits.replayPeersMax) {
         precondition(capacity > 0)
         self.capacity = capacity
-        entries.reserveCapacity(capacity)
+        entries = Table(capacity: capacity)
     }
 
     public var count: Int { entries.count }

@@ -221,7 +221,7 @@ public struct Capabilities: OptionSet, Equatable {
 }
 
 /// Physical units of a reading.
-public enum Unit: UInt8 {
+public enum Unit: UInt8, BitwiseCopyable {
     case none = 0, celsius = 1, percentRH = 2, lux = 3, hectopascal = 4, volt = 5
     public var symbol: StaticString {
         switch self {

@@ -20,6 +20,12 @@
 import TDOSCore
 #endif
 
+/// A sensor's latest calibrated reading.
+public struct SensorSample: BitwiseCopyable {
+    public var value: Double
+    public var atMs: UInt64
+}
+
 public final class NodeRuntime<P: Platform> {
     public let platform: P
     public let config: NodeConfig
@@ -34,7 +40,7 @@ public final class NodeRuntime<P: Platform> {
     static var completedMax: Int { 32 }
 
     // Sensor role: the latest calibrated sample per configured service.
-    public private(set) var latest: [(value: Double, atMs: UInt64)?]
+    public private(set) var latest: Table<SensorSample?>
     public private(set) var samplesTaken: UInt64 = 0
 
     // Kernel role.
@@ -166,7 +172,7 @@ public final class NodeRuntime<P: Platform> {
             log = try? RecordLog(flash: flash)
         }
         scheduler = Scheduler(config: config.scheduler, clockUs: { platform.nowUs() })
-        latest = Array(repeating: nil, count: config.sensors.count)
+        latest = Table(repeating: nil, count: config.sensors.count)
         if (P.imageRole ?? config.role) == .storage { openConsensus() }
     }
 
@@ -420,7 +426,7 @@ public final class NodeRuntime<P: Platform> {
         for i in config.sensors.indices {
             let s = config.sensors[i]
             if let raw = platform.sample(s.kind, nowMs: now) {
-                latest[i] = (raw + s.calibrationOffset, now)
+                latest[i] = SensorSample(value: raw + s.calibrationOffset, atMs: now)
                 samplesTaken &+= 1
                 pubsub.publish(service: s.name, value: raw + s.calibrationOffset, unit: s.kind.unit, nowMs: now,
                                mesh: &mesh)

@@ -153,7 +153,7 @@ public struct PubSub {
     }
 
     /// Latest sample of each of this node's services (index as in MeshNode.services).
-    var samples: [Sample?]
+    var samples: Table<Sample?>
     var publications = Table<Publication>()
     var subscriptions: [Subscription] = []
     var events: DrainQueue<PubSubEvent>
@@ -165,7 +165,7 @@ public struct PubSub {
     public init(config: PubSubConfig = PubSubConfig()) {
         config.check()
         self.config = config
-        samples = Array(repeating: nil, count: servicesPerNodeMax)
+        samples = Table(repeating: nil, count: servicesPerNodeMax)
         publications.reserveCapacity(config.publicationsMax)
         subscriptions.reserveCapacity(config.subscriptionsMax)
         events = DrainQueue(capacity: config.eventQueueMax)

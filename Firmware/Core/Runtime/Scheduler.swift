@@ -30,11 +30,13 @@ public struct Scheduler {
     public let config: SchedulerConfig
     private let clockUs: (() -> UInt64)?
 
-    var records: [TaskRecord]
+    /// The task table: plain values (a `Table`), the closures beside it in `closures`.
+    var records: Table<TaskRecord>
+    var closures: [TaskClosures]
     /// One FIFO ring of slots per priority level, `taskCapacity` entries each.
-    var readyRing: [UInt16]
-    var readyHead: [UInt16]
-    var readyCount: [UInt16]
+    var readyRing: Table<UInt16>
+    var readyHead: Table<UInt16>
+    var readyCount: Table<UInt16>
     /// Bit n set = level n has a ready task.
     private var readyMask: UInt32 = 0
     var context: TaskContext
@@ -71,10 +73,11 @@ public struct Scheduler {
         self.config = config
         self.clockUs = clockUs
         let capacity = config.taskCapacity
-        records = Array(repeating: TaskRecord(), count: capacity)
-        readyRing = Array(repeating: 0, count: capacity * config.priorityLevels)
-        readyHead = Array(repeating: 0, count: config.priorityLevels)
-        readyCount = Array(repeating: 0, count: config.priorityLevels)
+        records = Table(repeating: TaskRecord(), count: capacity)
+        closures = Array(repeating: TaskClosures(), count: capacity)
+        readyRing = Table(repeating: 0, count: capacity * config.priorityLevels)
+        readyHead = Table(repeating: 0, count: config.priorityLevels)
+        readyCount = Table(repeating: 0, count: config.priorityLevels)
         context = TaskContext(capacity: capacity)
         events = SchedulerEventRing(capacity: config.eventCapacity)
     }
@@ -236,11 +239,11 @@ public struct Scheduler {
 
     private mutating func runTick(_ slot: Int, _ now: UInt64) {
         // Few accesses to the record: each one checks bounds and uniqueness.
-        let (body, id, reason, exit, releaseUs, restarts) = withRecord(slot) { r in
+        let (id, reason, exit, releaseUs, restarts) = withRecord(slot) { r in
             r.state = .running
-            return (r.body, r.id, r.wakeReason, r.joinedExit, r.releaseUs, r.restarts)
+            return (r.id, r.wakeReason, r.joinedExit, r.releaseUs, r.restarts)
         }
-        guard let body else { preconditionFailure("ready task without a body") }
+        guard let body = closures[slot].body else { preconditionFailure("ready task without a body") }
         context.nowUs = now
         context.taskID = id
         context.wakeReason = reason
@@ -319,7 +322,7 @@ public struct Scheduler {
                 if target == running { killedItself = true }
                 _ = kill(target)
             }
-            context.pendingKills.removeAll(keepingCapacity: true)
+            context.pendingKills.removeAll()
         }
         return killedItself
     }
@@ -428,13 +431,12 @@ public struct Scheduler {
         let baseUs = UInt64(config.restartBackoffBaseUs)
         let maxUs = UInt64(config.restartBackoffMaxUs)
         // The failing instance's state goes now. Back-off: base * 2^(streak - 1), capped.
+        closures[slot].body = nil
         let backoffUs = withRecord(slot) { r -> UInt64? in
-            r.body = nil
             guard r.tripStreak < restartsMax else {
                 r.state = .gaveUp
                 r.breaker = .gaveUp
                 r.wakeUs = .max
-                r.factory = nil
                 return nil
             }
             r.tripStreak += 1
@@ -448,6 +450,7 @@ public struct Scheduler {
             noteCriticalFault(slot, .breakerOpen, now)
             emit(.breakerOpen, slot, now, detail: UInt32(backoffUs))
         } else {
+            closures[slot].factory = nil
             context.slots.markGaveUp(slot)
             noteCriticalFault(slot, .gaveUp, now)
             emit(.gaveUp, slot, now, detail: records[slot].restarts)
@@ -475,9 +478,9 @@ public struct Scheduler {
     /// unless that failure opens the breaker.
     private mutating func stall(_ slot: Int, _ now: UInt64) {
         if records[slot].state == .ready { removeFromReady(slot) }
+        closures[slot].body = nil
         let sinceUs = withRecord(slot) { r -> UInt64 in
             r.watchdogStalls &+= 1
-            r.body = nil
             Scheduler.countFailure(&r)
             return now - r.lastProgressUs
         }
@@ -505,10 +508,9 @@ public struct Scheduler {
 
     /// A fresh body from the factory; same id, counters kept, timers re-anchored.
     private mutating func restart(_ slot: Int, _ now: UInt64) {
-        guard let factory = records[slot].factory else { preconditionFailure("restart without a factory") }
-        let body = factory()
+        guard let factory = closures[slot].factory else { preconditionFailure("restart without a factory") }
+        closures[slot].body = factory()
         let restarts = withRecord(slot) { r -> UInt32 in
-            r.body = body
             r.restarts &+= 1
             r.lastRestartUs = now
             Scheduler.stamp(&r, now)
@@ -660,13 +662,11 @@ public struct Scheduler {
         if fresh { flags.insert(.fresh) }
         let priority = min(options.priority, UInt8(config.priorityLevels - 1))
         let watchdogTimeoutUs = config.watchdogEnabled ? options.watchdogTimeoutUs : 0
-        let body = factory()
+        closures[slot] = TaskClosures(body: factory(), factory: factory)
         // Field by field, in place: a whole TaskRecord built on the stack costs
         // hundreds of bytes of stack on armv6m.
         withRecord(slot) { r in
             r.reset()
-            r.body = body
-            r.factory = factory
             r.name = name
             r.id = id
             r.priority = priority
@@ -694,6 +694,7 @@ public struct Scheduler {
         if records[slot].state == .ready { removeFromReady(slot) }
         let wasCritical = records[slot].flags.contains(.critical)
         records[slot].reset()
+        closures[slot] = TaskClosures()
         context.slots.release(slot)
         if exit == .done { stats.completed &+= 1 } else { stats.killed &+= 1 }
         if wasCritical { refreshCriticalFault() }
@@ -820,14 +821,18 @@ struct TaskFlags: OptionSet {
     static let fresh = TaskFlags(rawValue: 1 << 3)
 }
 
+/// A task's closures, beside its record (so that the record is plain bytes).
+struct TaskClosures {
+    var body: TaskBody? = nil
+    var factory: TaskFactory? = nil
+}
+
 /// One slot of the task table. Fields are ordered widest first, and the record is
 /// padded so that its size equals its stride: Swift addresses elements of an array
 /// whose type has tail padding with byte alignment, and ARMv6-M, which has no
 /// unaligned loads, then splits every field access into byte loads (twice the code).
 /// `MemoryLayout<TaskRecord>.stride` is the per-task cost the tests report.
 struct TaskRecord {
-    var body: TaskBody? = nil
-    var factory: TaskFactory? = nil
     var name: StaticString = ""
     // Three bytes that fill the hole after `name`.
     var state = TaskState.ready
@@ -861,13 +866,11 @@ struct TaskRecord {
     var joinedExit = TaskExit.notFound
     var fault: TaskFault? = nil
     var flags: TaskFlags = []
-    /// Size == stride (144 B on armv6m, 168 B on 64-bit hosts); checked in `Scheduler.init`.
+    /// Size == stride (128 B on armv6m, 136 B on 64-bit hosts); checked in `Scheduler.init`.
     private var padding: UInt16 = 0
 
-    /// Back to a free slot, in place (no 144-byte temporary on the stack).
+    /// Back to a free slot, in place (no 128-byte temporary on the stack).
     mutating func reset() {
-        body = nil
-        factory = nil
         name = ""
         state = .ready
         breaker = .closed

@@ -17,7 +17,7 @@ public struct TaskContext {
 
     var raisedSignals: UInt64 = 0
     var fedWatchdog = false
-    var pendingKills: [TaskID]
+    var pendingKills: Table<TaskID>
     var pendingSpawns: [PendingSpawn]
     var slots: SlotTable
     /// Ready priority levels (bit n = level n) when this tick started, the task
@@ -25,8 +25,7 @@ public struct TaskContext {
     var readyLevelsMask: UInt32 = 0
 
     init(capacity: Int) {
-        pendingKills = []
-        pendingKills.reserveCapacity(capacity)
+        pendingKills = Table(capacity: capacity)
         pendingSpawns = []
         pendingSpawns.reserveCapacity(capacity)
         slots = SlotTable(capacity: capacity)

@@ -78,7 +78,7 @@ public enum TaskStep: Equatable {
 }
 
 /// Why the task is running now (`TaskContext.wakeReason`).
-public enum WakeReason: UInt8 {
+public enum WakeReason: UInt8, BitwiseCopyable {
     /// First tick after spawn.
     case started
     /// First tick of a new instance made by the factory after a stall or a breaker back-off.
@@ -96,7 +96,7 @@ public enum WakeReason: UInt8 {
 }
 
 /// How a joined task ended.
-public enum TaskExit: UInt8 {
+public enum TaskExit: UInt8, BitwiseCopyable {
     case done
     case killed
     case gaveUp
@@ -105,7 +105,7 @@ public enum TaskExit: UInt8 {
 }
 
 /// Where a task is, for introspection.
-public enum TaskState: UInt8 {
+public enum TaskState: UInt8, BitwiseCopyable {
     /// In a ready queue.
     case ready
     /// Its body is executing (seen only from inside the tick).
@@ -141,7 +141,7 @@ public enum TaskState: UInt8 {
 }
 
 /// The circuit breaker of one task.
-public enum TaskBreakerState: UInt8 {
+public enum TaskBreakerState: UInt8, BitwiseCopyable {
     /// Normal operation.
     case closed
     /// Tripped: the task is stopped until its back-off ends.
@@ -165,7 +165,7 @@ public enum TaskBreakerState: UInt8 {
 /// Why a task counts as unhealthy. The raw value is a stable code: the platform
 /// persists it as the reboot reason when a critical task's fault stops the
 /// hardware watchdog feed.
-public enum TaskFault: UInt8 {
+public enum TaskFault: UInt8, BitwiseCopyable {
     /// Its watchdog expired (no progress within the timeout); cleared by the first
     /// successful tick of the restarted instance.
     case stalled = 1
