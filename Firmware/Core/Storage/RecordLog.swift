@@ -192,11 +192,12 @@ public struct RecordLog<Flash: LogFlash> {
     public private(set) var counters = LogCounters()
     /// Erases of each sector: from the segment headers at recovery, counted after.
     public private(set) var eraseCounts: [UInt32]
-    var segments: [Segment] = []
+    // Tables of scalars: `Table`, not Array (no per-type growth and shift code).
+    var segments: Table<Segment>
     /// Set by a torn tail or a failed verify: the next append opens a new segment.
     var headSealed = false
     var halted = false
-    var marks: [SourceMark] = []
+    var marks: Table<SourceMark>
     var useClock: UInt32 = 0
     var scratch: [UInt8] = []
     var readBack: [UInt8] = []
@@ -209,8 +210,8 @@ public struct RecordLog<Flash: LogFlash> {
         self.flash = flash
         self.limits = limits
         eraseCounts = Array(repeating: 0, count: flash.sectorCount)
-        segments.reserveCapacity(flash.sectorCount)
-        marks.reserveCapacity(limits.sourcesMax)
+        segments = Table(capacity: flash.sectorCount)
+        marks = Table(capacity: limits.sourcesMax)
         scratch.reserveCapacity(flash.sectorSize)
         readBack.reserveCapacity(flash.sectorSize)
         try recover()
@@ -234,14 +235,6 @@ public struct RecordLog<Flash: LogFlash> {
     public func highWater(source: UInt32) -> UInt64? {
         for m in marks where m.source == source { return m.highest }
         return nil
-    }
-
-    /// Every remembered source with its highest sequence (replication: log_high_waters).
-    public var highWaters: [(source: UInt32, highWater: UInt64)] {
-        var out: [(source: UInt32, highWater: UInt64)] = []
-        out.reserveCapacity(marks.count)
-        for m in marks { out.append((m.source, m.highest)) }
-        return out
     }
 
     // MARK: Append
@@ -406,8 +399,7 @@ public struct RecordLog<Flash: LogFlash> {
 
     mutating func recover() throws(LogError) {
         let n = flash.sectorCount
-        var headers: [Header] = []
-        headers.reserveCapacity(n)
+        var headers = Table<Header>(capacity: n)
         var headSector = -1
         var maxErase: UInt32 = 0
         for s in 0..<n {
