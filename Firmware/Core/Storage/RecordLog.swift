@@ -575,6 +575,7 @@ public struct RecordLog<Flash: LogFlash> {
     /// Appends to `out` up to `limit` records matching `filter`, oldest first,
     /// starting after `cursor`. Returns the position of the last record read
     /// (pass it back as the cursor for the next page), nil when the end was reached.
+    @inline(never)  // five callers (queries, replication's paging): one copy
     public mutating func query(_ filter: LogFilter, after cursor: LogPosition? = nil, limit: Int,
                                into out: inout [LogRecord]) throws(LogError) -> LogPosition? {
         guard !halted else { throw .halted }
