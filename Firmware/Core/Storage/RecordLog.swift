@@ -468,11 +468,12 @@ public struct RecordLog<Flash: LogFlash> {
             }
             try readSector(Int(seg.sector), count: flash.sectorSize)
             var records = 0
-            let scan = RecordLog.scan(scratch, stopAt: certifiedEnd, payloadBytesMax: limits.payloadBytesMax) { o in
+            var scanner = Scan(scratch, stopAt: certifiedEnd, payloadBytesMax: limits.payloadBytesMax)
+            while let o = scanner.next(scratch) {
                 noteSequence(source: be32(scratch, o + 4), sequence: be64(scratch, o + 8))
                 records += 1
-                return true
             }
+            let scan = scanner.result
             segments[i].records = UInt32(records)
             report.records += records
             var damaged = scan.corruptRegions
@@ -530,44 +531,58 @@ public struct RecordLog<Flash: LogFlash> {
         return true
     }
 
-    /// Visits the offset of every valid record of a segment image (`visit`
-    /// returns false to stop). With `stopAt` (a certified end) the records end
-    /// there; without, at erased flash, or at garbage (`tornFrom`).
-    @inline(never)  // recovery and queries share one copy
-    static func scan(_ buf: [UInt8], stopAt: Int?, payloadBytesMax: Int,
-                     _ visit: (Int) -> Bool) -> ScanResult {
-        let limit = stopAt ?? buf.count
-        var result = ScanResult(end: LogFormat.segmentHeaderBytes, corruptRegions: 0, tornFrom: nil, firstDamage: 0)
+    /// The offsets of the valid records of a segment image, one `next` at a
+    /// time. With `stopAt` (a certified end) the records end there; without,
+    /// at erased flash, or at garbage (`tornFrom`). A cursor, not a function
+    /// taking a closure: the optimizer copied such a function into each caller
+    /// with its closure (two copies of the loop).
+    struct Scan {
+        let stopAt: Int?
+        /// `stopAt`, or the image's size.
+        let limit: Int
+        let payloadBytesMax: Int
         var o = LogFormat.segmentHeaderBytes
-        while o < limit {
-            if stopAt == nil && be32(buf, o) == 0xFFFF_FFFF && allErased(buf, from: o, to: buf.count) {
-                break
-            }
-            if let e = recordEnd(buf, at: o, limit: limit, payloadBytesMax: payloadBytesMax) {
-                guard visit(o) else { break }
-                o = e
-                result.end = min(e, limit)
-                continue
-            }
-            // Damage at o: resynchronise on the next valid record, if any.
-            var p = o + 4
-            var found = -1
-            while p + LogFormat.recordHeaderBytes + LogFormat.crcBytes <= limit {
-                if recordEnd(buf, at: p, limit: limit, payloadBytesMax: payloadBytesMax) != nil {
-                    found = p
-                    break
-                }
-                p += 4
-            }
-            if result.corruptRegions == 0 && result.tornFrom == nil { result.firstDamage = o }
-            if found < 0 {
-                result.tornFrom = o
-                break
-            }
-            result.corruptRegions += 1
-            o = found
+        var result = ScanResult(end: LogFormat.segmentHeaderBytes, corruptRegions: 0, tornFrom: nil, firstDamage: 0)
+
+        init(_ buf: [UInt8], stopAt: Int?, payloadBytesMax: Int) {
+            self.stopAt = stopAt
+            limit = stopAt ?? buf.count
+            self.payloadBytesMax = payloadBytesMax
         }
-        return result
+
+        /// The next valid record's offset; nil at the end (call no more then).
+        @inline(never)  // recovery and queries share one copy
+        mutating func next(_ buf: [UInt8]) -> Int? {
+            while o < limit {
+                if stopAt == nil && be32(buf, o) == 0xFFFF_FFFF && allErased(buf, from: o, to: buf.count) {
+                    return nil
+                }
+                if let e = recordEnd(buf, at: o, limit: limit, payloadBytesMax: payloadBytesMax) {
+                    let at = o
+                    o = e
+                    result.end = min(e, limit)
+                    return at
+                }
+                // Damage at o: resynchronise on the next valid record, if any.
+                var p = o + 4
+                var found = -1
+                while p + LogFormat.recordHeaderBytes + LogFormat.crcBytes <= limit {
+                    if recordEnd(buf, at: p, limit: limit, payloadBytesMax: payloadBytesMax) != nil {
+                        found = p
+                        break
+                    }
+                    p += 4
+                }
+                if result.corruptRegions == 0 && result.tornFrom == nil { result.firstDamage = o }
+                if found < 0 {
+                    result.tornFrom = o
+                    return nil
+                }
+                result.corruptRegions += 1
+                o = found
+            }
+            return nil
+        }
     }
 
     // MARK: Queries
@@ -588,12 +603,11 @@ public struct RecordLog<Flash: LogFlash> {
             if let cursor, seg.sequence < cursor.segment { continue }
             try readSector(Int(seg.sector), count: flash.sectorSize)
             let buf = scratch
-            _ = RecordLog.scan(buf, stopAt: Int(seg.end), payloadBytesMax: limits.payloadBytesMax) { o in
+            var scanner = Scan(buf, stopAt: Int(seg.end), payloadBytesMax: limits.payloadBytesMax)
+            while let o = scanner.next(buf) {
                 let here = LogPosition(segment: seg.sequence, offset: UInt32(o))
-                if let cursor, here <= cursor { return true }
-                if taken == limit {
-                    return false
-                }
+                if let cursor, here <= cursor { continue }
+                if taken == limit { break }
                 let source = be32(buf, o + 4)
                 let time = be64(buf, o + 16)
                 let kind = buf[o + 2]
@@ -604,7 +618,6 @@ public struct RecordLog<Flash: LogFlash> {
                     taken += 1
                 }
                 last = here
-                return true
             }
             if taken == limit { return last }
         }
