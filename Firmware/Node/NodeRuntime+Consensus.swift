@@ -65,6 +65,11 @@ extension NodeRuntime {
                         rngSeed: config.rngSeed ^ 0x5241_4654)
     }
 
+    /// This replica leads. Out of line: each `raft?.role` tests the 161-byte
+    /// optional through an outlined call, and this is read at eight places.
+    @inline(never)
+    var leadsConsensus: Bool { raft?.role == .leader }
+
     /// The consensus timers' next deadline (ms), nil if none.
     var consensusNextTimeoutMs: UInt64? {
         guard let raft else { return nil }
@@ -84,7 +89,7 @@ extension NodeRuntime {
             distribution!.handleTimeout(nowMs: now, mesh: &mesh)
             collectDistribution()
         }
-        if raft?.role == .leader && now >= nextDistributionMs { distributeConfig(nowMs: now) }
+        if leadsConsensus && now >= nextDistributionMs { distributeConfig(nowMs: now) }
         if replicatesLog { replicationTimeout(nowMs: now) }
     }
 
@@ -171,7 +176,7 @@ extension NodeRuntime {
     }
 
     func noteLeadership(nowMs now: UInt64) {
-        let leads = raft?.role == .leader
+        let leads = leadsConsensus
         guard leads != wasLeader else { return }
         wasLeader = leads
         var l = TextLine(leads ? "consensus: leading the config replicas in term " : "consensus: no longer leading, term ")
@@ -198,7 +203,7 @@ extension NodeRuntime {
         }
         configObserver?(committed.version, committed.remote, true)
         _ = adoptConfig(committed.overlayUpdate())
-        if raft?.role == .leader { nextDistributionMs = now }
+        if leadsConsensus { nextDistributionMs = now }
     }
 
     /// Leader: sends the committed config to every live node that has not acknowledged it.
