@@ -72,18 +72,17 @@ extension NodeRuntime {
 
     /// The consensus timers' next deadline (ms), nil if none.
     var consensusNextTimeoutMs: UInt64? {
-        guard let raft else { return nil }
-        var t = raft.nextTimeoutMs ?? UInt64.max
+        guard let role = raft?.role else { return nil }  // not `let raft`: a copy of the RaftNode
+        var t = raft?.nextTimeoutMs ?? UInt64.max
         if let d = distribution?.nextTimeoutMs { t = min(t, d) }
-        if raft.role == .leader { t = min(t, nextDistributionMs) }
+        if role == .leader { t = min(t, nextDistributionMs) }
         if let r = replicationNextTimeoutMs { t = min(t, r) }
         return t == UInt64.max ? nil : t
     }
 
     func consensusTimeout(nowMs now: UInt64) {
-        guard raft != nil else { return }
         // Called at every timer: does nothing before its nextTimeoutMs (reading that here copied the RaftNode).
-        raft!.handleTimeout(nowMs: now)
+        guard raft?.handleTimeout(nowMs: now) != nil else { return }  // nil: no consensus here
         carryOutConsensus(nowMs: now)
         if distribution != nil {
             distribution!.handleTimeout(nowMs: now, mesh: &mesh)
@@ -140,8 +139,9 @@ extension NodeRuntime {
             }
         }
         // The commit index advanced with nothing else to persist: keep it too (a hint, see RaftPersistentState).
-        if let raft, raft.commitIndex > raftStored.commitIndex, UInt32(raftStored.log.count) >= raft.commitIndex {
-            raftStored.commitIndex = raft.commitIndex
+        // `raft?.`, not `if let raft`: the binding copies the whole RaftNode.
+        if let c = raft?.commitIndex, c > raftStored.commitIndex, UInt32(raftStored.log.count) >= c {
+            raftStored.commitIndex = c
             guard storeConsensus(nowMs: now) else { return }
         }
         noteLeadership(nowMs: now)
