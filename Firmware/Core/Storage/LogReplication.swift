@@ -152,8 +152,9 @@ public enum LogReplication {
         return Response(result: w.bytes)
     }
 
-    public static func decodeHighWaters(_ bytes: [UInt8]) -> [(source: UInt32, highWater: UInt64)]? {
-        var out: [(source: UInt32, highWater: UInt64)] = []
+    /// A `Table` (scalars): an array of this tuple was growth and copy code of its own.
+    public static func decodeHighWaters(_ bytes: [UInt8]) -> Table<(source: UInt32, highWater: UInt64)>? {
+        var out = Table<(source: UInt32, highWater: UInt64)>()
         do {
             try forEachKey(bytes) { (key, r) throws(WireError) in
                 guard key == 1 else { try r.skip(); return }
