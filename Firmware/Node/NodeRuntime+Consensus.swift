@@ -65,26 +65,30 @@ extension NodeRuntime {
                         rngSeed: config.rngSeed ^ 0x5241_4654)
     }
 
+    /// This replica leads. Out of line: each `raft?.role` tests the 161-byte
+    /// optional through an outlined call, and this is read at eight places.
+    @inline(never)
+    var leadsConsensus: Bool { raft?.role == .leader }
+
     /// The consensus timers' next deadline (ms), nil if none.
     var consensusNextTimeoutMs: UInt64? {
-        guard let raft else { return nil }
-        var t = raft.nextTimeoutMs ?? UInt64.max
+        guard let role = raft?.role else { return nil }  // not `let raft`: a copy of the RaftNode
+        var t = raft?.nextTimeoutMs ?? UInt64.max
         if let d = distribution?.nextTimeoutMs { t = min(t, d) }
-        if raft.role == .leader { t = min(t, nextDistributionMs) }
+        if role == .leader { t = min(t, nextDistributionMs) }
         if let r = replicationNextTimeoutMs { t = min(t, r) }
         return t == UInt64.max ? nil : t
     }
 
     func consensusTimeout(nowMs now: UInt64) {
-        guard raft != nil else { return }
         // Called at every timer: does nothing before its nextTimeoutMs (reading that here copied the RaftNode).
-        raft!.handleTimeout(nowMs: now)
+        guard raft?.handleTimeout(nowMs: now) != nil else { return }  // nil: no consensus here
         carryOutConsensus(nowMs: now)
         if distribution != nil {
             distribution!.handleTimeout(nowMs: now, mesh: &mesh)
             collectDistribution()
         }
-        if raft?.role == .leader && now >= nextDistributionMs { distributeConfig(nowMs: now) }
+        if leadsConsensus && now >= nextDistributionMs { distributeConfig(nowMs: now) }
         if replicatesLog { replicationTimeout(nowMs: now) }
     }
 
@@ -135,8 +139,9 @@ extension NodeRuntime {
             }
         }
         // The commit index advanced with nothing else to persist: keep it too (a hint, see RaftPersistentState).
-        if let raft, raft.commitIndex > raftStored.commitIndex, UInt32(raftStored.log.count) >= raft.commitIndex {
-            raftStored.commitIndex = raft.commitIndex
+        // `raft?.`, not `if let raft`: the binding copies the whole RaftNode.
+        if let c = raft?.commitIndex, c > raftStored.commitIndex, UInt32(raftStored.log.count) >= c {
+            raftStored.commitIndex = c
             guard storeConsensus(nowMs: now) else { return }
         }
         noteLeadership(nowMs: now)
@@ -171,7 +176,7 @@ extension NodeRuntime {
     }
 
     func noteLeadership(nowMs now: UInt64) {
-        let leads = raft?.role == .leader
+        let leads = leadsConsensus
         guard leads != wasLeader else { return }
         wasLeader = leads
         var l = TextLine(leads ? "consensus: leading the config replicas in term " : "consensus: no longer leading, term ")
@@ -198,7 +203,7 @@ extension NodeRuntime {
         }
         configObserver?(committed.version, committed.remote, true)
         _ = adoptConfig(committed.overlayUpdate())
-        if raft?.role == .leader { nextDistributionMs = now }
+        if leadsConsensus { nextDistributionMs = now }
     }
 
     /// Leader: sends the committed config to every live node that has not acknowledged it.

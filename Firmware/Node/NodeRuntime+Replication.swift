@@ -64,7 +64,7 @@ extension NodeRuntime {
         var t = UInt64.max
         for p in pendingAppends { t = min(t, p.deadlineMs) }
         for d in waitingAppends { t = min(t, d.deadlineMs) }
-        if raft?.role == .leader && !primaryReady { t = min(t, catchUpRetryAtMs) }
+        if leadsConsensus && !primaryReady { t = min(t, catchUpRetryAtMs) }
         return t == UInt64.max ? nil : t
     }
 
@@ -87,7 +87,7 @@ extension NodeRuntime {
                 i += 1
             }
         }
-        if raft?.role == .leader && !primaryReady && now >= catchUpRetryAtMs { startCatchUp(nowMs: now) }
+        if leadsConsensus && !primaryReady && now >= catchUpRetryAtMs { startCatchUp(nowMs: now) }
     }
 
     /// A `log_append` on a replicated log (serveAndRecord hands it here).
@@ -95,7 +95,7 @@ extension NodeRuntime {
     func appendReplicated(_ handle: ServeHandle, _ request: Request, from: UInt32, nowMs now: UInt64,
                           caughtUp: Bool = false) {
         // Fields read through `raft?.`, not a binding: `let raft` copies the whole RaftNode.
-        guard raft?.role == .leader else {
+        guard leadsConsensus else {
             var w = CBORWriter()
             if let leader = raft?.leaderID {
                 w.mapHeader(count: 1)
@@ -184,7 +184,7 @@ extension NodeRuntime {
     func replicationCallDone(_ id: CallID, _ result: CallResult, nowMs now: UInt64) -> Bool {
         guard let k = replicationCalls.firstIndex(where: { $0.id == id }) else { return false }
         let call = replicationCalls.remove(at: k)
-        guard call.stint == leadershipStint, raft?.role == .leader else { return true }  // from before a leadership change
+        guard call.stint == leadershipStint, leadsConsensus else { return true }  // from before a leadership change
         guard case .value(let v) = result, v.response.status == Status.ok.rawValue, log != nil else {
             if call.kind != .replicate { catchUpFailed(call.backup, nowMs: now) }
             return true  // a lost replicate: the producer's retry sends it again
@@ -281,7 +281,7 @@ extension NodeRuntime {
     /// Ready once a majority (this node and the backups that answered) is merged
     /// and no fetch is still out; then the appends that waited are served.
     func checkCatchUpDone(nowMs now: UInt64) {
-        guard raft?.role == .leader, !primaryReady else { return }
+        guard leadsConsensus, !primaryReady else { return }
         let majority = config.configReplicas.count / 2 + 1
         // Only fetches are waited for: a backup that is down keeps its
         // high-waters call outstanding, and a majority without it is enough.

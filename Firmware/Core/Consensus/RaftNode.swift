@@ -191,8 +191,9 @@ public struct RaftNode {
     /// AppendEntries that would have overwritten a committed entry (never in a
     /// correct cluster): refused, unanswered.
     public private(set) var refusedOverwrites: UInt32 = 0
-    var peers: [Progress] = []
-    var proposals: [Proposal] = []
+    // Tables of scalars: `Table`, not Array (no per-type growth and shift code).
+    var peers = Table<Progress>()
+    var proposals: Table<Proposal>
     /// Data of the proposals waiting for a leader, same order as those in `proposals` with index 0.
     var waitingData: [[UInt8]] = []
     var electionDeadlineMs: UInt64 = 0
@@ -229,7 +230,7 @@ public struct RaftNode {
         for m in members where m != nodeID {
             peers.append(Progress(node: m, nextIndex: 1, matchIndex: 0, votedInTerm: 0))
         }
-        proposals.reserveCapacity(config.proposalsMax)
+        proposals = Table(capacity: config.proposalsMax)
     }
 
     // MARK: Views
@@ -394,6 +395,7 @@ public struct RaftNode {
         logChanged(from: lastLogIndex)
     }
 
+    @inline(never)  // several callers: one copy
     mutating func broadcastAppend(_ now: UInt64) {
         for i in peers.indices { sendAppend(i) }
         nextHeartbeatAtMs = now + UInt64(config.heartbeatIntervalMs)
@@ -417,6 +419,7 @@ public struct RaftNode {
     }
 
     /// Commit rule (5.3, 5.4.2): the highest index of the current term held by a majority.
+    @inline(never)  // several callers: one copy
     mutating func advanceCommit() {
         guard role == .leader else { return }
         var n = lastLogIndex
@@ -432,6 +435,7 @@ public struct RaftNode {
         applyCommitted()
     }
 
+    @inline(never)  // several callers: one copy
     mutating func applyCommitted() {
         while lastApplied < commitIndex {
             lastApplied += 1

@@ -42,20 +42,21 @@ extension RaftPersistentState {
         var voted: UInt32?
         var log: [RaftEntry]?
         var commit: UInt32 = 0
-        do throws(WireError) {
-            try forEachKey(Array(bytes[0..<n])) { (key, r) throws(WireError) in
-                switch key {
-                case 1: term = try readU32(&r)
-                case 2: voted = try readU32(&r)
-                case 3: log = try RaftEntry.decodeList(&r, countMax: Int(UInt16.max))
-                case 4: commit = try readU32(&r)
-                default: try r.skip()
+        // The map is read in place up to the CRC (no copy of it), the first error kept for after the loop.
+        guard var d = try? MapDecoder(bytes, end: n) else { throw .corrupt }
+        while let key = d.next() {
+            switch key {
+            case 1: term = d.u32()
+            case 2: voted = d.u32()
+            case 3:
+                log = d.read(nil) { (r: inout CBORReader) throws(WireError) in
+                    try RaftEntry.decodeList(&r, countMax: Int(UInt16.max))
                 }
+            case 4: commit = d.u32()
+            default: d.skip()
             }
-        } catch {
-            throw .corrupt
         }
-        guard let term, let log else { throw .corrupt }
+        guard d.error == nil, let term, let log else { throw .corrupt }
         guard log.count <= entriesMax else { throw .tooLarge }
         guard commit <= UInt32(log.count) else { throw .corrupt }
         return RaftPersistentState(currentTerm: term, votedFor: voted, log: log, commitIndex: commit)

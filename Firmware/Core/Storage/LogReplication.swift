@@ -138,7 +138,8 @@ public enum LogReplication {
     }
 
     public static func serveHighWaters<F: LogFlash>(log: RecordLog<F>) -> Response {
-        let marks = log.highWaters
+        // The log's table itself: a copy as an array of tuples was code of its own.
+        let marks = log.marks
         var w = CBORWriter(capacity: 8 + marks.count * 16)
         w.mapHeader(count: 1)
         w.unsigned(1)
@@ -146,13 +147,14 @@ public enum LogReplication {
         for m in marks {
             w.arrayHeader(count: 2)
             w.unsigned(UInt64(m.source))
-            w.unsigned(m.highWater)
+            w.unsigned(m.highest)
         }
         return Response(result: w.bytes)
     }
 
-    public static func decodeHighWaters(_ bytes: [UInt8]) -> [(source: UInt32, highWater: UInt64)]? {
-        var out: [(source: UInt32, highWater: UInt64)] = []
+    /// A `Table` (scalars): an array of this tuple was growth and copy code of its own.
+    public static func decodeHighWaters(_ bytes: [UInt8]) -> Table<(source: UInt32, highWater: UInt64)>? {
+        var out = Table<(source: UInt32, highWater: UInt64)>()
         do {
             try forEachKey(bytes) { (key, r) throws(WireError) in
                 guard key == 1 else { try r.skip(); return }

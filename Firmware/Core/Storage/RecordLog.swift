@@ -192,11 +192,12 @@ public struct RecordLog<Flash: LogFlash> {
     public private(set) var counters = LogCounters()
     /// Erases of each sector: from the segment headers at recovery, counted after.
     public private(set) var eraseCounts: [UInt32]
-    var segments: [Segment] = []
+    // Tables of scalars: `Table`, not Array (no per-type growth and shift code).
+    var segments: Table<Segment>
     /// Set by a torn tail or a failed verify: the next append opens a new segment.
     var headSealed = false
     var halted = false
-    var marks: [SourceMark] = []
+    var marks: Table<SourceMark>
     var useClock: UInt32 = 0
     var scratch: [UInt8] = []
     var readBack: [UInt8] = []
@@ -209,8 +210,8 @@ public struct RecordLog<Flash: LogFlash> {
         self.flash = flash
         self.limits = limits
         eraseCounts = Array(repeating: 0, count: flash.sectorCount)
-        segments.reserveCapacity(flash.sectorCount)
-        marks.reserveCapacity(limits.sourcesMax)
+        segments = Table(capacity: flash.sectorCount)
+        marks = Table(capacity: limits.sourcesMax)
         scratch.reserveCapacity(flash.sectorSize)
         readBack.reserveCapacity(flash.sectorSize)
         try recover()
@@ -234,14 +235,6 @@ public struct RecordLog<Flash: LogFlash> {
     public func highWater(source: UInt32) -> UInt64? {
         for m in marks where m.source == source { return m.highest }
         return nil
-    }
-
-    /// Every remembered source with its highest sequence (replication: log_high_waters).
-    public var highWaters: [(source: UInt32, highWater: UInt64)] {
-        var out: [(source: UInt32, highWater: UInt64)] = []
-        out.reserveCapacity(marks.count)
-        for m in marks { out.append((m.source, m.highest)) }
-        return out
     }
 
     // MARK: Append
@@ -406,8 +399,7 @@ public struct RecordLog<Flash: LogFlash> {
 
     mutating func recover() throws(LogError) {
         let n = flash.sectorCount
-        var headers: [Header] = []
-        headers.reserveCapacity(n)
+        var headers = Table<Header>(capacity: n)
         var headSector = -1
         var maxErase: UInt32 = 0
         for s in 0..<n {
@@ -476,11 +468,12 @@ public struct RecordLog<Flash: LogFlash> {
             }
             try readSector(Int(seg.sector), count: flash.sectorSize)
             var records = 0
-            let scan = RecordLog.scan(scratch, stopAt: certifiedEnd, payloadBytesMax: limits.payloadBytesMax) { o in
+            var scanner = Scan(scratch, stopAt: certifiedEnd, payloadBytesMax: limits.payloadBytesMax)
+            while let o = scanner.next(scratch) {
                 noteSequence(source: be32(scratch, o + 4), sequence: be64(scratch, o + 8))
                 records += 1
-                return true
             }
+            let scan = scanner.result
             segments[i].records = UInt32(records)
             report.records += records
             var damaged = scan.corruptRegions
@@ -538,44 +531,58 @@ public struct RecordLog<Flash: LogFlash> {
         return true
     }
 
-    /// Visits the offset of every valid record of a segment image (`visit`
-    /// returns false to stop). With `stopAt` (a certified end) the records end
-    /// there; without, at erased flash, or at garbage (`tornFrom`).
-    @inline(never)  // recovery and queries share one copy
-    static func scan(_ buf: [UInt8], stopAt: Int?, payloadBytesMax: Int,
-                     _ visit: (Int) -> Bool) -> ScanResult {
-        let limit = stopAt ?? buf.count
-        var result = ScanResult(end: LogFormat.segmentHeaderBytes, corruptRegions: 0, tornFrom: nil, firstDamage: 0)
+    /// The offsets of the valid records of a segment image, one `next` at a
+    /// time. With `stopAt` (a certified end) the records end there; without,
+    /// at erased flash, or at garbage (`tornFrom`). A cursor, not a function
+    /// taking a closure: the optimizer copied such a function into each caller
+    /// with its closure (two copies of the loop).
+    struct Scan {
+        let stopAt: Int?
+        /// `stopAt`, or the image's size.
+        let limit: Int
+        let payloadBytesMax: Int
         var o = LogFormat.segmentHeaderBytes
-        while o < limit {
-            if stopAt == nil && be32(buf, o) == 0xFFFF_FFFF && allErased(buf, from: o, to: buf.count) {
-                break
-            }
-            if let e = recordEnd(buf, at: o, limit: limit, payloadBytesMax: payloadBytesMax) {
-                guard visit(o) else { break }
-                o = e
-                result.end = min(e, limit)
-                continue
-            }
-            // Damage at o: resynchronise on the next valid record, if any.
-            var p = o + 4
-            var found = -1
-            while p + LogFormat.recordHeaderBytes + LogFormat.crcBytes <= limit {
-                if recordEnd(buf, at: p, limit: limit, payloadBytesMax: payloadBytesMax) != nil {
-                    found = p
-                    break
-                }
-                p += 4
-            }
-            if result.corruptRegions == 0 && result.tornFrom == nil { result.firstDamage = o }
-            if found < 0 {
-                result.tornFrom = o
-                break
-            }
-            result.corruptRegions += 1
-            o = found
+        var result = ScanResult(end: LogFormat.segmentHeaderBytes, corruptRegions: 0, tornFrom: nil, firstDamage: 0)
+
+        init(_ buf: [UInt8], stopAt: Int?, payloadBytesMax: Int) {
+            self.stopAt = stopAt
+            limit = stopAt ?? buf.count
+            self.payloadBytesMax = payloadBytesMax
         }
-        return result
+
+        /// The next valid record's offset; nil at the end (call no more then).
+        @inline(never)  // recovery and queries share one copy
+        mutating func next(_ buf: [UInt8]) -> Int? {
+            while o < limit {
+                if stopAt == nil && be32(buf, o) == 0xFFFF_FFFF && allErased(buf, from: o, to: buf.count) {
+                    return nil
+                }
+                if let e = recordEnd(buf, at: o, limit: limit, payloadBytesMax: payloadBytesMax) {
+                    let at = o
+                    o = e
+                    result.end = min(e, limit)
+                    return at
+                }
+                // Damage at o: resynchronise on the next valid record, if any.
+                var p = o + 4
+                var found = -1
+                while p + LogFormat.recordHeaderBytes + LogFormat.crcBytes <= limit {
+                    if recordEnd(buf, at: p, limit: limit, payloadBytesMax: payloadBytesMax) != nil {
+                        found = p
+                        break
+                    }
+                    p += 4
+                }
+                if result.corruptRegions == 0 && result.tornFrom == nil { result.firstDamage = o }
+                if found < 0 {
+                    result.tornFrom = o
+                    return nil
+                }
+                result.corruptRegions += 1
+                o = found
+            }
+            return nil
+        }
     }
 
     // MARK: Queries
@@ -583,6 +590,7 @@ public struct RecordLog<Flash: LogFlash> {
     /// Appends to `out` up to `limit` records matching `filter`, oldest first,
     /// starting after `cursor`. Returns the position of the last record read
     /// (pass it back as the cursor for the next page), nil when the end was reached.
+    @inline(never)  // five callers (queries, replication's paging): one copy
     public mutating func query(_ filter: LogFilter, after cursor: LogPosition? = nil, limit: Int,
                                into out: inout [LogRecord]) throws(LogError) -> LogPosition? {
         guard !halted else { throw .halted }
@@ -595,12 +603,11 @@ public struct RecordLog<Flash: LogFlash> {
             if let cursor, seg.sequence < cursor.segment { continue }
             try readSector(Int(seg.sector), count: flash.sectorSize)
             let buf = scratch
-            _ = RecordLog.scan(buf, stopAt: Int(seg.end), payloadBytesMax: limits.payloadBytesMax) { o in
+            var scanner = Scan(buf, stopAt: Int(seg.end), payloadBytesMax: limits.payloadBytesMax)
+            while let o = scanner.next(buf) {
                 let here = LogPosition(segment: seg.sequence, offset: UInt32(o))
-                if let cursor, here <= cursor { return true }
-                if taken == limit {
-                    return false
-                }
+                if let cursor, here <= cursor { continue }
+                if taken == limit { break }
                 let source = be32(buf, o + 4)
                 let time = be64(buf, o + 16)
                 let kind = buf[o + 2]
@@ -611,7 +618,6 @@ public struct RecordLog<Flash: LogFlash> {
                     taken += 1
                 }
                 last = here
-                return true
             }
             if taken == limit { return last }
         }
