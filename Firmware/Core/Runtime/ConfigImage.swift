@@ -119,7 +119,6 @@ public struct ConfigImage: Equatable {
         }
     }
 
-    public static let magic: StaticString = "TDCF"
     public static let format: UInt8 = 1
     public static let headerBytes = 12
     public static let checksumBytes = 4
@@ -167,7 +166,7 @@ public struct ConfigImage: Equatable {
         let total = ConfigImage.headerBytes + body.count + ConfigImage.checksumBytes
         guard total <= ConfigLimits.imageBytesMax else { throw .full }
         var out = ByteWriter(capacity: total)
-        out.append(contentsOf: configBytes(ConfigImage.magic))
+        out.append(contentsOf: ProvisionRecord.magic)
         out.u8(ConfigImage.format)
         out.u8(0)
         out.u16(UInt16(body.count))
@@ -181,43 +180,32 @@ public struct ConfigImage: Equatable {
     /// the region is a whole flash sector). A record without keys 16 and 17 (as
     /// `tdos provision` writes it) has version 0 and an empty overlay.
     public static func decode(_ region: [UInt8]) throws(ConfigError) -> ConfigImage {
-        let m = configBytes(magic)
-        guard region.count >= headerBytes + checksumBytes, region[0..<4].elementsEqual(m) else { throw .noImage }
+        guard configRecordHasMagic(region) else { throw .noImage }
         // A length that runs off the record is corruption too.
         guard case .ok(let end) = configRecordFrame(region) else { throw .badChecksum }
         guard region[4] == format else { throw .noImage }
-        let sequence = configRecordU32(region, at: 8)
-        var image = ConfigImage(sequence: sequence, version: 0, tree: ConfigTree())
-        var r = CBORReader(region, start: headerBytes, end: end, depthMax: WireLimits.cborDepthMax)
+        var image = ConfigImage(sequence: configRecordU32(region, at: 8), version: 0, tree: ConfigTree())
+        // MapDecoder (Messages.swift): no throw site in the key loop, so no
+        // cleanup path per site; a bad value calls d.fail() and ends the loop.
+        // Non-integer keys are skipped with their values, trailing bytes fail.
+        var d: MapDecoder
+        do { d = try MapDecoder(region, start: headerBytes, end: end) } catch { throw .malformed }
         var sawVersion = false, sawOverlay = false
-        do throws(WireError) {
-            let count = try r.mapHeader()
-            for _ in 0..<count {
-                guard try r.peekMajor() == .unsigned else {  // not a key this format writes: dropped
-                    try r.skip(); try r.skip()
-                    continue
-                }
-                let key = try r.unsigned()
-                switch key {
-                case versionKey:
-                    guard !sawVersion else { throw WireError.malformedCBOR }
-                    sawVersion = true
-                    let v = try r.unsigned()
-                    guard v <= UInt64(UInt32.max) else { throw WireError.malformedCBOR }
-                    image.version = UInt32(v)
-                case overlayKey:
-                    guard !sawOverlay else { throw WireError.malformedCBOR }
-                    sawOverlay = true
-                    let wrapped = Array(try r.bytes())
-                    image.tree = try ConfigTree.decodeCBORWire(wrapped)
-                default:
-                    image.others.append(Entry(key: key, value: Array(try r.skipRaw())))
-                }
+        while let key = d.next() {
+            switch key {
+            case versionKey:
+                if sawVersion { d.fail() }
+                sawVersion = true
+                image.version = d.u32()
+            case overlayKey:
+                if sawOverlay { d.fail() }
+                sawOverlay = true
+                if let tree = try? ConfigTree.decodeCBOR(d.byteString()) { image.tree = tree } else { d.fail() }
+            default:
+                image.others.append(Entry(key: key, value: d.item()))
             }
-            guard r.isAtEnd else { throw WireError.malformedCBOR }
-        } catch {
-            throw .malformed
         }
+        guard d.error == nil else { throw .malformed }
         return image
     }
 
@@ -254,13 +242,6 @@ public struct ConfigImage: Equatable {
             }
         }
         return ~crc
-    }
-}
-
-extension ConfigTree {
-    /// decodeCBOR with its errors as WireError, for use inside a CBOR reader's do block.
-    static func decodeCBORWire(_ bytes: [UInt8]) throws(WireError) -> ConfigTree {
-        do { return try decodeCBOR(bytes) } catch { throw .malformedCBOR }
     }
 }
 
