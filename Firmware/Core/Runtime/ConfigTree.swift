@@ -133,6 +133,14 @@ func configSegments(_ path: ArraySlice<UInt8>) -> [Range<Int>]? {
     return out
 }
 
+/// A path `set` and `validate` accept: segments as configSegments wants them,
+/// each a valid key. The whole path is valid UTF-8 exactly when every key is
+/// ("." is ASCII, never part of a longer character), so one check does.
+@inline(never)
+func configPathIsValid(_ path: [UInt8]) -> Bool {
+    configSegments(path[...]) != nil && cborValidUTF8(path[...])
+}
+
 /// A valid key: 1...keyBytesMax bytes, no ".", valid UTF-8.
 func configValidKey<C: Collection>(_ key: C) -> Bool where C.Element == UInt8 {
     guard !key.isEmpty, key.count <= ConfigLimits.keyBytesMax else { return false }
@@ -325,10 +333,15 @@ public struct ConfigTree {
     @discardableResult
     public mutating func remove(_ path: [UInt8]) -> Bool {
         guard let i = find(path) else { return false }
+        free(i)
+        return true
+    }
+
+    /// Frees slot `i` and everything under it.
+    mutating func free(_ i: Int) {
         removeChildren(of: i)
         nodes[i] = Node(key: [], parent: Node.unused, value: .map)
         count -= 1
-        return true
     }
 
     /// Deep merge, as the seeds' `deep_merge(base, override)`: where both sides
