@@ -192,8 +192,8 @@ public struct ConfigManager {
     }
 
     static func applyEntry(_ entry: ConfigUpdate.Entry, to tree: inout ConfigTree) throws(ConfigError) {
-        guard let segments = configSegments(entry.path[...]) else { throw .badPath }
-        for s in segments where !configValidKey(entry.path[s]) { throw .badPath }
+        let depth = configDepth(entry.path)
+        guard depth > 0, cborValidUTF8(entry.path[...]) else { throw .badPath }  // configPathIsValid
         var r = CBORReader(entry.value, depthMax: ConfigLimits.depthMax + 1)
         let isNull: Bool
         do { isNull = try r.isNull() } catch { throw .malformed }
@@ -204,7 +204,7 @@ public struct ConfigManager {
             var sub = ConfigTree()
             try sub.set(entry.path, .map)
             guard let at = sub.find(entry.path) else { throw .badPath }
-            try sub.decodeMap(&r, into: at, depth: segments.count)
+            try sub.decodeMap(&r, into: at, depth: depth)
             try tree.merge(try ConfigSchema.validate(sub))
         } else {
             let value = try ConfigSchema.validate(entry.path, try ConfigTree.decodeScalar(&r))

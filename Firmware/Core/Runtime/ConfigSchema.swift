@@ -97,17 +97,20 @@ struct ConfigSchemaReader {
     }
 
     /// How `path` relates to the field whose path is `pattern`: nil = unrelated,
-    /// true = the leaf itself, false = a map on the way to it.
-    func relation(_ pattern: Range<Int>, _ path: [UInt8], _ segments: [Range<Int>]) -> Bool? {
+    /// true = the leaf itself, false = a map on the way to it. `path` is valid (configDepth > 0).
+    func relation(_ pattern: Range<Int>, _ path: [UInt8]) -> Bool? {
         var at = pattern.lowerBound  // start of the pattern's next segment
-        for s in segments {
+        var start = 0  // start of the path's next key
+        while start < path.count {
             guard at <= pattern.upperBound else { return nil }  // the path is longer
+            let keyEnd = configKeyEnd(path, from: start)
             var end = at
             while end < pattern.upperBound && table[end] != 0x2E { end += 1 }  // "."
             let p = table[at..<end]
             // A pattern segment matches equal bytes, and "*" matches any key.
-            if !(p.count == 1 && p.first == 0x2A) && !p.elementsEqual(path[s]) { return nil }
+            if !(p.count == 1 && p.first == 0x2A) && !p.elementsEqual(path[start..<keyEnd]) { return nil }
             at = end + 1
+            start = keyEnd + 1
         }
         return at > pattern.upperBound  // every pattern segment matched: the leaf
     }
@@ -165,11 +168,11 @@ public enum ConfigSchema {
     /// "sensors.temp"), (nil, false) if unknown. One pass over the table for
     /// `field(for:)`, `kind(at:)` and `validate`.
     static func lookup(_ path: [UInt8]) -> (line: ConfigSchemaReader.Line?, isMap: Bool) {
-        guard let segments = configSegments(path[...]) else { return (nil, false) }
+        guard configDepth(path) > 0 else { return (nil, false) }
         var isMap = false
         var r = ConfigSchemaReader()
         while let l = r.next() {
-            switch r.relation(l.path, path, segments) {
+            switch r.relation(l.path, path) {
             case true?: return (l, false)
             case false?: isMap = true
             case nil: break
