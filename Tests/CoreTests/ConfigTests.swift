@@ -228,6 +228,26 @@ func configEntry(_ path: String, int v: Int64) -> ConfigUpdate.Entry {
 
     // MARK: Flash image
 
+    /// The record's bytes, built here from the documented layout (header,
+    /// body map in key order with 16 and 17 among the others, CRC).
+    @Test func flashImageBytesFollowTheLayout() throws {
+        var tree = ConfigTree()
+        try tree.set("discovery.port", .int(4001))
+        let others = [ConfigImage.Entry(key: 1, value: cborItem { $0.text(cfgPath("n1")) }),
+                      ConfigImage.Entry(key: 30, value: cborItem { $0.unsigned(7) })]
+        let bytes = try ConfigImage(sequence: 0x0102_0304, version: 5, tree: tree, others: others).encode()
+        var body = CBORWriter()
+        body.mapHeader(count: 4)
+        body.unsigned(1); body.text(cfgPath("n1"))
+        body.unsigned(16); body.unsigned(5)
+        body.unsigned(17); body.bytes(tree.encodeCBOR())
+        body.unsigned(30); body.unsigned(7)
+        var expected: [UInt8] = [0x54, 0x44, 0x43, 0x46, 1, 0, 0, UInt8(body.bytes.count), 1, 2, 3, 4] + body.bytes
+        let crc = ConfigImage.crc32(expected[...])
+        expected += [UInt8(crc >> 24), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc & 0xFF)]
+        #expect(bytes == expected)
+    }
+
     @Test func flashImageRoundTrip() throws {
         var t = ConfigSchema.defaults()
         try t.set("sensors.temp_sensor.calibration_offset", .number(-0.5))

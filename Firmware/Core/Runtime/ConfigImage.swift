@@ -145,7 +145,11 @@ public struct ConfigImage: Equatable {
 
     /// The record bytes; `.full` if they would exceed ConfigLimits.imageBytesMax.
     public func encode() throws(ConfigError) -> [UInt8] {
-        var w = CBORWriter(capacity: 64 + tree.count * 12)
+        // The whole record in one buffer: the header (its body length filled
+        // in below), the body, the CRC; not a body copied behind a header.
+        var w = CBORWriter(capacity: 80 + tree.count * 12)
+        w.bytes.append(contentsOf: ProvisionRecord.magic)
+        w.put(UInt64(ConfigImage.format) << 56 | UInt64(sequence), 8)  // format, 0, length 0 for now, sequence
         // Two passes over `others` (count, then write) instead of a filtered
         // copy: a filter closure is a specialisation of its own.
         var mine = 0
@@ -162,18 +166,12 @@ public struct ConfigImage: Equatable {
             w.bytes.append(contentsOf: e.value)
         }
         if !wroteOwn { writeOwn(&w) }
-        let body = w.bytes
-        let total = ConfigImage.headerBytes + body.count + ConfigImage.checksumBytes
-        guard total <= ConfigLimits.imageBytesMax else { throw .full }
-        var out = ByteWriter(capacity: total)
-        out.append(contentsOf: ProvisionRecord.magic)
-        out.u8(ConfigImage.format)
-        out.u8(0)
-        out.u16(UInt16(body.count))
-        out.u32(sequence)
-        out.append(contentsOf: body)
-        out.u32(ConfigImage.crc32(out.bytes[...]))
-        return out.bytes
+        let bodyCount = w.bytes.count - ConfigImage.headerBytes
+        guard w.bytes.count + ConfigImage.checksumBytes <= ConfigLimits.imageBytesMax else { throw .full }
+        w.bytes[6] = UInt8(truncatingIfNeeded: bodyCount >> 8)
+        w.bytes[7] = UInt8(truncatingIfNeeded: bodyCount)
+        w.put(UInt64(ConfigImage.crc32(w.bytes[...])), 4)
+        return w.bytes
     }
 
     /// Reads a record from the start of `region` (bytes after it are ignored:
