@@ -165,26 +165,26 @@ public struct ConfigManager {
             updatesIgnored &+= 1
             return .duplicate(version: version)
         }
-        var candidate = remote
-        for (i, entry) in update.entries.enumerated() {
-            do {
-                try ConfigManager.applyEntry(entry, to: &candidate)
-            } catch {
-                updatesRejected &+= 1
-                return .rejected(entry: i, reason: error)
-            }
-        }
-        let last = max(0, update.entries.count - 1)
-        var merged = local
+        // One catch for every failure (a cleanup path each was most of this
+        // function): `blamed` is the entry a failure is charged to.
+        var blamed = 0
         do {
+            var candidate = remote
+            for entry in update.entries {
+                try ConfigManager.applyEntry(entry, to: &candidate)
+                blamed += 1
+            }
+            // A size limit: the last entry.
+            blamed = max(0, update.entries.count - 1)
+            var merged = local
             try merged.merge(candidate)
             _ = try ConfigImage(sequence: sequence &+ 1, version: update.version, tree: candidate, others: provisioning).encode()
+            remote = candidate
+            effective = merged
         } catch {
             updatesRejected &+= 1
-            return .rejected(entry: last, reason: error)
+            return .rejected(entry: blamed, reason: error)
         }
-        remote = candidate
-        effective = merged
         version = update.version
         sequence &+= 1
         updatesApplied &+= 1
