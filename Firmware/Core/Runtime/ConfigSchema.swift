@@ -287,13 +287,17 @@ public enum ConfigSchema {
         var t = ConfigTree()
         var r = ConfigSchemaReader()
         while let l = r.next() {
-            let p = r.table[l.path]
-            if let star = p.firstIndex(of: 0x2A) {
-                guard star - p.startIndex > 1 else { continue }
-                try! t.set(Array(r.table[p.startIndex..<(star - 1)]), .map)  // fits: the table is checked in tests and at start
+            // One set for both kinds of line: a wildcard field sets the map
+            // before its "*" ("sensors"), any other its default.
+            var p = l.path
+            var value = ConfigValue.map
+            if let star = r.table[p].firstIndex(of: 0x2A) {
+                guard star - p.lowerBound > 1 else { continue }
+                p = p.lowerBound..<(star - 1)
             } else {
-                try! t.set(Array(p), r.defaultValue(l))
+                value = r.defaultValue(l)
             }
+            try! t.set(Array(r.table[p]), value)  // fits: the table is checked in tests and at start
         }
         return t
     }
