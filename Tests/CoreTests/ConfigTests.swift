@@ -25,6 +25,74 @@ func configEntry(_ path: String, int v: Int64) -> ConfigUpdate.Entry {
         MetricsLimits.check()
     }
 
+    /// Every outcome of `validate` and which error wins when a value has
+    /// several problems (pinned when validate was restructured for size).
+    @Test func validateOutcomesAndPrecedence() {
+        func check(_ path: [UInt8], _ value: ConfigValue) -> Result<ConfigValue, ConfigError> {
+            do { return .success(try ConfigSchema.validate(path, value)) } catch { return .failure(error) }
+        }
+        let port = cfgPath("discovery.port")  // int 1...65535
+        let backoff = cfgPath("network.backoff_multiplier")  // number 1...10
+        let level = cfgPath("logging.level")  // text, at most 8 bytes
+        let cases: [([UInt8], ConfigValue, Result<ConfigValue, ConfigError>)] = [
+            (port, .int(4000), .success(.int(4000))),
+            (port, .number(4000), .success(.int(4000))),
+            (port, .int(0), .failure(.outOfRange)),
+            (port, .number(70000.5), .failure(.wrongType)),  // a fraction before the range
+            (port, .number(.nan), .failure(.wrongType)),
+            (port, .number(.infinity), .failure(.outOfRange)),
+            (port, .number(-0.0), .failure(.outOfRange)),
+            (port, .text(cfgPath("1")), .failure(.wrongType)),
+            (port, .bool(true), .failure(.wrongType)),
+            (port, .map, .failure(.wrongType)),
+            (backoff, .int(2), .success(.number(2))),
+            (backoff, .number(1.5), .success(.number(1.5))),
+            (backoff, .number(10.5), .failure(.outOfRange)),
+            (backoff, .number(.nan), .failure(.outOfRange)),
+            (backoff, .int(Int64.max), .failure(.outOfRange)),
+            (cfgPath("sensors.temp.calibration_offset"), .int(-3), .success(.number(-3))),
+            (cfgPath("power.enable_sleep"), .bool(true), .success(.bool(true))),
+            (cfgPath("power.enable_sleep"), .int(1), .failure(.wrongType)),
+            (level, .text(cfgPath("DEBUG")), .success(.text(cfgPath("DEBUG")))),
+            (level, .text(cfgPath("VERBOSE!!")), .failure(.outOfRange)),
+            (level, .text([0xFF]), .failure(.outOfRange)),
+            (cfgPath("network.ssid"), .text([UInt8](repeating: 0x41, count: 32)), .success(.text([UInt8](repeating: 0x41, count: 32)))),
+            (cfgPath("network.ssid"), .text([UInt8](repeating: 0x41, count: 33)), .failure(.outOfRange)),
+            (cfgPath("discovery"), .map, .success(.map)),
+            (cfgPath("sensors.temp"), .map, .success(.map)),
+            (cfgPath("discovery"), .int(1), .failure(.wrongType)),
+            (cfgPath("discovery.gossip"), .int(1), .failure(.unknownField)),
+            (cfgPath("discovery.port.x"), .int(1), .failure(.unknownField)),
+            (cfgPath("discovery..port"), .int(0), .failure(.badPath)),
+            (cfgPath("discovery.port."), .int(1), .failure(.badPath)),
+            (cfgPath(""), .map, .failure(.badPath)),
+            (cfgPath("a.b.c.d.e"), .int(1), .failure(.badPath)),
+            (cfgPath("sensors.") + [0xFF] + cfgPath(".calibration_offset"), .number(1), .failure(.badPath)),
+            (cfgPath("sensors.") + [0xC3] + cfgPath(".calibration_offset"), .number(1), .failure(.badPath)),
+            (cfgPath("sensors.\u{E9}.calibration_offset"), .number(1), .success(.number(1))),
+        ]
+        for (path, value, expected) in cases {
+            #expect(check(path, value) == expected, "\(String(decoding: path, as: UTF8.self)) \(value)")
+        }
+    }
+
+    /// sanitize counts each dropped subtree once and keeps what validates.
+    @Test func sanitizeDropsBadSubtreesOnce() throws {
+        var t = ConfigTree()
+        try t.set("discovery.port", .number(4001))
+        try t.set("discovery.gossip.fanout", .int(3))
+        try t.set("discovery.gossip.period", .int(3))
+        try t.set("network.ssid", .int(1))
+        try t.set("display.brightness_percent.x", .int(1))
+        try t.set("sensors.temp.calibration_offset", .int(2))
+        #expect(ConfigSchema.sanitize(&t) == 3)
+        #expect(t.count == 7)  // the maps discovery, network (now empty), display and sensors.temp stay
+        #expect(t.value(at: "discovery.port") == .int(4001))
+        #expect(t.value(at: "sensors.temp.calibration_offset") == .number(2))
+        #expect(t.value(at: "discovery.gossip") == nil && t.value(at: "network.ssid") == nil)
+        #expect(t.value(at: "display.brightness_percent") == nil && t.value(at: "display") == .map)
+    }
+
     @Test func defaultsHoldTheSeedsKeys() {
         let d = ConfigSchema.defaults()
         #expect(d.int("discovery.heartbeat_interval_ms", default: 0) == 5000)
@@ -159,6 +227,26 @@ func configEntry(_ path: String, int v: Int64) -> ConfigUpdate.Entry {
     }
 
     // MARK: Flash image
+
+    /// The record's bytes, built here from the documented layout (header,
+    /// body map in key order with 16 and 17 among the others, CRC).
+    @Test func flashImageBytesFollowTheLayout() throws {
+        var tree = ConfigTree()
+        try tree.set("discovery.port", .int(4001))
+        let others = [ConfigImage.Entry(key: 1, value: cborItem { $0.text(cfgPath("n1")) }),
+                      ConfigImage.Entry(key: 30, value: cborItem { $0.unsigned(7) })]
+        let bytes = try ConfigImage(sequence: 0x0102_0304, version: 5, tree: tree, others: others).encode()
+        var body = CBORWriter()
+        body.mapHeader(count: 4)
+        body.unsigned(1); body.text(cfgPath("n1"))
+        body.unsigned(16); body.unsigned(5)
+        body.unsigned(17); body.bytes(tree.encodeCBOR())
+        body.unsigned(30); body.unsigned(7)
+        var expected: [UInt8] = [0x54, 0x44, 0x43, 0x46, 1, 0, 0, UInt8(body.bytes.count), 1, 2, 3, 4] + body.bytes
+        let crc = ConfigImage.crc32(expected[...])
+        expected += [UInt8(crc >> 24), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc & 0xFF)]
+        #expect(bytes == expected)
+    }
 
     @Test func flashImageRoundTrip() throws {
         var t = ConfigSchema.defaults()

@@ -119,7 +119,6 @@ public struct ConfigImage: Equatable {
         }
     }
 
-    public static let magic: StaticString = "TDCF"
     public static let format: UInt8 = 1
     public static let headerBytes = 12
     public static let checksumBytes = 4
@@ -146,7 +145,11 @@ public struct ConfigImage: Equatable {
 
     /// The record bytes; `.full` if they would exceed ConfigLimits.imageBytesMax.
     public func encode() throws(ConfigError) -> [UInt8] {
-        var w = CBORWriter(capacity: 64 + tree.count * 12)
+        // The whole record in one buffer: the header (its body length filled
+        // in below), the body, the CRC; not a body copied behind a header.
+        var w = CBORWriter(capacity: 80 + tree.count * 12)
+        w.bytes.append(contentsOf: ProvisionRecord.magic)
+        w.put(UInt64(ConfigImage.format) << 56 | UInt64(sequence), 8)  // format, 0, length 0 for now, sequence
         // Two passes over `others` (count, then write) instead of a filtered
         // copy: a filter closure is a specialisation of its own.
         var mine = 0
@@ -163,61 +166,44 @@ public struct ConfigImage: Equatable {
             w.bytes.append(contentsOf: e.value)
         }
         if !wroteOwn { writeOwn(&w) }
-        let body = w.bytes
-        let total = ConfigImage.headerBytes + body.count + ConfigImage.checksumBytes
-        guard total <= ConfigLimits.imageBytesMax else { throw .full }
-        var out = ByteWriter(capacity: total)
-        out.append(contentsOf: configBytes(ConfigImage.magic))
-        out.u8(ConfigImage.format)
-        out.u8(0)
-        out.u16(UInt16(body.count))
-        out.u32(sequence)
-        out.append(contentsOf: body)
-        out.u32(ConfigImage.crc32(out.bytes[...]))
-        return out.bytes
+        let bodyCount = w.bytes.count - ConfigImage.headerBytes
+        guard w.bytes.count + ConfigImage.checksumBytes <= ConfigLimits.imageBytesMax else { throw .full }
+        w.bytes[6] = UInt8(truncatingIfNeeded: bodyCount >> 8)
+        w.bytes[7] = UInt8(truncatingIfNeeded: bodyCount)
+        w.put(UInt64(ConfigImage.crc32(w.bytes[...])), 4)
+        return w.bytes
     }
 
     /// Reads a record from the start of `region` (bytes after it are ignored:
     /// the region is a whole flash sector). A record without keys 16 and 17 (as
     /// `tdos provision` writes it) has version 0 and an empty overlay.
     public static func decode(_ region: [UInt8]) throws(ConfigError) -> ConfigImage {
-        let m = configBytes(magic)
-        guard region.count >= headerBytes + checksumBytes, region[0..<4].elementsEqual(m) else { throw .noImage }
+        guard configRecordHasMagic(region) else { throw .noImage }
         // A length that runs off the record is corruption too.
         guard case .ok(let end) = configRecordFrame(region) else { throw .badChecksum }
         guard region[4] == format else { throw .noImage }
-        let sequence = configRecordU32(region, at: 8)
-        var image = ConfigImage(sequence: sequence, version: 0, tree: ConfigTree())
-        var r = CBORReader(region, start: headerBytes, end: end, depthMax: WireLimits.cborDepthMax)
+        var image = ConfigImage(sequence: configRecordU32(region, at: 8), version: 0, tree: ConfigTree())
+        // MapDecoder (Messages.swift): no throw site in the key loop, so no
+        // cleanup path per site; a bad value calls d.fail() and ends the loop.
+        // Non-integer keys are skipped with their values, trailing bytes fail.
+        var d: MapDecoder
+        do { d = try MapDecoder(region, start: headerBytes, end: end) } catch { throw .malformed }
         var sawVersion = false, sawOverlay = false
-        do throws(WireError) {
-            let count = try r.mapHeader()
-            for _ in 0..<count {
-                guard try r.peekMajor() == .unsigned else {  // not a key this format writes: dropped
-                    try r.skip(); try r.skip()
-                    continue
-                }
-                let key = try r.unsigned()
-                switch key {
-                case versionKey:
-                    guard !sawVersion else { throw WireError.malformedCBOR }
-                    sawVersion = true
-                    let v = try r.unsigned()
-                    guard v <= UInt64(UInt32.max) else { throw WireError.malformedCBOR }
-                    image.version = UInt32(v)
-                case overlayKey:
-                    guard !sawOverlay else { throw WireError.malformedCBOR }
-                    sawOverlay = true
-                    let wrapped = Array(try r.bytes())
-                    image.tree = try ConfigTree.decodeCBORWire(wrapped)
-                default:
-                    image.others.append(Entry(key: key, value: Array(try r.skipRaw())))
-                }
+        while let key = d.next() {
+            switch key {
+            case versionKey:
+                if sawVersion { d.fail() }
+                sawVersion = true
+                image.version = d.u32()
+            case overlayKey:
+                if sawOverlay { d.fail() }
+                sawOverlay = true
+                if let tree = try? ConfigTree.decodeCBOR(d.byteString()) { image.tree = tree } else { d.fail() }
+            default:
+                image.others.append(Entry(key: key, value: d.item()))
             }
-            guard r.isAtEnd else { throw WireError.malformedCBOR }
-        } catch {
-            throw .malformed
         }
+        guard d.error == nil else { throw .malformed }
         return image
     }
 
@@ -254,13 +240,6 @@ public struct ConfigImage: Equatable {
             }
         }
         return ~crc
-    }
-}
-
-extension ConfigTree {
-    /// decodeCBOR with its errors as WireError, for use inside a CBOR reader's do block.
-    static func decodeCBORWire(_ bytes: [UInt8]) throws(WireError) -> ConfigTree {
-        do { return try decodeCBOR(bytes) } catch { throw .malformedCBOR }
     }
 }
 

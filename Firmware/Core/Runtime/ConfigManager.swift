@@ -165,26 +165,26 @@ public struct ConfigManager {
             updatesIgnored &+= 1
             return .duplicate(version: version)
         }
-        var candidate = remote
-        for (i, entry) in update.entries.enumerated() {
-            do {
-                try ConfigManager.applyEntry(entry, to: &candidate)
-            } catch {
-                updatesRejected &+= 1
-                return .rejected(entry: i, reason: error)
-            }
-        }
-        let last = max(0, update.entries.count - 1)
-        var merged = local
+        // One catch for every failure (a cleanup path each was most of this
+        // function): `blamed` is the entry a failure is charged to.
+        var blamed = 0
         do {
+            var candidate = remote
+            for entry in update.entries {
+                try ConfigManager.applyEntry(entry, to: &candidate)
+                blamed += 1
+            }
+            // A size limit: the last entry.
+            blamed = max(0, update.entries.count - 1)
+            var merged = local
             try merged.merge(candidate)
             _ = try ConfigImage(sequence: sequence &+ 1, version: update.version, tree: candidate, others: provisioning).encode()
+            remote = candidate
+            effective = merged
         } catch {
             updatesRejected &+= 1
-            return .rejected(entry: last, reason: error)
+            return .rejected(entry: blamed, reason: error)
         }
-        remote = candidate
-        effective = merged
         version = update.version
         sequence &+= 1
         updatesApplied &+= 1
@@ -192,8 +192,8 @@ public struct ConfigManager {
     }
 
     static func applyEntry(_ entry: ConfigUpdate.Entry, to tree: inout ConfigTree) throws(ConfigError) {
-        guard let segments = configSegments(entry.path[...]) else { throw .badPath }
-        for s in segments where !configValidKey(entry.path[s]) { throw .badPath }
+        let depth = configDepth(entry.path)
+        guard depth > 0, cborValidUTF8(entry.path[...]) else { throw .badPath }  // configPathIsValid
         var r = CBORReader(entry.value, depthMax: ConfigLimits.depthMax + 1)
         let isNull: Bool
         do { isNull = try r.isNull() } catch { throw .malformed }
@@ -204,7 +204,7 @@ public struct ConfigManager {
             var sub = ConfigTree()
             try sub.set(entry.path, .map)
             guard let at = sub.find(entry.path) else { throw .badPath }
-            try sub.decodeMap(&r, into: at, depth: segments.count)
+            try sub.decodeMap(&r, into: at, depth: depth)
             try tree.merge(try ConfigSchema.validate(sub))
         } else {
             let value = try ConfigSchema.validate(entry.path, try ConfigTree.decodeScalar(&r))

@@ -11,18 +11,7 @@ public struct ConfigField {
     /// int and number: the allowed range. text: `high` is the longest length in bytes.
     public let low: Double
     public let high: Double
-    /// The default as the table writes it ("true", "1.5", "TDOS").
-    let defaultText: [UInt8]
-
-    public var defaultValue: ConfigValue {
-        switch kind {
-        case .bool: return .bool(defaultText.first == 0x74)  // "true"
-        case .int: return .int(Int64(defaultText.withUnsafeBufferPointer { configTableNumber($0[...]) }))
-        case .number: return .number(defaultText.withUnsafeBufferPointer { configTableNumber($0[...]) })
-        case .text: return .text(defaultText)
-        case .map: return .map
-        }
-    }
+    public let defaultValue: ConfigValue
 
     public var hasWildcard: Bool { path.contains(0x2A) }
 }
@@ -52,51 +41,76 @@ struct ConfigSchemaReader {
     let table = UnsafeBufferPointer(start: ConfigSchema.table.utf8Start, count: ConfigSchema.table.utf8CodeUnitCount)
     var at = 0
 
-    /// The words of the next field's line (path, kind, low, high, and the
-    /// default unless it is empty text), nil after the last.
-    mutating func next() -> [Range<Int>]? {
-        var words: [Range<Int>] = []
-        while at < table.count {
-            switch table[at] {
-            case 0x0A:  // "\n"
-                at += 1
-                if !words.isEmpty { return words }
-            case 0x20:  // " "
-                at += 1
-            default:
-                let start = at
-                while at < table.count && table[at] != 0x20 && table[at] != 0x0A { at += 1 }
-                words.append(start..<at)
-            }
-        }
-        return words.isEmpty ? nil : words
+    /// Where one line's words are in `table`: no copies, no references (a
+    /// list of words was an array allocated per line, and a ConfigField two).
+    struct Line {
+        var path: Range<Int>
+        var low: Range<Int>
+        var high: Range<Int>
+        /// Empty: no default (empty text).
+        var defaultText: Range<Int>
+        var kind: ConfigKind
     }
 
-    func field(_ words: [Range<Int>]) -> ConfigField {
+    /// The next field's line (path, kind, low, high, default), nil after the last.
+    /// Out of line: one copy for lookup, defaults and sections.
+    @inline(never)
+    mutating func next() -> Line? {
+        while at < table.count && (table[at] == 0x0A || table[at] == 0x20) { at += 1 }  // "\n", " "
+        guard at < table.count else { return nil }
+        let path = word()
         let kind: ConfigKind
-        switch table[words[1].lowerBound] {
+        switch table[word().lowerBound] {
         case 0x62: kind = .bool  // "b"
         case 0x69: kind = .int  // "i"
         case 0x6E: kind = .number  // "n"
         default: kind = .text
         }
-        return ConfigField(path: Array(table[words[0]]), kind: kind,
-                           low: configTableNumber(table[words[2]]), high: configTableNumber(table[words[3]]),
-                           defaultText: words.count > 4 ? Array(table[words[4]]) : [])
+        let low = word()
+        let high = word()
+        return Line(path: path, low: low, high: high, defaultText: word(), kind: kind)
+    }
+
+    /// The word at `at` after one separating space; empty at the end of a line.
+    private mutating func word() -> Range<Int> {
+        if at < table.count && table[at] == 0x20 { at += 1 }
+        let start = at
+        while at < table.count && table[at] != 0x20 && table[at] != 0x0A { at += 1 }
+        return start..<at
+    }
+
+    func number(_ word: Range<Int>) -> Double { configTableNumber(table[word]) }
+
+    func defaultValue(_ line: Line) -> ConfigValue {
+        switch line.kind {
+        case .bool: return .bool(!line.defaultText.isEmpty && table[line.defaultText.lowerBound] == 0x74)  // "true"
+        case .int: return .int(Int64(number(line.defaultText)))
+        case .number: return .number(number(line.defaultText))
+        case .text: return .text(Array(table[line.defaultText]))
+        case .map: return .map
+        }
+    }
+
+    func field(_ line: Line) -> ConfigField {
+        ConfigField(path: Array(table[line.path]), kind: line.kind, low: number(line.low), high: number(line.high),
+                    defaultValue: defaultValue(line))
     }
 
     /// How `path` relates to the field whose path is `pattern`: nil = unrelated,
-    /// true = the leaf itself, false = a map on the way to it.
-    func relation(_ pattern: Range<Int>, _ path: [UInt8], _ segments: [Range<Int>]) -> Bool? {
+    /// true = the leaf itself, false = a map on the way to it. `path` is valid (configDepth > 0).
+    func relation(_ pattern: Range<Int>, _ path: [UInt8]) -> Bool? {
         var at = pattern.lowerBound  // start of the pattern's next segment
-        for s in segments {
+        var start = 0  // start of the path's next key
+        while start < path.count {
             guard at <= pattern.upperBound else { return nil }  // the path is longer
+            let keyEnd = configKeyEnd(path, from: start)
             var end = at
             while end < pattern.upperBound && table[end] != 0x2E { end += 1 }  // "."
             let p = table[at..<end]
             // A pattern segment matches equal bytes, and "*" matches any key.
-            if !(p.count == 1 && p.first == 0x2A) && !p.elementsEqual(path[s]) { return nil }
+            if !(p.count == 1 && p.first == 0x2A) && !p.elementsEqual(path[start..<keyEnd]) { return nil }
             at = end + 1
+            start = keyEnd + 1
         }
         return at > pattern.upperBound  // every pattern segment matched: the leaf
     }
@@ -145,21 +159,21 @@ public enum ConfigSchema {
     public static var fields: [ConfigField] {
         var r = ConfigSchemaReader()
         var out: [ConfigField] = []
-        while let w = r.next() { out.append(r.field(w)) }
+        while let l = r.next() { out.append(r.field(l)) }
         return out
     }
 
-    /// What the schema says of `path`: the field whose leaf it is, or (nil,
-    /// true) for a map on the way to some field ("discovery",
+    /// What the schema says of `path`: the line of the field whose leaf it
+    /// is, or (nil, true) for a map on the way to some field ("discovery",
     /// "sensors.temp"), (nil, false) if unknown. One pass over the table for
     /// `field(for:)`, `kind(at:)` and `validate`.
-    static func lookup(_ path: [UInt8]) -> (field: ConfigField?, isMap: Bool) {
-        guard let segments = configSegments(path[...]) else { return (nil, false) }
+    static func lookup(_ path: [UInt8]) -> (line: ConfigSchemaReader.Line?, isMap: Bool) {
+        guard configDepth(path) > 0 else { return (nil, false) }
         var isMap = false
         var r = ConfigSchemaReader()
-        while let w = r.next() {
-            switch r.relation(w[0], path, segments) {
-            case true?: return (r.field(w), false)
+        while let l = r.next() {
+            switch r.relation(l.path, path) {
+            case true?: return (l, false)
             case false?: isMap = true
             case nil: break
             }
@@ -168,14 +182,17 @@ public enum ConfigSchema {
     }
 
     /// The field of a leaf path, nil if the path is not a leaf of the schema.
-    public static func field(for path: [UInt8]) -> ConfigField? { lookup(path).field }
+    public static func field(for path: [UInt8]) -> ConfigField? {
+        guard let l = lookup(path).line else { return nil }
+        return ConfigSchemaReader().field(l)
+    }
 
     /// The top-level sections ("network", "discovery", ...), in table order.
     public static var sections: [[UInt8]] {
         var out: [[UInt8]] = []
         var r = ConfigSchemaReader()
-        while let w = r.next() {
-            let p = r.table[w[0]]
+        while let l = r.next() {
+            let p = r.table[l.path]
             let name = Array(p[..<(p.firstIndex(of: 0x2E) ?? p.endIndex)])
             if !out.contains(name) { out.append(name) }
         }
@@ -185,54 +202,56 @@ public enum ConfigSchema {
     /// The kind the schema gives `path`: a leaf's kind, `.map` for a prefix of
     /// some leaf ("discovery", "sensors.temp"), nil if unknown.
     public static func kind(at path: [UInt8]) -> ConfigKind? {
-        let (f, isMap) = lookup(path)
-        return f?.kind ?? (isMap ? .map : nil)
+        let (l, isMap) = lookup(path)
+        return l?.kind ?? (isMap ? .map : nil)
     }
 
     public static func kind(at path: StaticString) -> ConfigKind? { kind(at: configBytes(path)) }
 
     /// The built-in default of a leaf (also for wildcard paths), nil if unknown.
-    public static func defaultValue(for path: [UInt8]) -> ConfigValue? { field(for: path)?.defaultValue }
+    public static func defaultValue(for path: [UInt8]) -> ConfigValue? {
+        guard let l = lookup(path).line else { return nil }
+        return ConfigSchemaReader().defaultValue(l)
+    }
 
     /// Checks `value` for `path` and returns it normalized to the field's kind
     /// (an integral number for an int field becomes `.int`, an int for a number
     /// field `.number`).
-    /// Out of line: one copy (~1 KB on the board) for all its callers.
+    /// Out of line: one copy for all its callers. Nothing with a reference is
+    /// alive at its throw sites (the field is a `Line`), so they need no cleanup.
     @inline(never)
     public static func validate(_ path: [UInt8], _ value: ConfigValue) throws(ConfigError) -> ConfigValue {
-        guard let segments = configSegments(path[...]) else { throw .badPath }
-        for s in segments where !configValidKey(path[s]) { throw .badPath }
-        let (field, isMap) = lookup(path)
-        guard let f = field else {
+        guard configPathIsValid(path) else { throw .badPath }
+        let (line, isMap) = lookup(path)
+        guard let line else {
             guard isMap else { throw .unknownField }
             guard value.isMap else { throw .wrongType }
             return .map
         }
-        switch (f.kind, value) {
+        let r = ConfigSchemaReader()
+        let high = r.number(line.high)
+        // int and number fields: one range check on the value as a Double.
+        let d: Double
+        switch (line.kind, value) {
         case (.bool, .bool):
             return value
-        case (.int, .int(let v)):
-            guard Double(v) >= f.low && Double(v) <= f.high else { throw .outOfRange }
-            return value
-        case (.int, .number(let d)):
-            guard d == d.rounded(.towardZero) else { throw .wrongType }
-            guard d >= f.low && d <= f.high else { throw .outOfRange }
-            return .int(Int64(d))
-        case (.number, .int(let v)):
-            let d = Double(v)
-            guard d >= f.low && d <= f.high else { throw .outOfRange }
-            return .number(d)
-        case (.number, .number(let d)):
-            guard d >= f.low && d <= f.high else { throw .outOfRange }  // false for NaN
-            return value
         case (.text, .text(let t)):
-            guard Double(t.count) <= f.high, t.count <= ConfigLimits.textBytesMax, cborValidUTF8(t[...]) else {
+            guard Double(t.count) <= high, t.count <= ConfigLimits.textBytesMax, cborValidUTF8(t[...]) else {
                 throw .outOfRange
             }
             return value
+        case (.int, .int(let v)), (.number, .int(let v)):
+            d = Double(v)
+        case (.int, .number(let x)), (.number, .number(let x)):
+            d = x
         default:
             throw .wrongType
         }
+        // A fraction (or NaN) for an int field is the wrong type, before its range.
+        if line.kind == .int && d != d.rounded(.towardZero) { throw .wrongType }
+        guard d >= r.number(line.low) && d <= high else { throw .outOfRange }  // false for NaN
+        // In range, so an int field's value is exact as a Double and back.
+        return line.kind == .int ? .int(Int64(d)) : .number(d)
     }
 
     /// Validates every node of `tree` (a layer: file, image, update) and returns
@@ -247,18 +266,18 @@ public enum ConfigSchema {
 
     /// Drops the nodes `validate` would refuse (unknown or mistyped, e.g. from
     /// an image written by another firmware version) and returns how many.
+    /// Pre-order: a dropped node's descendants are already gone when the loop
+    /// reaches their slots (and are not counted).
     public static func sanitize(_ tree: inout ConfigTree) -> Int {
         var dropped = 0
-        var bad: [[UInt8]] = []
-        for i in tree.preorder() {
-            let p = tree.path(of: i)
+        for i in tree.preorder() where tree.nodes[i].parent != ConfigTree.Node.unused {
             do throws(ConfigError) {
-                tree.nodes[i].value = try validate(p, tree.nodes[i].value)
+                tree.nodes[i].value = try validate(tree.path(of: i), tree.nodes[i].value)
             } catch {
-                bad.append(p)
+                tree.free(i)
+                dropped += 1
             }
         }
-        for p in bad where tree.remove(p) { dropped += 1 }
         return dropped
     }
 
@@ -267,16 +286,18 @@ public enum ConfigSchema {
     public static func defaults() -> ConfigTree {
         var t = ConfigTree()
         var r = ConfigSchemaReader()
-        while let w = r.next() {
-            let f = r.field(w)
-            var p = f.path
-            if f.hasWildcard {
-                guard let star = p.firstIndex(of: 0x2A), star > 1 else { continue }
-                p = Array(p[0..<(star - 1)])
-                try! t.set(p, .map)  // fits: the table is checked in tests and at start
+        while let l = r.next() {
+            // One set for both kinds of line: a wildcard field sets the map
+            // before its "*" ("sensors"), any other its default.
+            var p = l.path
+            var value = ConfigValue.map
+            if let star = r.table[p].firstIndex(of: 0x2A) {
+                guard star - p.lowerBound > 1 else { continue }
+                p = p.lowerBound..<(star - 1)
             } else {
-                try! t.set(p, f.defaultValue)
+                value = r.defaultValue(l)
             }
+            try! t.set(Array(r.table[p]), value)  // fits: the table is checked in tests and at start
         }
         return t
     }

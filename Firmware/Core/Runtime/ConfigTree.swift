@@ -114,23 +114,36 @@ public func configBytes(_ s: StaticString) -> [UInt8] {
     Array(UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
 }
 
-/// Splits a dotted path into segment ranges; nil if the path is not valid.
-/// The ranges index `path`'s base (a slice of a longer array keeps its indices).
-func configSegments(_ path: ArraySlice<UInt8>) -> [Range<Int>]? {
-    guard !path.isEmpty, path.count <= ConfigLimits.pathBytesMax else { return nil }
-    var out: [Range<Int>] = []
-    var start = path.startIndex
-    var i = path.startIndex
-    while i <= path.endIndex {
-        if i == path.endIndex || path[i] == 0x2E {  // "."
-            let n = i - start
-            guard n > 0, n <= ConfigLimits.keyBytesMax, out.count < ConfigLimits.depthMax else { return nil }
-            out.append(start..<i)
-            start = i + 1
-        }
-        i += 1
+/// The number of keys in a dotted path, 0 if the path is not valid (empty,
+/// too long, too deep, an empty or too long key). No list of key ranges (an
+/// array per call): callers walk the keys with configKeyEnd.
+func configDepth(_ path: [UInt8]) -> Int {
+    guard !path.isEmpty, path.count <= ConfigLimits.pathBytesMax else { return 0 }
+    var depth = 0
+    var start = 0
+    while start <= path.count {
+        let end = configKeyEnd(path, from: start)
+        let n = end - start
+        guard n > 0, n <= ConfigLimits.keyBytesMax, depth < ConfigLimits.depthMax else { return 0 }
+        depth += 1
+        start = end + 1
     }
-    return out
+    return depth
+}
+
+/// Where the key starting at `start` ends: at the next "." or the path's end.
+func configKeyEnd(_ path: [UInt8], from start: Int) -> Int {
+    var i = start
+    while i < path.count && path[i] != 0x2E { i += 1 }  // "."
+    return i
+}
+
+/// A path `set` and `validate` accept: as configDepth wants it, every key
+/// valid UTF-8. The whole path is valid UTF-8 exactly when every key is
+/// ("." is ASCII, never part of a longer character), so one check does.
+@inline(never)
+func configPathIsValid(_ path: [UInt8]) -> Bool {
+    configDepth(path) > 0 && cborValidUTF8(path[...])
 }
 
 /// A valid key: 1...keyBytesMax bytes, no ".", valid UTF-8.
@@ -184,13 +197,17 @@ public struct ConfigTree {
         return nil
     }
 
+    @inline(never)
     func find(_ path: [UInt8]) -> Int? {
-        guard let segments = configSegments(path[...]) else { return nil }
+        guard configDepth(path) > 0 else { return nil }
         var at = ConfigTree.root
-        for s in segments {
+        var start = 0
+        while start < path.count {
             if at != ConfigTree.root, !nodes[at].value.isMap { return nil }
-            guard let c = child(of: at, key: path[s]) else { return nil }
+            let end = configKeyEnd(path, from: start)
+            guard let c = child(of: at, key: path[start..<end]) else { return nil }
             at = c
+            start = end + 1
         }
         return at
     }
@@ -280,24 +297,36 @@ public struct ConfigTree {
     /// Sets the value at `path`, creating the maps on the way. Deep-merge
     /// semantics: a scalar on the way becomes a map, a map replaced by a scalar
     /// loses its children, setting `.map` on a map keeps its children.
+    /// Out of line: one copy for all its callers.
+    @inline(never)
     public mutating func set(_ path: [UInt8], _ value: ConfigValue) throws(ConfigError) {
-        guard let segments = configSegments(path[...]) else { throw .badPath }
-        for s in segments where !configValidKey(path[s]) { throw .badPath }
+        guard configPathIsValid(path) else { throw .badPath }
         if case .text(let t) = value, t.count > ConfigLimits.textBytesMax || !cborValidUTF8(t[...]) {
             throw .outOfRange
         }
         // Count the slots needed before touching anything, so a full tree is unchanged.
         var at = ConfigTree.root
         var missing = 0
-        for s in segments {
-            if missing > 0 { missing += 1; continue }
-            if let c = child(of: at, key: path[s]) { at = c } else { missing = 1 }
+        var start = 0
+        while start < path.count {
+            let end = configKeyEnd(path, from: start)
+            if missing > 0 {
+                missing += 1
+            } else if let c = child(of: at, key: path[start..<end]) {
+                at = c
+            } else {
+                missing = 1
+            }
+            start = end + 1
         }
         if count + missing > capacity { throw .full }
 
         at = ConfigTree.root
-        for (n, s) in segments.enumerated() {
-            at = try setChild(of: at, key: path[s], n == segments.count - 1 ? value : .map)
+        start = 0
+        while start < path.count {
+            let end = configKeyEnd(path, from: start)
+            at = try setChild(of: at, key: path[start..<end], end == path.count ? value : .map)
+            start = end + 1
         }
     }
 
@@ -325,10 +354,15 @@ public struct ConfigTree {
     @discardableResult
     public mutating func remove(_ path: [UInt8]) -> Bool {
         guard let i = find(path) else { return false }
+        free(i)
+        return true
+    }
+
+    /// Frees slot `i` and everything under it.
+    mutating func free(_ i: Int) {
         removeChildren(of: i)
         nodes[i] = Node(key: [], parent: Node.unused, value: .map)
         count -= 1
-        return true
     }
 
     /// Deep merge, as the seeds' `deep_merge(base, override)`: where both sides

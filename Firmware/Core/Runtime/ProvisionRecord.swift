@@ -157,9 +157,7 @@ public struct ProvisionRecord: Equatable {
 
     /// Validates and decodes a record at the start of `bytes` (a config copy).
     public static func decode(_ bytes: [UInt8]) throws(Failure) -> ProvisionRecord {
-        guard bytes.count >= headerBytes + trailerBytes,
-              bytes[0] == magic[0], bytes[1] == magic[1], bytes[2] == magic[2], bytes[3] == magic[3]
-        else { throw .missing }
+        guard configRecordHasMagic(bytes) else { throw .missing }
         guard bytes[4] == formatVersion else { throw .unsupportedVersion }
         let end: Int
         switch configRecordFrame(bytes) {
@@ -290,6 +288,15 @@ func configRecordFrame(_ bytes: [UInt8]) -> ProvisionRecord.Frame {
         return .badLength
     }
     return ConfigImage.crc32(bytes[0..<end]) == configRecordU32(bytes, at: end) ? .ok(end: end) : .badChecksum
+}
+
+/// A record's size (at least its header and CRC) and magic, checked first
+/// by both record decoders. Out of line, and the magic as one integer (not
+/// an array to compare with).
+@inline(never)
+func configRecordHasMagic(_ bytes: [UInt8]) -> Bool {
+    bytes.count >= ProvisionRecord.headerBytes + ProvisionRecord.trailerBytes
+        && configRecordU32(bytes, at: 0) == 0x5444_4346  // ProvisionRecord.magic, "TDCF"
 }
 
 /// The big-endian u32 at `at` (the sequence, the CRC).
