@@ -13,11 +13,13 @@ public struct TextLine {
     public mutating func append(bytes other: [UInt8]) { bytes.append(contentsOf: other) }
 
     public mutating func append(_ v: UInt64) {
-        if v == 0 { bytes.append(0x30); return }
-        var digits: [UInt8] = []
-        var rest = v
-        while rest > 0 { digits.append(0x30 + UInt8(rest % 10)); rest /= 10 }
-        bytes.append(contentsOf: digits.reversed())
+        // Most significant digit first: no digit buffer to reverse.
+        var unit: UInt64 = 1
+        while v / unit >= 10 { unit *= 10 }
+        while unit > 0 {
+            bytes.append(0x30 + UInt8(v / unit % 10))
+            unit /= 10
+        }
     }
 
     public mutating func append(_ v: Int64) {
