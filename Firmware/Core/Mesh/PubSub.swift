@@ -207,9 +207,10 @@ public struct PubSub {
             consider(p.leaseUntilMs)
             consider(p.lastSentMs + UInt64(p.pending ? p.minIntervalMs : p.maxIntervalMs))
         }
-        for s in subscriptions {
-            consider(s.nextAtMs)
-            if s.publisher != nil && s.confirmed { consider(silenceDeadline(s)) }
+        // By index: `for s in` copied each subscription (retaining its arrays).
+        for k in subscriptions.indices {
+            consider(subscriptions[k].nextAtMs)
+            if subscriptions[k].publisher != nil && subscriptions[k].confirmed { consider(silenceDeadline(k)) }
         }
         return t
     }
@@ -230,9 +231,9 @@ public struct PubSub {
     /// Renewals every third of the lease, never faster than an answer can come back.
     func renewalMs(_ s: Subscription) -> UInt32 { max(config.answerTimeoutMs, s.grantedLeaseMs / 3) }
 
-    func silenceDeadline(_ s: Subscription) -> UInt64 {
-        let expected = min(granted(s.request).maxMs, renewalMs(s))
-        return s.lastHeardMs + UInt64(expected) + UInt64(config.silenceGraceMs)
+    func silenceDeadline(_ k: Int) -> UInt64 {
+        let expected = min(granted(subscriptions[k].request).maxMs, renewalMs(subscriptions[k]))
+        return subscriptions[k].lastHeardMs + UInt64(expected) + UInt64(config.silenceGraceMs)
     }
 
     public mutating func handleTimeout(nowMs: UInt64, mesh: inout MeshNode) {
@@ -264,7 +265,7 @@ public struct PubSub {
                 } else {
                     sendSubscribe(k, nowMs: nowMs, mesh: &mesh)
                 }
-            } else if nowMs >= silenceDeadline(s) {
+            } else if nowMs >= silenceDeadline(k) {
                 failover(k, nowMs: nowMs, mesh: &mesh)
             } else if nowMs >= s.nextAtMs {
                 // Renewal: the answer is the publisher's sign of life between pushes.
