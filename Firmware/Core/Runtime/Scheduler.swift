@@ -688,7 +688,8 @@ public struct Scheduler {
         r.releaseUs = now
     }
 
-    /// Frees the slot and wakes the joiners.
+    /// Frees the slot and wakes the joiners. Out of line: `kill` and `apply` inline it otherwise.
+    @inline(never)
     private mutating func finish(_ slot: Int, _ exit: TaskExit, _ now: UInt64) {
         let id = records[slot].id
         if records[slot].state == .ready { removeFromReady(slot) }
