@@ -529,6 +529,7 @@ extension MeshNode {
         toClient(.answer(call: ci, status: code, Response(status: code)), nowMs: nowMs)
     }
 
+    @inline(never)
     func attemptIndex(node: UInt32, ref: MessageID) -> Int? {
         calls.firstIndex(where: { c in
             guard let a = c.attempt else { return false }

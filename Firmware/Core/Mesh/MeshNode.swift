@@ -510,10 +510,13 @@ public struct MeshNode {
         peerTable.firstIndex(where: { $0.address == address && ($0.state == .alive || $0.state == .suspect) })
     }
 
+    // Out of line, as `callIndex` and `attemptIndex`: inlined, each search was copied into every caller.
+    @inline(never)
     func instanceIndex(node: UInt32, serviceID: UInt32) -> Int? {
         instanceTable.firstIndex(where: { $0.node == node && $0.serviceID == serviceID })
     }
 
+    @inline(never)
     func callIndex(_ id: CallID) -> Int? { calls.firstIndex(where: { $0.id == id }) }
 
     /// Drops the probes of `node` (with `alsoVia`, also those relayed through
