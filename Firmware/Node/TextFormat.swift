@@ -12,12 +12,25 @@ public struct TextLine {
     }
     public mutating func append(bytes other: [UInt8]) { bytes.append(contentsOf: other) }
 
-    public mutating func append(_ v: UInt64) {
-        if v == 0 { bytes.append(0x30); return }
-        var digits: [UInt8] = []
+    public mutating func append(_ v: UInt64) { appendDigits(v, count: 1) }
+
+    /// The decimal digits of `v`, zero-padded to at least `count` digits:
+    /// written in place least significant first, then reversed (no array of
+    /// digits per number).
+    @inline(never)
+    mutating func appendDigits(_ v: UInt64, count: Int) {
+        let start = bytes.count
         var rest = v
-        while rest > 0 { digits.append(0x30 + UInt8(rest % 10)); rest /= 10 }
-        bytes.append(contentsOf: digits.reversed())
+        repeat {
+            bytes.append(0x30 + UInt8(truncatingIfNeeded: rest % 10))
+            rest /= 10
+        } while rest > 0 || bytes.count - start < count
+        var i = start, j = bytes.count - 1
+        while i < j {
+            bytes.swapAt(i, j)
+            i += 1
+            j -= 1
+        }
     }
 
     public mutating func append(_ v: Int64) {
@@ -41,10 +54,7 @@ public struct TextLine {
         append(n / unit)
         if decimals > 0 {
             bytes.append(0x2E)
-            var frac = TextLine()
-            frac.append(n % unit)
-            for _ in frac.bytes.count..<decimals { bytes.append(0x30) }
-            bytes.append(contentsOf: frac.bytes)
+            appendDigits(n % unit, count: decimals)
         }
     }
 
