@@ -275,7 +275,7 @@ public struct ProvisionRecord: Equatable {
     /// Of the two copies, the valid one with the higher sequence; if neither is
     /// valid, the failure of copy A (the one `tdos provision` writes).
     public static func newest(a: [UInt8], b: [UInt8]) throws(Failure) -> ProvisionRecord {
-        try newestCopy(a, b, missing: Failure.missing, decode: { (bytes) throws(Failure) in try decode(bytes) },
+        try newestCopy(a, b, decode: { (bytes) throws(Failure) in try decode(bytes) },
                        sequence: { $0.sequence })
     }
 }
