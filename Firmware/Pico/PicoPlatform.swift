@@ -37,7 +37,9 @@ public final class PicoPlatform: Platform {
     public private(set) var watchdogFeeds: UInt32 = 0
 
     /// `epoch`: the boot epoch already persisted by BootEpochStore.advance().
-    public init(record: ProvisionRecord, epoch: UInt32) {
+    /// `record` borrowed: an initializer's parameter is owned by default, and
+    /// main passed it a copy of the whole record.
+    public init(record: borrowing ProvisionRecord, epoch: UInt32) {
         port = record.udpPort
         self.epoch = epoch
         sensorMask = record.sensors
