@@ -58,6 +58,25 @@ public struct TextLine {
         }
     }
 
+    /// Node ids print as 8 hex digits, as the CLI shows them: written in
+    /// place (hexString's array and its generic copy were 0.3 KB).
+    public mutating func appendHex32(_ v: UInt32) {
+        let digits = ("0123456789abcdef" as StaticString).utf8Start
+        var shift: UInt32 = 32
+        while shift > 0 {
+            shift -= 4
+            bytes.append(digits[Int(v >> shift & 0xF)])
+        }
+    }
+
+    /// Host-order IPv4 as dotted quad.
+    public mutating func appendIPv4(_ ip: UInt32) {
+        append(UInt64(ip >> 24)); append(".")
+        append(UInt64((ip >> 16) & 0xFF)); append(".")
+        append(UInt64((ip >> 8) & 0xFF)); append(".")
+        append(UInt64(ip & 0xFF))
+    }
+
     /// Pads with spaces to `width` bytes (UTF-8 multi-byte characters count per byte).
     public mutating func pad(to width: Int) {
         while bytes.count < width { bytes.append(0x20) }

@@ -259,13 +259,3 @@ enum WiFiFailure {
         }
     }
 }
-
-extension TextLine {
-    /// Host-order IPv4 as dotted quad.
-    public mutating func appendIPv4(_ ip: UInt32) {
-        append(UInt64(ip >> 24)); append(".")
-        append(UInt64((ip >> 16) & 0xFF)); append(".")
-        append(UInt64((ip >> 8) & 0xFF)); append(".")
-        append(UInt64(ip & 0xFF))
-    }
-}
