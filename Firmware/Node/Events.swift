@@ -4,14 +4,6 @@
 import TDOSCore
 #endif
 
-extension TextLine {
-    /// Node ids print as 8 hex digits, as the CLI shows them.
-    public mutating func appendHex32(_ v: UInt32) {
-        bytes.append(contentsOf: hexString([UInt8(v >> 24), UInt8(truncatingIfNeeded: v >> 16),
-                                            UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]))
-    }
-}
-
 func describe(_ e: MeshEvent) -> TextLine {
     var l = TextLine()
     func node(_ s: StaticString, _ id: UInt32) { l.append(s); l.appendHex32(id) }
@@ -32,8 +24,7 @@ func describe(_ e: MeshEvent) -> TextLine {
         l.append("frame rejected (")
         l.append(err.name)
         l.append(") from ")
-        l.append(UInt64(from.host >> 24)); l.append("."); l.append(UInt64((from.host >> 16) & 0xFF)); l.append(".")
-        l.append(UInt64((from.host >> 8) & 0xFF)); l.append("."); l.append(UInt64(from.host & 0xFF))
+        l.appendIPv4(from.host)
         l.append(":"); l.append(UInt64(from.port))
         if err == .badTag { l.append(": check that every node uses the same key file") }
     case .relayUsed(let t, let via): node("direct path lost; relaying to ", t); node(" via ", via)

@@ -12,13 +12,24 @@ public struct TextLine {
     }
     public mutating func append(bytes other: [UInt8]) { bytes.append(contentsOf: other) }
 
-    public mutating func append(_ v: UInt64) {
-        // Most significant digit first: no digit buffer to reverse.
-        var unit: UInt64 = 1
-        while v / unit >= 10 { unit *= 10 }
-        while unit > 0 {
-            bytes.append(0x30 + UInt8(v / unit % 10))
-            unit /= 10
+    public mutating func append(_ v: UInt64) { appendDigits(v, count: 1) }
+
+    /// The decimal digits of `v`, zero-padded to at least `count` digits:
+    /// written in place least significant first, then reversed (no array of
+    /// digits per number).
+    @inline(never)
+    mutating func appendDigits(_ v: UInt64, count: Int) {
+        let start = bytes.count
+        var rest = v
+        repeat {
+            bytes.append(0x30 + UInt8(truncatingIfNeeded: rest % 10))
+            rest /= 10
+        } while rest > 0 || bytes.count - start < count
+        var i = start, j = bytes.count - 1
+        while i < j {
+            bytes.swapAt(i, j)
+            i += 1
+            j -= 1
         }
     }
 
@@ -43,11 +54,27 @@ public struct TextLine {
         append(n / unit)
         if decimals > 0 {
             bytes.append(0x2E)
-            var frac = TextLine()
-            frac.append(n % unit)
-            for _ in frac.bytes.count..<decimals { bytes.append(0x30) }
-            bytes.append(contentsOf: frac.bytes)
+            appendDigits(n % unit, count: decimals)
         }
+    }
+
+    /// Node ids print as 8 hex digits, as the CLI shows them: written in
+    /// place (hexString's array and its generic copy were 0.3 KB).
+    public mutating func appendHex32(_ v: UInt32) {
+        let digits = ("0123456789abcdef" as StaticString).utf8Start
+        var shift: UInt32 = 32
+        while shift > 0 {
+            shift -= 4
+            bytes.append(digits[Int(v >> shift & 0xF)])
+        }
+    }
+
+    /// Host-order IPv4 as dotted quad.
+    public mutating func appendIPv4(_ ip: UInt32) {
+        append(UInt64(ip >> 24)); append(".")
+        append(UInt64((ip >> 16) & 0xFF)); append(".")
+        append(UInt64((ip >> 8) & 0xFF)); append(".")
+        append(UInt64(ip & 0xFF))
     }
 
     /// Pads with spaces to `width` bytes (UTF-8 multi-byte characters count per byte).

@@ -45,7 +45,9 @@ public func makeNodeConfig(_ record: ProvisionRecord, nodeID: UInt32, rngSeed: U
     var c = NodeConfig(name: record.nodeName, nodeID: nodeID, role: record.role,
                        address: NodeAddress(host: 0, port: record.udpPort), keyID: record.keyID, key: record.key,
                        rngSeed: rngSeed)
-    if record.role == .sensor {
+    // The image's role where it is fixed (main has checked the record's
+    // against it): the kernel and storage images then leave this loop out.
+    if (PicoPlatform.imageRole ?? record.role) == .sensor {
         for s in record.effectiveServices {
             guard let kind = SensorKind(rawValue: s.kind) else { continue }
             c.sensors.append(SensorService(name: bytes(SensorService.standardName(kind)), kind: kind, priority: s.priority))

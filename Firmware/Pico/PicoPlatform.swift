@@ -37,7 +37,9 @@ public final class PicoPlatform: Platform {
     public private(set) var watchdogFeeds: UInt32 = 0
 
     /// `epoch`: the boot epoch already persisted by BootEpochStore.advance().
-    public init(record: ProvisionRecord, epoch: UInt32) {
+    /// `record` borrowed: an initializer's parameter is owned by default, and
+    /// main passed it a copy of the whole record.
+    public init(record: borrowing ProvisionRecord, epoch: UInt32) {
         port = record.udpPort
         self.epoch = epoch
         sensorMask = record.sensors
@@ -255,15 +257,5 @@ enum WiFiFailure {
         case TDOS_WIFI_FAIL_LOST: return "link lost"
         default: return "down"
         }
-    }
-}
-
-extension TextLine {
-    /// Host-order IPv4 as dotted quad.
-    public mutating func appendIPv4(_ ip: UInt32) {
-        append(UInt64(ip >> 24)); append(".")
-        append(UInt64((ip >> 16) & 0xFF)); append(".")
-        append(UInt64((ip >> 8) & 0xFF)); append(".")
-        append(UInt64(ip & 0xFF))
     }
 }

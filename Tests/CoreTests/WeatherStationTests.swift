@@ -52,4 +52,24 @@ import Testing
         #expect(s.lines(r).map(text) == ["Temp: 21.0C", "Humidity: unavailable", "Light: 512 lx (stale 12s)",
                                          "All systems normal"])
     }
+
+    /// TextLine's numbers, as the display and the logs print them.
+    @Test func textLineNumbers() {
+        func line(_ build: (inout TextLine) -> Void) -> String {
+            var l = TextLine()
+            build(&l)
+            return text(l)
+        }
+        #expect(line { $0.append(UInt64(0)) } == "0")
+        #expect(line { $0.append(UInt64.max) } == "18446744073709551615")
+        #expect(line { $0.append(Int64.min) } == "-9223372036854775808")
+        #expect(line { $0.append(-42) } == "-42")
+        #expect(line { $0.append(3.05, decimals: 2) } == "3.05")
+        #expect(line { $0.append(12.004, decimals: 3) } == "12.004")
+        #expect(line { $0.append(0.001, decimals: 2) } == "0.00")
+        #expect(line { $0.append(-0.004, decimals: 2) } == "0.00")
+        #expect(line { $0.append(-1.5, decimals: 0) } == "-2")
+        #expect(line { $0.append(-7.25, decimals: 1) } == "-7.3")
+        #expect(line { $0.append(Double.nan, decimals: 1) } == "nan")
+    }
 }

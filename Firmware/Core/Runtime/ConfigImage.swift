@@ -210,7 +210,7 @@ public struct ConfigImage: Equatable {
     /// Of the two copies of the region, the valid one with the higher sequence
     /// (A on a tie); if neither is valid, the error of copy A.
     public static func newest(a: [UInt8], b: [UInt8]) throws(ConfigError) -> ConfigImage {
-        try newestCopy(a, b, missing: ConfigError.noImage, decode: { (bytes) throws(ConfigError) in try decode(bytes) },
+        try newestCopy(a, b, decode: { (bytes) throws(ConfigError) in try decode(bytes) },
                        sequence: { $0.sequence })
     }
 
@@ -245,18 +245,16 @@ public struct ConfigImage: Equatable {
 
 /// Flash records kept as two copies (A/B) so a cut write never loses both:
 /// the valid copy with the higher sequence wins (A on a tie); when neither
-/// decodes, copy A's error says why.
-func newestCopy<Record, Failure: Error>(_ a: [UInt8], _ b: [UInt8], missing: Failure,
-                                        decode: ([UInt8]) throws(Failure) -> Record,
+/// decodes, copy A's error says why. Each record is moved, never copied
+/// (an optional of each and a tuple of both were copies of whole records).
+func newestCopy<Record, Failure: Error>(_ a: [UInt8], _ b: [UInt8], decode: ([UInt8]) throws(Failure) -> Record,
                                         sequence: (Record) -> UInt32) throws(Failure) -> Record {
-    var ra: Record? = nil
-    var failureA = missing
-    do { ra = try decode(a) } catch { failureA = error }
-    let rb: Record? = try? decode(b)
-    switch (ra, rb) {
-    case let (x?, y?): return sequence(y) > sequence(x) ? y : x
-    case let (x?, nil): return x
-    case let (nil, y?): return y
-    case (nil, nil): throw failureA
+    let rb = try? decode(b)
+    let ra: Record
+    do { ra = try decode(a) } catch {
+        guard let rb else { throw error }
+        return rb
     }
+    guard let rb, sequence(rb) > sequence(ra) else { return ra }
+    return rb
 }

@@ -174,7 +174,10 @@ public struct ProvisionRecord: Equatable {
 
     static func decodeBody(_ bytes: [UInt8], start: Int, end: Int, sequence: UInt32) throws(WireError) -> ProvisionRecord {
         var d = try MapDecoder(bytes, start: start, end: end)
-        var name: [UInt8]? = nil, role: NodeRole? = nil, ssid: [UInt8]? = nil, keyID: UInt8? = nil, key: [UInt8]? = nil
+        // Every key read goes straight into the record; bit k of `seen` says
+        // key k was there (optionals for the required keys were five more
+        // values, three of them references, to release on every path).
+        var seen: UInt32 = 0
         var record = ProvisionRecord(sequence: sequence, nodeName: [], role: .sensor, wifiSSID: [], wifiPassphrase: [],
                                      keyID: 0, key: [])
         // MapDecoder: no throw site in the loop (see there); a bad value
@@ -206,13 +209,13 @@ public struct ProvisionRecord: Equatable {
                 continue
             }
             switch k {
-            case 1: name = b
+            case 1: record.nodeName = b
             case 2:
-                if let parsed = NodeRole(rawValue: UInt8(v)) { role = parsed } else { d.fail() }
-            case 3: ssid = b
+                if let parsed = NodeRole(rawValue: UInt8(v)) { record.role = parsed } else { d.fail() }
+            case 3: record.wifiSSID = b
             case 4: record.wifiPassphrase = b
-            case 5: keyID = UInt8(v)
-            case 6: key = b
+            case 5: record.keyID = UInt8(v)
+            case 6: record.key = b
             case 7: record.nodeID = UInt32(v)
             case 8: record.udpPort = UInt16(v)
             case 9: record.wifiCountry = b
@@ -234,14 +237,12 @@ public struct ProvisionRecord: Equatable {
                     i += 2
                 }
             }
+            seen |= 1 &<< UInt32(truncatingIfNeeded: k)
         }
         try d.finish()
-        guard let name, let role, let ssid, let keyID, let key else { throw .malformedCBOR }
-        record.nodeName = name
-        record.role = role
-        record.wifiSSID = ssid
-        record.keyID = keyID
-        record.key = key
+        // Required: 1 name, 2 role, 3 SSID, 5 key id, 6 key.
+        let required: UInt32 = 1 << 1 | 1 << 2 | 1 << 3 | 1 << 5 | 1 << 6
+        guard seen & required == required else { throw .malformedCBOR }
         return record
     }
 
@@ -274,7 +275,7 @@ public struct ProvisionRecord: Equatable {
     /// Of the two copies, the valid one with the higher sequence; if neither is
     /// valid, the failure of copy A (the one `tdos provision` writes).
     public static func newest(a: [UInt8], b: [UInt8]) throws(Failure) -> ProvisionRecord {
-        try newestCopy(a, b, missing: Failure.missing, decode: { (bytes) throws(Failure) in try decode(bytes) },
+        try newestCopy(a, b, decode: { (bytes) throws(Failure) in try decode(bytes) },
                        sequence: { $0.sequence })
     }
 }
