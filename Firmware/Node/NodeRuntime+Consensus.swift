@@ -169,10 +169,7 @@ extension NodeRuntime {
         // No longer a primary: what waits for replication is answered not_leader.
         if wasLeader { replicationLeadershipChanged(leads: false, nowMs: now) }
         wasLeader = false
-        while !pendingSets.isEmpty {
-            // remove(at:), as answerProposal: removeFirst() is a replaceSubrange specialisation of its own.
-            respond(pendingSets.remove(at: 0).handle, .unavailable, nowMs: now)
-        }
+        while !pendingSets.isEmpty { respond(pendingSets.removeFirst().handle, .unavailable, nowMs: now) }
     }
 
     func noteLeadership(nowMs now: UInt64) {

@@ -81,7 +81,7 @@ public final class NodeRuntime<P: Platform> {
     public internal(set) var committedSkipped: UInt32 = 0
     public internal(set) var consensusHalt: StaticString? = nil
     /// `config set` requests waiting for their proposal's outcome.
-    var pendingSets: [PendingSet] = []
+    var pendingSets = Table<PendingSet>()
     /// Leader: the committed config on its way to the nodes, and who has it.
     var distribution: ConfigPush?
     var distributionVersion: UInt32 = 0
@@ -92,7 +92,7 @@ public final class NodeRuntime<P: Platform> {
     // Storage role with several replicas: log replication (NodeRuntime+Replication.swift).
     var pendingAppends: [PendingAppend] = []
     var waitingAppends: [WaitingAppend] = []
-    var replicationCalls: [ReplicationCall] = []
+    var replicationCalls = Table<ReplicationCall>()
     /// Leader only: caught up from the other replicas, takes appends.
     public internal(set) var primaryReady = false
     var catchUpWaiting: [UInt32] = []
