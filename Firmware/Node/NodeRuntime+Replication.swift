@@ -94,10 +94,9 @@ extension NodeRuntime {
     /// `caughtUp`: a catch-up round ran since it arrived (no second one for it).
     func appendReplicated(_ handle: ServeHandle, _ request: Request, from: UInt32, nowMs now: UInt64,
                           caughtUp: Bool = false) {
-        // Fields read through `raft?.`, not a binding: `let raft` copies the whole RaftNode.
         guard leadsConsensus else {
             var w = CBORWriter()
-            if let leader = raft?.leaderID {
+            if let leader = raftSlot?.pointee.leaderID {
                 w.mapHeader(count: 1)
                 w.unsigned(1); w.unsigned(UInt64(leader))
             }
@@ -109,11 +108,11 @@ extension NodeRuntime {
                                                 deadlineMs: now + Self.replicationAckMs))
             return
         }
-        if log?.isHalted ?? true { reopenLog(nowMs: now) }
-        guard log != nil, let records = LogService.appendRecords(request.arguments, from: from, nowMs: now),
+        let usable = logUsable(nowMs: now)
+        guard usable, let records = LogService.appendRecords(request.arguments, from: from, nowMs: now),
               let first = records.first else {
-            mesh.respond(handle, log == nil ? Response(status: Status.unavailable.rawValue)
-                                            : Response(status: Status.badArguments.rawValue), nowMs: now)
+            mesh.respond(handle, usable ? Response(status: Status.badArguments.rawValue)
+                                        : Response(status: Status.unavailable.rawValue), nowMs: now)
             return
         }
         // This log must hold what comes before the batch, or the backups would
@@ -129,9 +128,9 @@ extension NodeRuntime {
             startCatchUp(nowMs: now)
             return
         }
-        let local = LogService.appendBatch(records, log: &log!)
+        let local = LogService.appendBatch(records, log: &logSlot!.pointee)
         guard local.status == Status.ok.rawValue,
-              let prev = try? LogReplication.previous(source: from, before: first.sequence, log: &log!) else {
+              let prev = try? LogReplication.previous(source: from, before: first.sequence, log: &logSlot!.pointee) else {
             mesh.respond(handle, local.status == Status.ok.rawValue ? Response(status: Status.unavailable.rawValue) : local,
                          nowMs: now)
             return
@@ -152,14 +151,12 @@ extension NodeRuntime {
             }
         }
         let arguments = LogReplication.replicateArguments(source: from, prev: prev, records: fitting,
-                                                          term: raft?.currentTerm ?? 0)
+                                                          term: raftSlot?.pointee.currentTerm ?? 0)
         for b in backups { callBackup(b, .replicate, source: from, arguments: arguments, nowMs: now) }
     }
 
-    /// This log's high-water for `source`. Out of line: each `log!` or `log?`
-    /// in a function copies the whole optional RecordLog to test it.
-    @inline(never)
-    func logHighWater(_ source: UInt32) -> UInt64? { log?.highWater(source: source) }
+    /// This log's high-water for `source`.
+    func logHighWater(_ source: UInt32) -> UInt64? { logSlot?.pointee.highWater(source: source) }
 
     /// One of the calls the replication makes (the simulation's observer tells them from the weather station's).
     public func isReplicationCall(_ id: CallID) -> Bool { replicationCalls.contains { $0.id == id } }
@@ -185,7 +182,7 @@ extension NodeRuntime {
         guard let k = replicationCalls.firstIndex(where: { $0.id == id }) else { return false }
         let call = replicationCalls.remove(at: k)
         guard call.stint == leadershipStint, leadsConsensus else { return true }  // from before a leadership change
-        guard case .value(let v) = result, v.response.status == Status.ok.rawValue, log != nil else {
+        guard case .value(let v) = result, v.response.status == Status.ok.rawValue, logSlot != nil else {
             if call.kind != .replicate { catchUpFailed(call.backup, nowMs: now) }
             return true  // a lost replicate: the producer's retry sends it again
         }
@@ -198,11 +195,11 @@ extension NodeRuntime {
             for p in pendingAppends where p.source == call.source { newest = max(newest, p.lastSequence) }
             if (gap || hw < newest),
                let next = try? LogReplication.records(source: call.source, after: hw, limit: LogReplication.chunkRecordsMax,
-                                                      bytesMax: MeshConfig.rpcPayloadBytesMax - 48, log: &log!),
+                                                      bytesMax: MeshConfig.rpcPayloadBytesMax - 48, log: &logSlot!.pointee),
                !next.isEmpty {
                 callBackup(call.backup, .replicate, source: call.source,
                            arguments: LogReplication.replicateArguments(source: call.source, prev: hw, records: next,
-                                                                        term: raft?.currentTerm ?? 0),
+                                                                        term: raftSlot?.pointee.currentTerm ?? 0),
                            nowMs: now)
             }
         case .highWaters:
@@ -224,7 +221,7 @@ extension NodeRuntime {
                 catchUpFailed(call.backup, nowMs: now)
                 return true
             }
-            guard (try? LogReplication.appendMissing(records, source: call.source, log: &log!)) != nil else {
+            guard (try? LogReplication.appendMissing(records, source: call.source, log: &logSlot!.pointee)) != nil else {
                 catchUpFailed(call.backup, nowMs: now)  // the log failed: not caught up, ask again later
                 return true
             }
