@@ -120,7 +120,7 @@ public final class NodeRuntime<P: Platform> {
     var wasLeader = false
     // Storage role with several replicas: log replication (NodeRuntime+Replication.swift).
     var pendingAppends: [PendingAppend] = []
-    var waitingAppends: [WaitingAppend] = []
+    var waitingAppends: [DeferredServe] = []
     var replicationCalls = Table<ReplicationCall>()
     /// Leader only: caught up from the other replicas, takes appends.
     public internal(set) var primaryReady = false
