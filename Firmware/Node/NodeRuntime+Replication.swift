@@ -20,15 +20,16 @@
 import TDOSCore
 #endif
 
-/// A producer's batch waiting for a majority.
+/// A producer's batch waiting for a majority. Plain values (a Table).
 struct PendingAppend {
     var handle: ServeHandle
     var source: UInt32
+    /// Its answer once a majority holds it.
+    var counts: BatchCounts
+    /// Backups that hold it: bit i for config.configReplicas[i].
+    var holders: UInt32 = 0
     var lastSequence: UInt64
     var deadlineMs: UInt64
-    var response: Response
-    /// Backups that hold it.
-    var holders: [UInt32]
 }
 
 /// A call this primary has out to a backup.
@@ -128,17 +129,17 @@ extension NodeRuntime {
             startCatchUp(nowMs: now)
             return
         }
-        let local = LogService.appendBatch(records, log: &logSlot!.pointee)
-        guard local.status == Status.ok.rawValue,
+        var counts = BatchCounts()
+        let refusal = LogService.appendBatch(records, log: &logSlot!.pointee, counts: &counts)
+        guard refusal == nil,
               let prev = try? LogReplication.previous(source: from, before: first.sequence, log: &logSlot!.pointee) else {
-            mesh.respond(handle, local.status == Status.ok.rawValue ? Response(status: Status.unavailable.rawValue) : local,
-                         nowMs: now)
+            mesh.respond(handle, refusal ?? Response(status: Status.unavailable.rawValue), nowMs: now)
             return
         }
         var last = first.sequence
         for r in records { last = max(last, r.sequence) }
-        pendingAppends.append(PendingAppend(handle: handle, source: from, lastSequence: last,
-                                            deadlineMs: now + Self.replicationAckMs, response: local, holders: []))
+        pendingAppends.append(PendingAppend(handle: handle, source: from, counts: counts, lastSequence: last,
+                                            deadlineMs: now + Self.replicationAckMs))
         // What fits one request (the batch grew by the times this node filled in);
         // a backup that answers below `last` is sent the rest from this log.
         var fitting = records
@@ -240,15 +241,15 @@ extension NodeRuntime {
     /// `backup` holds `source`'s records up to `hw`: the batches it completes are answered.
     func backupHolds(_ backup: UInt32, source: UInt32, upTo hw: UInt64, nowMs now: UInt64) {
         let majority = config.configReplicas.count / 2 + 1
+        let bit: UInt32 = config.configReplicas.firstIndex(of: backup).map { 1 << $0 } ?? 0
         var i = 0
         while i < pendingAppends.count {
-            if pendingAppends[i].source == source && pendingAppends[i].lastSequence <= hw
-                && !pendingAppends[i].holders.contains(backup) {
-                pendingAppends[i].holders.append(backup)
+            if pendingAppends[i].source == source && pendingAppends[i].lastSequence <= hw {
+                pendingAppends[i].holders |= bit
             }
-            if 1 + pendingAppends[i].holders.count >= majority {
+            if 1 + pendingAppends[i].holders.nonzeroBitCount >= majority {
                 let p = pendingAppends.remove(at: i)
-                mesh.respond(p.handle, p.response, nowMs: now)
+                mesh.respond(p.handle, p.counts.result, nowMs: now)
             } else {
                 i += 1
             }

@@ -119,7 +119,7 @@ public final class NodeRuntime<P: Platform> {
     var nextDistributionMs: UInt64 = 0
     var wasLeader = false
     // Storage role with several replicas: log replication (NodeRuntime+Replication.swift).
-    var pendingAppends: [PendingAppend] = []
+    var pendingAppends = Table<PendingAppend>()
     var waitingAppends: [DeferredServe] = []
     var replicationCalls = Table<ReplicationCall>()
     /// Leader only: caught up from the other replicas, takes appends.
