@@ -14,14 +14,11 @@
 import TDOSCore
 #endif
 
-/// A request answered after the scheduler's tick (see `serveAndRecord`), or
-/// an append waiting for a new primary's catch-up (NodeRuntime+Replication.swift),
-/// answered no_quorum at `deadlineMs`. One type for both: one set of Array code.
+/// A request answered after the scheduler's tick (see `serveAndRecord`).
 struct DeferredServe {
     var handle: ServeHandle
     var request: Request
     var from: UInt32
-    var deadlineMs: UInt64 = 0
 }
 
 extension NodeRuntime {

@@ -83,7 +83,7 @@ extension NodeRuntime {
         while i < waitingAppends.count {
             if waitingAppends[i].deadlineMs <= now {
                 let w = waitingAppends.remove(at: i)
-                respond(w.handle, .noQuorum, nowMs: now)
+                respond(w.serve.handle, .noQuorum, nowMs: now)
             } else {
                 i += 1
             }
@@ -105,7 +105,7 @@ extension NodeRuntime {
             return
         }
         guard primaryReady else {
-            waitingAppends.append(DeferredServe(handle: handle, request: request, from: from,
+            waitingAppends.append(WaitingAppend(serve: DeferredServe(handle: handle, request: request, from: from),
                                                 deadlineMs: now + Self.replicationAckMs))
             return
         }
@@ -123,7 +123,7 @@ extension NodeRuntime {
             primaryReady = false
             catchUpWaiting.removeAll()
             catchUpAnswers = 0
-            waitingAppends.append(DeferredServe(handle: handle, request: request, from: from,
+            waitingAppends.append(WaitingAppend(serve: DeferredServe(handle: handle, request: request, from: from),
                                                 deadlineMs: now + Self.replicationAckMs))
             platform.log(TextLine("log: a producer's batch follows records this primary lacks; catching up from the other replicas first"))
             startCatchUp(nowMs: now)
@@ -288,7 +288,7 @@ extension NodeRuntime {
         platform.log(TextLine("log: primary of the replicated log, caught up from the other replicas; taking appends"))
         let waiting = waitingAppends
         waitingAppends.removeAll()
-        for w in waiting { appendReplicated(w.handle, w.request, from: w.from, nowMs: now, caughtUp: true) }
+        for w in waiting { appendReplicated(w.serve.handle, w.serve.request, from: w.serve.from, nowMs: now, caughtUp: true) }
     }
 
     /// Leadership changed: a new leader catches up first; a former one answers
@@ -304,9 +304,15 @@ extension NodeRuntime {
             checkCatchUpDone(nowMs: now)
         } else {
             for p in pendingAppends { respond(p.handle, .notLeader, nowMs: now) }
-            for w in waitingAppends { respond(w.handle, .notLeader, nowMs: now) }
+            for w in waitingAppends { respond(w.serve.handle, .notLeader, nowMs: now) }
             pendingAppends.removeAll()
             waitingAppends.removeAll()
         }
     }
+}
+
+/// An append that arrived while a new primary was catching up.
+struct WaitingAppend {
+    var serve: DeferredServe
+    var deadlineMs: UInt64
 }

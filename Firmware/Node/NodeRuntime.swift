@@ -120,7 +120,7 @@ public final class NodeRuntime<P: Platform> {
     var wasLeader = false
     // Storage role with several replicas: log replication (NodeRuntime+Replication.swift).
     var pendingAppends = Table<PendingAppend>()
-    var waitingAppends: [DeferredServe] = []
+    var waitingAppends: [WaitingAppend] = []
     var replicationCalls = Table<ReplicationCall>()
     /// Leader only: caught up from the other replicas, takes appends.
     public internal(set) var primaryReady = false
