@@ -206,6 +206,7 @@ public final class NodeRuntime<P: Platform> {
     }
 
     deinit {
+        guard role == .storage else { return }  // the only role with slots (a constant on the board)
         freeSlot(&logSlot)
         freeSlot(&raftSlot)
     }
