@@ -83,18 +83,17 @@ extension NodeRuntime {
             if request.operation != .logQuery && !config.configReplicas.contains(from) {
                 return Response(status: Status.badArguments.rawValue)
             }
-            if log?.isHalted ?? true { reopenLog(nowMs: nowMs) }
-            guard log != nil else { return Response(status: Status.unavailable.rawValue) }
+            guard logUsable(nowMs: nowMs) else { return Response(status: Status.unavailable.rawValue) }
             switch request.operation {
             case .logReplicate:
                 // From a primary of an earlier term (cut off while another was elected): refused.
-                if let raft, LogReplication.term(of: request.arguments) < raft.currentTerm {
+                if let raft = raftSlot, LogReplication.term(of: request.arguments) < raft.pointee.currentTerm {
                     return Response(status: Status.notLeader.rawValue)
                 }
-                return LogReplication.serveReplicate(request.arguments, log: &log!)
-            case .logFetch: return LogReplication.serveFetch(request.arguments, log: &log!)
-            case .logQuery: return LogService.serve(request, from: 0, nowMs: nowMs, log: &log!)  // this replica's log
-            default: return LogReplication.serveHighWaters(log: log!)
+                return LogReplication.serveReplicate(request.arguments, log: &logSlot!.pointee)
+            case .logFetch: return LogReplication.serveFetch(request.arguments, log: &logSlot!.pointee)
+            case .logQuery: return LogService.serve(request, from: 0, nowMs: nowMs, log: &logSlot!.pointee)  // this replica's log
+            default: return inPlace(&logSlot!.pointee) { LogReplication.serveHighWaters(log: $0) }
             }
         default:
             return Response(status: Status.unknownOperation.rawValue)

@@ -61,28 +61,28 @@ extension NodeRuntime {
                 : "the stored consensus log is longer than this build keeps: use a build with a larger RaftConfig.entriesMax"
             return
         }
-        raft = RaftNode(config: config.raft, nodeID: config.nodeID, members: members, persisted: raftStored,
-                        rngSeed: config.rngSeed ^ 0x5241_4654)
+        raftSlot = makeSlot(RaftNode(config: config.raft, nodeID: config.nodeID, members: members, persisted: raftStored,
+                                 rngSeed: config.rngSeed ^ 0x5241_4654))
     }
 
-    /// This replica leads. Out of line: each `raft?.role` tests the 161-byte
-    /// optional through an outlined call, and this is read at eight places.
+    /// This replica leads. Out of line: read at eight places.
     @inline(never)
-    var leadsConsensus: Bool { raft?.role == .leader }
+    var leadsConsensus: Bool { raftSlot?.pointee.role == .leader }
 
     /// The consensus timers' next deadline (ms), nil if none.
     var consensusNextTimeoutMs: UInt64? {
-        guard let role = raft?.role else { return nil }  // not `let raft`: a copy of the RaftNode
-        var t = raft?.nextTimeoutMs ?? UInt64.max
+        guard let raft = raftSlot else { return nil }
+        var t = inPlace(&raft.pointee) { $0.nextTimeoutMs } ?? UInt64.max
         if let d = distribution?.nextTimeoutMs { t = min(t, d) }
-        if role == .leader { t = min(t, nextDistributionMs) }
+        if raft.pointee.role == .leader { t = min(t, nextDistributionMs) }
         if let r = replicationNextTimeoutMs { t = min(t, r) }
         return t == UInt64.max ? nil : t
     }
 
     func consensusTimeout(nowMs now: UInt64) {
-        // Called at every timer: does nothing before its nextTimeoutMs (reading that here copied the RaftNode).
-        guard raft?.handleTimeout(nowMs: now) != nil else { return }  // nil: no consensus here
+        // Called at every timer: does nothing before its nextTimeoutMs.
+        guard let raft = raftSlot else { return }  // no consensus here
+        raft.pointee.handleTimeout(nowMs: now)
         carryOutConsensus(nowMs: now)
         if distribution != nil {
             distribution!.handleTimeout(nowMs: now, mesh: &mesh)
@@ -103,7 +103,7 @@ extension NodeRuntime {
         guard let m = (try? RaftMessage.decode(type: frame.type, payload: frame.payload)) ?? nil else {
             return false
         }
-        raft?.handleMessage(m, from: frame.sender, nowMs: now)
+        raftSlot?.pointee.handleMessage(m, from: frame.sender, nowMs: now)
         carryOutConsensus(nowMs: now)
         return true
     }
@@ -124,11 +124,11 @@ extension NodeRuntime {
     /// Carries out Raft's actions in order. A persist that fails stops
     /// consensus on this replica before anything that depends on it is sent.
     func carryOutConsensus(nowMs now: UInt64) {
-        while let action = raft?.pollAction() {
+        while let action = raftSlot?.pointee.pollAction() {
             switch action {
             case .persist(let p):
                 raftStored.apply(p)
-                raftStored.commitIndex = min(raft?.commitIndex ?? 0, UInt32(raftStored.log.count))
+                raftStored.commitIndex = min(raftSlot?.pointee.commitIndex ?? 0, UInt32(raftStored.log.count))
                 guard storeConsensus(nowMs: now) else { return }
             case .send(let to, let m):
                 mesh.send(m.type, payload: m.encode(), to: to, nowMs: now)
@@ -139,8 +139,7 @@ extension NodeRuntime {
             }
         }
         // The commit index advanced with nothing else to persist: keep it too (a hint, see RaftPersistentState).
-        // `raft?.`, not `if let raft`: the binding copies the whole RaftNode.
-        if let c = raft?.commitIndex, c > raftStored.commitIndex, UInt32(raftStored.log.count) >= c {
+        if let c = raftSlot?.pointee.commitIndex, c > raftStored.commitIndex, UInt32(raftStored.log.count) >= c {
             raftStored.commitIndex = c
             guard storeConsensus(nowMs: now) else { return }
         }
@@ -162,17 +161,14 @@ extension NodeRuntime {
     }
 
     func haltConsensus(_ why: StaticString, nowMs now: UInt64) {
-        raft = nil
+        freeSlot(&raftSlot)
         consensusHalt = why
         distribution = nil
         platform.log(TextLine(why))
         // No longer a primary: what waits for replication is answered not_leader.
         if wasLeader { replicationLeadershipChanged(leads: false, nowMs: now) }
         wasLeader = false
-        while !pendingSets.isEmpty {
-            // remove(at:), as answerProposal: removeFirst() is a replaceSubrange specialisation of its own.
-            respond(pendingSets.remove(at: 0).handle, .unavailable, nowMs: now)
-        }
+        while !pendingSets.isEmpty { respond(pendingSets.removeFirst().handle, .unavailable, nowMs: now) }
     }
 
     func noteLeadership(nowMs now: UInt64) {
@@ -180,7 +176,7 @@ extension NodeRuntime {
         guard leads != wasLeader else { return }
         wasLeader = leads
         var l = TextLine(leads ? "consensus: leading the config replicas in term " : "consensus: no longer leading, term ")
-        l.append(UInt64(raft?.currentTerm ?? 0))
+        l.append(UInt64(raftSlot?.pointee.currentTerm ?? 0))
         platform.log(l)
         distribution = nil
         distributedTo.removeAll()
@@ -202,7 +198,7 @@ extension NodeRuntime {
             return
         }
         configObserver?(committed.version, committed.remote, true)
-        _ = adoptConfig(committed.overlayUpdate())
+        _ = adoptConfig(inPlace(&committed) { $0.overlayUpdate() })
         if leadsConsensus { nextDistributionMs = now }
     }
 
@@ -216,21 +212,20 @@ extension NodeRuntime {
         }
         if distribution != nil && distributionVersion == committed.version { return }  // still going
         var targets: [UInt32] = []
-        for p in mesh.peers where (p.state == .alive || p.state == .suspect) && p.serviceCount > 0
+        for p in inPlace(&mesh, { $0.peers }) where (p.state == .alive || p.state == .suspect) && p.serviceCount > 0
             && !distributedTo.contains(p.nodeID) {
             targets.append(p.nodeID)
         }
         distribution = nil
         guard !targets.isEmpty else { return }
-        var push = ConfigPush(update: committed.overlayUpdate(), targets: targets)
+        var push = ConfigPush(update: inPlace(&committed) { $0.overlayUpdate() }, targets: targets)
         push.start(nowMs: now, mesh: &mesh)
         distribution = push
         distributionVersion = committed.version
     }
 
     func collectDistribution() {
-        guard let d = distribution, d.isDone else { return }
-        distribution = nil
+        guard distribution?.isDone == true, let d = distribution.take() else { return }
         guard distributionVersion == distributedVersion else { return }
         for i in d.targets.indices {
             switch d.answers[i] {
@@ -254,7 +249,7 @@ extension NodeRuntime {
 
     /// `config set`: proposed by the leader, answered when its outcome is known.
     func proposeConfig(_ handle: ServeHandle, _ request: Request, nowMs now: UInt64) {
-        guard raft != nil else {
+        guard let raft = raftSlot else {
             respond(handle, .unavailable, nowMs: now)
             return
         }
@@ -281,7 +276,7 @@ extension NodeRuntime {
             mesh.respond(handle, Response(status: Status.badArguments.rawValue, result: w.bytes), nowMs: now)
             return
         }
-        let id = raft!.propose(ConfigUpdate(version: 0, entries: update.entries).encode(), nowMs: now)
+        let id = raft.pointee.propose(ConfigUpdate(version: 0, entries: update.entries).encode(), nowMs: now)
         pendingSets.append(PendingSet(proposal: id, handle: handle))
         carryOutConsensus(nowMs: now)
     }
@@ -324,32 +319,32 @@ extension NodeRuntime {
 
     /// `config get` and `config history` on the `config` service.
     func serveConfig(_ request: Request) -> Response {
-        guard let raft else { return Response(status: Status.unavailable.rawValue) }
+        guard let raft = raftSlot else { return Response(status: Status.unavailable.rawValue) }
         var w = CBORWriter(capacity: 256)
         switch request.operation {
         case .configGet:
-            w.mapHeader(count: raft.leaderID == nil ? 4 : 5)
+            w.mapHeader(count: raft.pointee.leaderID == nil ? 4 : 5)
             w.unsigned(1); w.unsigned(UInt64(committed.version))
             w.unsigned(2); w.bytes.append(contentsOf: committed.remote.encodeCBOR())
-            if let leader = raft.leaderID { w.unsigned(3); w.unsigned(UInt64(leader)) }
-            w.unsigned(4); w.unsigned(UInt64(raft.commitIndex))
-            w.unsigned(5); w.unsigned(UInt64(raft.currentTerm))
+            if let leader = raft.pointee.leaderID { w.unsigned(3); w.unsigned(UInt64(leader)) }
+            w.unsigned(4); w.unsigned(UInt64(raft.pointee.commitIndex))
+            w.unsigned(5); w.unsigned(UInt64(raft.pointee.currentTerm))
         case .configHistory:
             // Newest first until the frame is full, then written oldest first.
-            var first = Int(raft.commitIndex)
+            var first = Int(raft.pointee.commitIndex)
             var bytes = 16
-            while first > 0 && bytes + raft.log[first - 1].data.count + 16 <= MeshConfig.rpcPayloadBytesMax - 32 {
-                bytes += raft.log[first - 1].data.count + 16
+            while first > 0 && bytes + raft.pointee.log[first - 1].data.count + 16 <= MeshConfig.rpcPayloadBytesMax - 32 {
+                bytes += raft.pointee.log[first - 1].data.count + 16
                 first -= 1
             }
             w.mapHeader(count: 2)
-            w.unsigned(1); w.unsigned(UInt64(raft.commitIndex))
-            w.unsigned(2); w.arrayHeader(count: Int(raft.commitIndex) - first)
-            for i in first..<Int(raft.commitIndex) {
+            w.unsigned(1); w.unsigned(UInt64(raft.pointee.commitIndex))
+            w.unsigned(2); w.arrayHeader(count: Int(raft.pointee.commitIndex) - first)
+            for i in first..<Int(raft.pointee.commitIndex) {
                 w.arrayHeader(count: 3)
                 w.unsigned(UInt64(i + 1))
-                w.unsigned(UInt64(raft.log[i].term))
-                w.bytes(raft.log[i].data)
+                w.unsigned(UInt64(raft.pointee.log[i].term))
+                w.bytes(raft.pointee.log[i].data)
             }
         default:
             return Response(status: Status.unknownOperation.rawValue)

@@ -20,15 +20,16 @@
 import TDOSCore
 #endif
 
-/// A producer's batch waiting for a majority.
+/// A producer's batch waiting for a majority. Plain values (a Table).
 struct PendingAppend {
     var handle: ServeHandle
     var source: UInt32
+    /// Its answer once a majority holds it.
+    var counts: BatchCounts
+    /// Backups that hold it: bit i for config.configReplicas[i].
+    var holders: UInt32 = 0
     var lastSequence: UInt64
     var deadlineMs: UInt64
-    var response: Response
-    /// Backups that hold it.
-    var holders: [UInt32]
 }
 
 /// A call this primary has out to a backup.
@@ -94,10 +95,9 @@ extension NodeRuntime {
     /// `caughtUp`: a catch-up round ran since it arrived (no second one for it).
     func appendReplicated(_ handle: ServeHandle, _ request: Request, from: UInt32, nowMs now: UInt64,
                           caughtUp: Bool = false) {
-        // Fields read through `raft?.`, not a binding: `let raft` copies the whole RaftNode.
         guard leadsConsensus else {
             var w = CBORWriter()
-            if let leader = raft?.leaderID {
+            if let leader = raftSlot?.pointee.leaderID {
                 w.mapHeader(count: 1)
                 w.unsigned(1); w.unsigned(UInt64(leader))
             }
@@ -109,11 +109,11 @@ extension NodeRuntime {
                                                 deadlineMs: now + Self.replicationAckMs))
             return
         }
-        if log?.isHalted ?? true { reopenLog(nowMs: now) }
-        guard log != nil, let records = LogService.appendRecords(request.arguments, from: from, nowMs: now),
+        let usable = logUsable(nowMs: now)
+        guard usable, let records = LogService.appendRecords(request.arguments, from: from, nowMs: now),
               let first = records.first else {
-            mesh.respond(handle, log == nil ? Response(status: Status.unavailable.rawValue)
-                                            : Response(status: Status.badArguments.rawValue), nowMs: now)
+            mesh.respond(handle, usable ? Response(status: Status.badArguments.rawValue)
+                                        : Response(status: Status.unavailable.rawValue), nowMs: now)
             return
         }
         // This log must hold what comes before the batch, or the backups would
@@ -129,17 +129,17 @@ extension NodeRuntime {
             startCatchUp(nowMs: now)
             return
         }
-        let local = LogService.appendBatch(records, log: &log!)
-        guard local.status == Status.ok.rawValue,
-              let prev = try? LogReplication.previous(source: from, before: first.sequence, log: &log!) else {
-            mesh.respond(handle, local.status == Status.ok.rawValue ? Response(status: Status.unavailable.rawValue) : local,
-                         nowMs: now)
+        var counts = BatchCounts()
+        let refusal = LogService.appendBatch(records, log: &logSlot!.pointee, counts: &counts)
+        guard refusal == nil,
+              let prev = try? LogReplication.previous(source: from, before: first.sequence, log: &logSlot!.pointee) else {
+            mesh.respond(handle, refusal ?? Response(status: Status.unavailable.rawValue), nowMs: now)
             return
         }
         var last = first.sequence
         for r in records { last = max(last, r.sequence) }
-        pendingAppends.append(PendingAppend(handle: handle, source: from, lastSequence: last,
-                                            deadlineMs: now + Self.replicationAckMs, response: local, holders: []))
+        pendingAppends.append(PendingAppend(handle: handle, source: from, counts: counts, lastSequence: last,
+                                            deadlineMs: now + Self.replicationAckMs))
         // What fits one request (the batch grew by the times this node filled in);
         // a backup that answers below `last` is sent the rest from this log.
         var fitting = records
@@ -152,14 +152,12 @@ extension NodeRuntime {
             }
         }
         let arguments = LogReplication.replicateArguments(source: from, prev: prev, records: fitting,
-                                                          term: raft?.currentTerm ?? 0)
+                                                          term: raftSlot?.pointee.currentTerm ?? 0)
         for b in backups { callBackup(b, .replicate, source: from, arguments: arguments, nowMs: now) }
     }
 
-    /// This log's high-water for `source`. Out of line: each `log!` or `log?`
-    /// in a function copies the whole optional RecordLog to test it.
-    @inline(never)
-    func logHighWater(_ source: UInt32) -> UInt64? { log?.highWater(source: source) }
+    /// This log's high-water for `source`.
+    func logHighWater(_ source: UInt32) -> UInt64? { logSlot?.pointee.highWater(source: source) }
 
     /// One of the calls the replication makes (the simulation's observer tells them from the weather station's).
     public func isReplicationCall(_ id: CallID) -> Bool { replicationCalls.contains { $0.id == id } }
@@ -185,7 +183,7 @@ extension NodeRuntime {
         guard let k = replicationCalls.firstIndex(where: { $0.id == id }) else { return false }
         let call = replicationCalls.remove(at: k)
         guard call.stint == leadershipStint, leadsConsensus else { return true }  // from before a leadership change
-        guard case .value(let v) = result, v.response.status == Status.ok.rawValue, log != nil else {
+        guard case .value(let v) = result, v.response.status == Status.ok.rawValue, logSlot != nil else {
             if call.kind != .replicate { catchUpFailed(call.backup, nowMs: now) }
             return true  // a lost replicate: the producer's retry sends it again
         }
@@ -198,11 +196,11 @@ extension NodeRuntime {
             for p in pendingAppends where p.source == call.source { newest = max(newest, p.lastSequence) }
             if (gap || hw < newest),
                let next = try? LogReplication.records(source: call.source, after: hw, limit: LogReplication.chunkRecordsMax,
-                                                      bytesMax: MeshConfig.rpcPayloadBytesMax - 48, log: &log!),
+                                                      bytesMax: MeshConfig.rpcPayloadBytesMax - 48, log: &logSlot!.pointee),
                !next.isEmpty {
                 callBackup(call.backup, .replicate, source: call.source,
                            arguments: LogReplication.replicateArguments(source: call.source, prev: hw, records: next,
-                                                                        term: raft?.currentTerm ?? 0),
+                                                                        term: raftSlot?.pointee.currentTerm ?? 0),
                            nowMs: now)
             }
         case .highWaters:
@@ -224,7 +222,7 @@ extension NodeRuntime {
                 catchUpFailed(call.backup, nowMs: now)
                 return true
             }
-            guard (try? LogReplication.appendMissing(records, source: call.source, log: &log!)) != nil else {
+            guard (try? LogReplication.appendMissing(records, source: call.source, log: &logSlot!.pointee)) != nil else {
                 catchUpFailed(call.backup, nowMs: now)  // the log failed: not caught up, ask again later
                 return true
             }
@@ -243,15 +241,15 @@ extension NodeRuntime {
     /// `backup` holds `source`'s records up to `hw`: the batches it completes are answered.
     func backupHolds(_ backup: UInt32, source: UInt32, upTo hw: UInt64, nowMs now: UInt64) {
         let majority = config.configReplicas.count / 2 + 1
+        let bit: UInt32 = config.configReplicas.firstIndex(of: backup).map { 1 << $0 } ?? 0
         var i = 0
         while i < pendingAppends.count {
-            if pendingAppends[i].source == source && pendingAppends[i].lastSequence <= hw
-                && !pendingAppends[i].holders.contains(backup) {
-                pendingAppends[i].holders.append(backup)
+            if pendingAppends[i].source == source && pendingAppends[i].lastSequence <= hw {
+                pendingAppends[i].holders |= bit
             }
-            if 1 + pendingAppends[i].holders.count >= majority {
+            if 1 + pendingAppends[i].holders.nonzeroBitCount >= majority {
                 let p = pendingAppends.remove(at: i)
-                mesh.respond(p.handle, p.response, nowMs: now)
+                mesh.respond(p.handle, p.counts.result, nowMs: now)
             } else {
                 i += 1
             }

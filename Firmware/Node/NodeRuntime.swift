@@ -26,6 +26,22 @@ public struct SensorSample: BitwiseCopyable {
     public var atMs: UInt64
 }
 
+/// A struct the runtime may or may not have, kept at its own address (`raft`,
+/// `log`): a nil test is a pointer test and a field is read in place. As an
+/// optional struct each read tested or copied the ~160 bytes through outlined
+/// calls; in a class box each mutating call retained and released the box.
+/// `makeSlot` allocates it, `freeSlot` frees it (the runtime's deinit too).
+func makeSlot<T>(_ value: consuming T) -> UnsafeMutablePointer<T> {
+    let slot = UnsafeMutablePointer<T>.allocate(capacity: 1)
+    slot.initialize(to: value)
+    return slot
+}
+
+func freeSlot<T>(_ slot: inout UnsafeMutablePointer<T>?) {
+    slot?.deinitialize(count: 1).deallocate()
+    slot = nil
+}
+
 public final class NodeRuntime<P: Platform> {
     public let platform: P
     public let config: NodeConfig
@@ -52,27 +68,40 @@ public final class NodeRuntime<P: Platform> {
     var weatherDeadlineUs: UInt64 = 0
 
     // Storage role: the durable record log (LogService over the platform's log flash).
-    public var log: RecordLog<P.LogStore>?
+    /// nil when the flash could not be opened or read. In a slot (`makeSlot`).
+    var logSlot: UnsafeMutablePointer<RecordLog<P.LogStore>>?
+    /// A copy of the log (the simulation's view).
+    public var log: RecordLog<P.LogStore>? { logSlot?.pointee }
     var nextLogReopenMs: UInt64 = 0
 
+    /// Whether there is a log to serve from (a halted one answers with errors).
     /// A log that failed to open, or halted on a flash error (a timeout, an
-    /// fsync error), is opened again, at most every 10 s: recovery re-reads the
-    /// flash, so one transient error does not stop the log until a reboot.
-    func reopenLog(nowMs: UInt64) {
-        guard role == .storage, nowMs >= nextLogReopenMs else { return }
+    /// fsync error), is opened again first, at most every 10 s: recovery re-reads
+    /// the flash, so one transient error does not stop the log until a reboot.
+    func logUsable(nowMs: UInt64) -> Bool {
+        if let log = logSlot, !log.pointee.isHalted { return true }
+        guard role == .storage, nowMs >= nextLogReopenMs else { return logSlot != nil }
         nextLogReopenMs = nowMs + 10_000
-        let flash = log?.flash ?? platform.openLogFlash()
-        log = nil
-        guard let flash else { return }
-        log = try? RecordLog(flash: flash)
-        platform.log(TextLine(log == nil ? "log: reopening failed (flash unreadable); retrying in 10 s"
-                                          : "log: reopened after a flash error (recovery ran again)"))
+        let flash = logSlot?.pointee.flash ?? platform.openLogFlash()
+        freeSlot(&logSlot)
+        guard let flash else { return false }
+        openLog(flash)
+        platform.log(TextLine(logSlot == nil ? "log: reopening failed (flash unreadable); retrying in 10 s"
+                                              : "log: reopened after a flash error (recovery ran again)"))
+        return logSlot != nil
+    }
+
+    func openLog(_ flash: P.LogStore) {
+        // Not `try?`: an optional RecordLog is tested and copied through outlined calls.
+        do { logSlot = makeSlot(try RecordLog(flash: flash)) } catch {}
     }
 
     // Storage role: config consensus (NodeRuntime+Consensus.swift).
     /// Raft over the config replicas; nil on other roles, or when consensus is
-    /// off on this replica (`consensusHalt` says why).
-    public internal(set) var raft: RaftNode?
+    /// off on this replica (`consensusHalt` says why). In a slot (`makeSlot`).
+    var raftSlot: UnsafeMutablePointer<RaftNode>?
+    /// A copy of the Raft node (the tests' and the simulation's view).
+    public var raft: RaftNode? { raftSlot?.pointee }
     /// What the platform last stored for `raft` (Figure 2's persistent state).
     var raftStored = RaftPersistentState()
     /// The config state machine: the committed entries applied in index order.
@@ -81,7 +110,7 @@ public final class NodeRuntime<P: Platform> {
     public internal(set) var committedSkipped: UInt32 = 0
     public internal(set) var consensusHalt: StaticString? = nil
     /// `config set` requests waiting for their proposal's outcome.
-    var pendingSets: [PendingSet] = []
+    var pendingSets = Table<PendingSet>()
     /// Leader: the committed config on its way to the nodes, and who has it.
     var distribution: ConfigPush?
     var distributionVersion: UInt32 = 0
@@ -90,9 +119,9 @@ public final class NodeRuntime<P: Platform> {
     var nextDistributionMs: UInt64 = 0
     var wasLeader = false
     // Storage role with several replicas: log replication (NodeRuntime+Replication.swift).
-    var pendingAppends: [PendingAppend] = []
+    var pendingAppends = Table<PendingAppend>()
     var waitingAppends: [WaitingAppend] = []
-    var replicationCalls: [ReplicationCall] = []
+    var replicationCalls = Table<ReplicationCall>()
     /// Leader only: caught up from the other replicas, takes appends.
     public internal(set) var primaryReady = false
     var catchUpWaiting: [UInt32] = []
@@ -168,12 +197,18 @@ public final class NodeRuntime<P: Platform> {
             pubsubConfig.eventQueueMax = 1
         }
         pubsub = PubSub(config: pubsubConfig)
-        if (P.imageRole ?? config.role) == .storage, let flash = platform.openLogFlash() {
-            log = try? RecordLog(flash: flash)
-        }
         scheduler = Scheduler(config: config.scheduler, clockUs: { platform.nowUs() })
         latest = Table(repeating: nil, count: config.sensors.count)
-        if (P.imageRole ?? config.role) == .storage { openConsensus() }
+        if role == .storage {
+            if let flash = platform.openLogFlash() { openLog(flash) }
+            openConsensus()
+        }
+    }
+
+    deinit {
+        guard role == .storage else { return }  // the only role with slots (a constant on the board)
+        freeSlot(&logSlot)
+        freeSlot(&raftSlot)
     }
 
     /// The role this node runs: the image's when the platform fixes it (then
@@ -194,7 +229,7 @@ public final class NodeRuntime<P: Platform> {
 
     public func start() {
         mesh.start(nowMs: nowMs)
-        if usesConsensus { raft?.start(nowMs: nowMs) }
+        if usesConsensus { raftSlot?.pointee.start(nowMs: nowMs) }
         pump { scheduler.raise($0) }
         spawnTasks()
         var l = TextLine("node ")
@@ -206,24 +241,24 @@ public final class NodeRuntime<P: Platform> {
         l.append(", config version ")
         l.append(UInt64(settings.version))
         if role == .storage {
-            if let log {
+            if let log = logSlot {
                 l.append(", log: ")
-                l.append(UInt64(log.recordCount))
+                l.append(UInt64(log.pointee.recordCount))
                 l.append(" records in ")
-                l.append(UInt64(log.segmentCount))
+                l.append(UInt64(log.pointee.segmentCount))
                 l.append(" segments")
-                if log.recovery.tornTailCut { l.append(", torn tail cut (a write cut by power loss: it was never acknowledged)") }
-                if log.recovery.corruptionFound { l.append(", CORRUPT regions skipped: check the flash") }
+                if log.pointee.recovery.tornTailCut { l.append(", torn tail cut (a write cut by power loss: it was never acknowledged)") }
+                if log.pointee.recovery.corruptionFound { l.append(", CORRUPT regions skipped: check the flash") }
             } else {
                 l.append(", log UNAVAILABLE (flash could not be opened or read): appends are refused")
             }
-            if let raft {
+            if let raft = raftSlot {
                 l.append(", consensus: ")
-                l.append(UInt64(raft.members.count))
+                l.append(UInt64(raft.pointee.members.count))
                 l.append(" replicas, term ")
-                l.append(UInt64(raft.currentTerm))
+                l.append(UInt64(raft.pointee.currentTerm))
                 l.append(", ")
-                l.append(UInt64(raft.log.count))
+                l.append(UInt64(raft.pointee.log.count))
                 l.append(" log entries")
             } else if let why = consensusHalt {
                 l.append(", consensus OFF: ")
@@ -541,9 +576,8 @@ public final class NodeRuntime<P: Platform> {
             guard request.operation == .logAppend || request.operation == .logQuery else {
                 return Response(status: Status.unknownOperation.rawValue)
             }
-            if log?.isHalted ?? true { reopenLog(nowMs: nowMs) }
-            guard log != nil else { return Response(status: Status.unavailable.rawValue) }
-            return LogService.serve(request, from: from, nowMs: nowMs, log: &log!)
+            guard logUsable(nowMs: nowMs) else { return Response(status: Status.unavailable.rawValue) }
+            return LogService.serve(request, from: from, nowMs: nowMs, log: &logSlot!.pointee)
         case .kernel, .client:
             return Response(status: Status.unknownService.rawValue)
         }

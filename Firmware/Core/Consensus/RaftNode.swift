@@ -110,7 +110,7 @@ public struct RaftPersist: Equatable {
     public var entries: [RaftEntry]
 }
 
-public struct RaftProposalID: Hashable {
+public struct RaftProposalID: Hashable, BitwiseCopyable {
     public let raw: UInt32
     public init(raw: UInt32) { self.raw = raw }
 }

@@ -69,7 +69,10 @@ public enum LogService {
     static func append<F: LogFlash>(_ args: [UInt8], from: UInt32, nowMs: UInt64,
                                     log: inout RecordLog<F>) -> Response {
         guard let parsed = parseAppend(args, from: from, nowMs: nowMs) else { return bad() }
-        if parsed.batch { return appendBatch(parsed.records, log: &log) }
+        if parsed.batch {
+            var counts = BatchCounts()
+            return appendBatch(parsed.records, log: &log, counts: &counts) ?? counts.result
+        }
         let one = parsed.records[0]
         let outcome: LogAppendResult
         do {
@@ -93,14 +96,17 @@ public enum LogService {
         return Response(result: w.bytes)
     }
 
-    public static func appendBatch<F: LogFlash>(_ batch: [LogRecord], log: inout RecordLog<F>) -> Response {
-        var appended: UInt64 = 0, duplicates: UInt64 = 0
+    /// Appends a batch, counting its records into `counts`; nil when all are
+    /// durable (the answer is then `counts.result`), else the refusal.
+    @inline(never)  // two callers (here, and replication's primary)
+    public static func appendBatch<F: LogFlash>(_ batch: [LogRecord], log: inout RecordLog<F>,
+                                                counts: inout BatchCounts) -> Response? {
         for r in batch {
             do {
                 switch try log.append(source: r.source, sequence: r.sequence, timeMs: r.timeMs, kind: r.kind,
                                       payload: r.payload) {
-                case .appended: appended += 1
-                case .duplicate: duplicates += 1
+                case .appended: counts.appended += 1
+                case .duplicate: counts.duplicates += 1
                 }
             } catch .payloadTooLarge {
                 return bad()
@@ -108,11 +114,7 @@ public enum LogService {
                 return Response(status: Status.unavailable.rawValue)
             }
         }
-        var w = CBORWriter(capacity: 12)
-        w.mapHeader(count: 2)
-        w.unsigned(4); w.unsigned(appended)
-        w.unsigned(5); w.unsigned(duplicates)
-        return Response(result: w.bytes)
+        return nil
     }
 
     static func query<F: LogFlash>(_ args: [UInt8], nowMs: UInt64, log: inout RecordLog<F>) -> Response {
@@ -189,5 +191,22 @@ public enum LogService {
             if r == record { return p }
             at = p
         }
+    }
+}
+
+/// A batch's records appended and already held: the answer to its log_append
+/// (plain numbers, so a batch waiting for replication keeps no Response).
+public struct BatchCounts: BitwiseCopyable {
+    public var appended: UInt32 = 0
+    public var duplicates: UInt32 = 0
+    public init() {}
+
+    /// {4: appended, 5: duplicates}.
+    public var result: Response {
+        var w = CBORWriter(capacity: 12)
+        w.mapHeader(count: 2)
+        w.unsigned(4); w.unsigned(UInt64(appended))
+        w.unsigned(5); w.unsigned(UInt64(duplicates))
+        return Response(result: w.bytes)
     }
 }
