@@ -215,192 +215,194 @@ public enum Deflate {
     }
 
     public static func decompress(_ input: ArraySlice<UInt8>, maxOutputCount: Int) throws(InflateError) -> [UInt8] {
-        let limit = max(0, maxOutputCount)
-        var r = BitReader(input: input)
+        var z = Inflater(input: input, limit: max(0, maxOutputCount))
+        try z.run()
+        return z.out
+    }
+
+    /// The whole inflater state in one value, so the steps are mutating methods that
+    /// throw without anything to release, and every table lives in one array `t`:
+    /// code lengths at 0..<320, build scratch (`offs`) at 320..<336, then each Huffman
+    /// table as 16 counts per length followed by its symbols in code order (as in
+    /// zlib's puff.c): literal/length at `litBase`, distance at `distBase`.
+    struct Inflater {
+        static let offsBase = 320
+        static let litBase = 336
+        static let distBase = 336 + 16 + 288
+        static let tableSize = distBase + 16 + 30
+
+        let input: ArraySlice<UInt8>
+        var pos: Int
+        var buf: UInt32 = 0
+        var count = 0
+        let limit: Int
         var out: [UInt8] = []
-        // A modest first guess; `room` grows it without ever passing `limit`.
-        out.reserveCapacity(min(limit, input.count &* 4 &+ 64))
-        var lit = Huffman(symbols: 288)
-        var dist = Huffman(symbols: 30)
-        var lengths = [UInt8](repeating: 0, count: 320)
+        var t: [UInt16]
 
-        var last = false
-        while !last {
-            last = try r.bits(1) == 1
-            switch try r.bits(2) {
-            case 0:
-                // Stored: skip to the byte boundary (fewer than 8 bits are ever buffered).
-                r.buf = 0
-                r.count = 0
-                guard r.end - r.pos >= 4 else { throw .truncated }
-                let len = Int(r.input[r.pos]) | Int(r.input[r.pos + 1]) << 8
-                let nlen = Int(r.input[r.pos + 2]) | Int(r.input[r.pos + 3]) << 8
-                r.pos += 4
-                guard len == ~nlen & 0xFFFF else { throw .badStoredLength }
-                guard r.end - r.pos >= len else { throw .truncated }
-                try room(&out, len, limit)
-                out.append(contentsOf: r.input[r.pos..<(r.pos + len)])
-                r.pos += len
-            case 1:
-                for s in 0..<288 { lengths[s] = s < 144 ? 8 : s < 256 ? 9 : s < 280 ? 7 : 8 }
-                for s in 288..<318 { lengths[s] = 5 }
-                _ = lit.build(lengths, 0, 288)
-                _ = dist.build(lengths, 288, 30)  // incomplete on purpose: codes 30/31 are invalid
-                try inflateCodes(&r, &out, lit, dist, limit)
-            case 2:
-                try readTables(&r, &lengths, &lit, &dist)
-                try inflateCodes(&r, &out, lit, dist, limit)
-            default:
-                throw .badBlockType
+        init(input: ArraySlice<UInt8>, limit: Int) {
+            self.input = input
+            pos = input.startIndex
+            self.limit = limit
+            // A modest first guess; `put` grows it without ever passing `limit`.
+            out.reserveCapacity(min(limit, input.count &* 4 &+ 64))
+            t = [UInt16](repeating: 0, count: Inflater.tableSize)
+        }
+
+        mutating func run() throws(InflateError) {
+            var last = false
+            while !last {
+                last = try bits(1) == 1
+                let type = try bits(2)
+                if type == 0 {
+                    // Stored: skip to the byte boundary (fewer than 8 bits are ever buffered).
+                    buf = 0
+                    count = 0
+                    let len = try bits(16)
+                    let nlen = try bits(16)
+                    guard len == ~nlen & 0xFFFF else { throw .badStoredLength }
+                    guard input.endIndex - pos >= len else { throw .truncated }
+                    for _ in 0..<len {
+                        try put(input[pos])
+                        pos += 1
+                    }
+                    continue
+                }
+                if type == 1 {
+                    for s in 0..<318 { set(s, s < 144 ? 8 : s < 256 ? 9 : s < 280 ? 7 : s < 288 ? 8 : 5) }
+                    _ = build(0, 288, Inflater.litBase)
+                    _ = build(288, 30, Inflater.distBase)  // incomplete on purpose: codes 30/31 are invalid
+                } else if type == 2 {
+                    try readTables()
+                } else {
+                    throw .badBlockType
+                }
+                try inflateCodes()
             }
         }
-        return out
-    }
 
-    /// Makes room for `k` more bytes, growing capacity by doubling but never past `limit`,
-    /// so hostile input cannot make the array allocate more than the caller allowed.
-    static func room(_ out: inout [UInt8], _ k: Int, _ limit: Int) throws(InflateError) {
-        guard k <= limit - out.count else { throw .outputLimit }
-        let need = out.count + k
-        if need > out.capacity {
-            out.reserveCapacity(min(limit, max(need, out.capacity &* 2)))
+        /// Appends one output byte, growing capacity by doubling but never past `limit`,
+        /// so hostile input cannot make the array allocate more than the caller allowed.
+        @inline(never)
+        mutating func put(_ byte: UInt8) throws(InflateError) {
+            let n = out.count
+            guard n < limit else { throw .outputLimit }
+            if n == out.capacity {
+                out.reserveCapacity(min(limit, max(n + 1, n &* 2)))
+            }
+            out.append(byte)
         }
-    }
 
-    /// Reads a dynamic block's code lengths (RFC 1951 3.2.7) and builds both tables.
-    static func readTables(_ r: inout BitReader, _ lengths: inout [UInt8],
-                           _ lit: inout Huffman, _ dist: inout Huffman) throws(InflateError) {
-        let nlen = try r.bits(5) + 257
-        let ndist = try r.bits(5) + 1
-        let ncode = try r.bits(4) + 4
-        guard nlen <= 286 && ndist <= 30 else { throw .badHuffmanTable }
-        for i in 0..<19 {
-            lengths[Int(codeLengthOrder[i])] = i < ncode ? UInt8(try r.bits(3)) : 0
+        /// Reads a dynamic block's code lengths (RFC 1951 3.2.7) and builds both tables.
+        mutating func readTables() throws(InflateError) {
+            let nlen = try bits(5) + 257
+            let ndist = try bits(5) + 1
+            let ncode = try bits(4) + 4
+            guard nlen <= 286 && ndist <= 30 else { throw .badHuffmanTable }
+            for i in 0..<19 {
+                set(Int(codeLengthOrder[i]), i < ncode ? UInt16(try bits(3)) : 0)
+            }
+            // The code-length code must be complete; the literal table is free scratch
+            // until rebuilt below.
+            guard build(0, 19, Inflater.litBase) == 0 else { throw .badHuffmanTable }
+            let total = nlen + ndist
+            var i = 0
+            while i < total {
+                let sym = try decode(Inflater.litBase)
+                var value = UInt16(sym)
+                var rep = 1
+                if sym == 16 {
+                    guard i > 0 else { throw .badHuffmanTable }
+                    value = t[i - 1]
+                    rep = 3 + (try bits(2))
+                } else if sym == 17 {
+                    value = 0
+                    rep = 3 + (try bits(3))
+                } else if sym == 18 {
+                    value = 0
+                    rep = 11 + (try bits(7))
+                }
+                guard rep <= total - i else { throw .badHuffmanTable }
+                while rep > 0 {
+                    set(i, value)
+                    i += 1
+                    rep -= 1
+                }
+            }
+            guard t[256] != 0 else { throw .badHuffmanTable }  // no end-of-block code
+            // Incomplete codes are refused except one code of length 1 (RFC 1951 3.2.7 allows
+            // a lone distance code; zlib also accepts it for literal/length).
+            guard usable(0, nlen, Inflater.litBase), usable(nlen, ndist, Inflater.distBase)
+            else { throw .badHuffmanTable }
         }
-        // The code-length code must be complete; `lit` is free scratch until rebuilt below.
-        guard lit.build(lengths, 0, 19) == 0 else { throw .badHuffmanTable }
-        let total = nlen + ndist
-        var i = 0
-        while i < total {
-            let sym = try r.decode(lit)
-            if sym < 16 {
-                lengths[i] = UInt8(sym)
-                i += 1
-                continue
-            }
-            var value: UInt8 = 0
-            var rep: Int
-            if sym == 16 {
-                guard i > 0 else { throw .badHuffmanTable }
-                value = lengths[i - 1]
-                rep = 3 + (try r.bits(2))
-            } else if sym == 17 {
-                rep = 3 + (try r.bits(3))
-            } else {
-                rep = 11 + (try r.bits(7))
-            }
-            guard rep <= total - i else { throw .badHuffmanTable }
-            while rep > 0 {
-                lengths[i] = value
-                i += 1
-                rep -= 1
-            }
-        }
-        guard lengths[256] != 0 else { throw .badHuffmanTable }  // no end-of-block code
-        // Incomplete codes are refused except one code of length 1 (RFC 1951 3.2.7 allows
-        // a lone distance code; zlib also accepts it for literal/length).
-        let a = lit.build(lengths, 0, nlen)
-        guard a == 0 || (a == 1 << 14 && lit.count[1] == 1) else { throw .badHuffmanTable }
-        let b = dist.build(lengths, nlen, ndist)
-        guard b == 0 || (b == 1 << 14 && dist.count[1] == 1) else { throw .badHuffmanTable }
-    }
 
-    /// Decodes literal/length and distance codes until the end-of-block symbol.
-    static func inflateCodes(_ r: inout BitReader, _ out: inout [UInt8],
-                             _ lit: Huffman, _ dist: Huffman, _ limit: Int) throws(InflateError) {
-        while true {
-            let sym = try r.decode(lit)
-            if sym < 256 {
-                try room(&out, 1, limit)
-                out.append(UInt8(truncatingIfNeeded: sym))
-            } else if sym == 256 {
-                return
-            } else {
-                guard sym < 286 else { throw .badCode }
-                let (lb, le) = lengthBase(sym - 257)
-                let len = lb + (try r.bits(le))
-                let d = try r.decode(dist)
-                guard d < 30 else { throw .badCode }
-                let (db, de) = distanceBase(d)
-                let distance = db + (try r.bits(de))
-                guard distance <= out.count else { throw .badDistance }
-                try room(&out, len, limit)
-                // Byte by byte: overlapping copies (distance < length) repeat the pattern.
-                var from = out.count - distance
-                for _ in 0..<len {
-                    out.append(out[from])
-                    from += 1
+        /// Builds a dynamic table: usable if complete, or a single code of length 1.
+        mutating func usable(_ start: Int, _ n: Int, _ base: Int) -> Bool {
+            let left = build(start, n, base)
+            return left == 0 || (left == 1 << 14 && t[base + 1] == 1)
+        }
+
+        /// Decodes literal/length and distance codes until the end-of-block symbol.
+        mutating func inflateCodes() throws(InflateError) {
+            while true {
+                let sym = try decode(Inflater.litBase)
+                if sym < 256 {
+                    try put(UInt8(truncatingIfNeeded: sym))
+                } else if sym == 256 {
+                    return
+                } else {
+                    guard sym < 286 else { throw .badCode }
+                    let (lb, le) = lengthBase(sym - 257)
+                    let len = lb + (try bits(le))
+                    let d = try decode(Inflater.distBase)
+                    guard d < 30 else { throw .badCode }
+                    let (db, de) = distanceBase(d)
+                    let distance = db + (try bits(de))
+                    guard distance <= out.count else { throw .badDistance }
+                    // Byte by byte: overlapping copies (distance < length) repeat the pattern.
+                    for _ in 0..<len {
+                        try put(out[out.count - distance])
+                    }
                 }
             }
         }
-    }
 
-    /// Canonical Huffman code as counts per length and symbols in code order (as in
-    /// zlib's puff.c): small, and decoding never indexes past what `build` filled.
-    struct Huffman {
-        var count: [UInt16]
-        var symbol: [UInt16]
-        var offs: [UInt16]  // scratch for `build`, kept so rebuilding a table never allocates
-
-        init(symbols: Int) {
-            count = [UInt16](repeating: 0, count: 16)
-            offs = count
-            symbol = [UInt16](repeating: 0, count: symbols)
-        }
-
-        /// Builds from lengths[start..<start+n] (each <= 15, n <= symbol.count). Returns the
-        /// unused code space in units of 2^-15: 0 = complete, negative = over-subscribed.
-        mutating func build(_ lengths: [UInt8], _ start: Int, _ n: Int) -> Int {
-            for l in 0..<16 { count[l] = 0 }
-            for s in 0..<n { count[Int(lengths[start + s])] += 1 }
-            if Int(count[0]) == n { return 0 }  // no codes: valid until one is used
+        /// Builds the table at `base` from the lengths t[start..<start+n] (each <= 15,
+        /// n <= the table's symbols). Returns the unused code space in units of 2^-15:
+        /// 0 = complete, negative = over-subscribed.
+        mutating func build(_ start: Int, _ n: Int, _ base: Int) -> Int {
+            let offs = Inflater.offsBase
+            for i in base..<(base + 16) { set(i, 0) }  // a variable start: not unrolled 16 times
+            for s in 0..<n { bump(base + Int(t[start + s])) }
+            if Int(t[base]) == n { return 0 }  // no codes: valid until one is used
             var left = 1
-            offs[1] = 0
+            set(offs + 1, 0)
             for l in 1..<16 {
-                left = left << 1 - Int(count[l])
+                left = left << 1 - Int(t[base + l])
                 if left < 0 { return left }
-                if l < 15 { offs[l + 1] = offs[l] + count[l] }
+                if l < 15 { set(offs + l + 1, t[offs + l] + t[base + l]) }
             }
             for s in 0..<n {
-                let l = Int(lengths[start + s])
+                let l = Int(t[start + s])
                 if l != 0 {
-                    symbol[Int(offs[l])] = UInt16(s)
-                    offs[l] += 1
+                    set(base + 16 + Int(t[offs + l]), UInt16(s))
+                    bump(offs + l)
                 }
             }
             return left
         }
-    }
 
-    /// LSB-first bit reader over the input; running out of bytes is `.truncated`.
-    struct BitReader {
-        let input: ArraySlice<UInt8>
-        var pos: Int
-        let end: Int
-        var buf: UInt32 = 0
-        var count = 0
+        /// Every table write goes through these two, so the array's uniqueness check
+        /// is in one place rather than inlined at each store.
+        @inline(never)
+        mutating func set(_ i: Int, _ v: UInt16) { t[i] = v }
 
-        init(input: ArraySlice<UInt8>) {
-            self.input = input
-            pos = input.startIndex
-            end = input.endIndex
-        }
+        mutating func bump(_ i: Int) { set(i, t[i] + 1) }
 
         /// Next `n` bits (n <= 16), first bit lowest. Refills a byte at a time, so the
         /// buffer never holds more than 23 bits and fewer than 8 stay after each call.
         mutating func bits(_ n: Int) throws(InflateError) -> Int {
             while count < n {
-                guard pos < end else { throw .truncated }
+                guard pos < input.endIndex else { throw .truncated }
                 buf |= UInt32(input[pos]) << UInt32(count)
                 pos += 1
                 count += 8
@@ -411,16 +413,17 @@ public enum Deflate {
             return Int(v)
         }
 
-        /// One symbol, a bit at a time. `code - first` stays within this length's codes
-        /// and `index` within the filled symbols, so no table access can go out of range.
-        mutating func decode(_ h: Huffman) throws(InflateError) -> Int {
+        /// One symbol of the table at `base`, a bit at a time. `code - first` stays within
+        /// this length's codes and `index` within the filled symbols, so no access leaves
+        /// the table.
+        mutating func decode(_ base: Int) throws(InflateError) -> Int {
             var code = 0
             var first = 0
-            var index = 0
+            var index = base + 16
             for l in 1..<16 {
                 code |= try bits(1)
-                let c = Int(h.count[l])
-                if code - first < c { return Int(h.symbol[index + code - first]) }
+                let c = Int(t[base + l])
+                if code - first < c { return Int(t[index + code - first]) }
                 index += c
                 first = (first + c) << 1
                 code <<= 1
