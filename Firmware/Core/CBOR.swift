@@ -35,6 +35,13 @@ public struct CBORWriter {
 
     public mutating func unsigned(_ v: UInt64) { head(0, v) }
 
+    /// An unsigned key and an unsigned value: most map entries, one call each.
+    @inline(never)
+    public mutating func field(_ key: UInt8, _ v: UInt32) {
+        head(0, UInt64(key))
+        head(0, UInt64(v))
+    }
+
     /// Negative n is major 1 with argument -1-n, which is ~n in two's complement.
     public mutating func int(_ v: Int64) {
         if v < 0 { head(1, UInt64(bitPattern: ~v)) } else { head(0, UInt64(v)) }

@@ -258,14 +258,15 @@ public struct ServiceDescriptor: Equatable {
 
     public var id: UInt32 { serviceID(name) }
 
+    @inline(never)  // else inlined into Announce.encode's loop, larger there
     func encode(_ w: inout CBORWriter) {
         w.mapHeader(count: 6)
         w.unsigned(1); w.text(name)
         w.unsigned(2); version.encode(&w)
-        w.unsigned(3); w.unsigned(UInt64(role.rawValue))
-        w.unsigned(4); w.unsigned(UInt64(capabilities.rawValue))
-        w.unsigned(5); w.unsigned(UInt64(priority))
-        w.unsigned(6); w.unsigned(UInt64(port))
+        w.field(3, UInt32(role.rawValue))
+        w.field(4, UInt32(capabilities.rawValue))
+        w.field(5, UInt32(priority))
+        w.field(6, UInt32(port))
     }
 
     static func decode(_ r: inout CBORReader) throws(WireError) -> ServiceDescriptor {
@@ -403,10 +404,10 @@ public struct Request: Equatable {
         var w = CBORWriter(capacity: 16 + arguments.count)
         let hasOp = operation != .read
         w.mapHeader(count: 1 + (hasOp ? 1 : 0) + (arguments.isEmpty ? 0 : 1) + (deadlineMs == nil ? 0 : 1))
-        w.unsigned(1); w.unsigned(UInt64(service))
-        if hasOp { w.unsigned(2); w.unsigned(UInt64(operation.rawValue)) }
+        w.field(1, UInt32(service))
+        if hasOp { w.field(2, UInt32(operation.rawValue)) }
         if !arguments.isEmpty { w.unsigned(3); w.bytes.append(contentsOf: arguments) }
-        if let deadlineMs { w.unsigned(4); w.unsigned(UInt64(deadlineMs)) }
+        if let deadlineMs { w.field(4, UInt32(deadlineMs)) }
         return w.bytes
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> Request {
@@ -469,10 +470,10 @@ public struct Response: Equatable {
         let n = (status == 0 ? 0 : 1) + (value == nil ? 0 : 1) + (unit == .none ? 0 : 1)
             + (ageMs == 0 ? 0 : 1) + (result.isEmpty ? 0 : 1)
         w.mapHeader(count: n)
-        if status != 0 { w.unsigned(1); w.unsigned(UInt64(status)) }
+        if status != 0 { w.field(1, UInt32(status)) }
         if let value { w.unsigned(2); w.double(value) }
-        if unit != .none { w.unsigned(3); w.unsigned(UInt64(unit.rawValue)) }
-        if ageMs != 0 { w.unsigned(4); w.unsigned(UInt64(ageMs)) }
+        if unit != .none { w.field(3, UInt32(unit.rawValue)) }
+        if ageMs != 0 { w.field(4, UInt32(ageMs)) }
         if !result.isEmpty { w.unsigned(5); w.bytes.append(contentsOf: result) }
         return w.bytes
     }
@@ -517,12 +518,12 @@ public struct Heartbeat: Equatable, BitwiseCopyable {
     public func encode() -> [UInt8] {
         var w = CBORWriter(capacity: 24)
         w.mapHeader(count: incarnation == 0 ? 5 : 6)
-        w.unsigned(1); w.unsigned(UInt64(uptimeS))
-        w.unsigned(2); w.unsigned(UInt64(freeMemoryBytes))
-        w.unsigned(3); w.unsigned(UInt64(activity))
-        w.unsigned(4); w.unsigned(UInt64(loadPercent))
-        w.unsigned(5); w.unsigned(UInt64(servicesDigest))
-        if incarnation != 0 { w.unsigned(6); w.unsigned(UInt64(incarnation)) }
+        w.field(1, UInt32(uptimeS))
+        w.field(2, UInt32(freeMemoryBytes))
+        w.field(3, UInt32(activity))
+        w.field(4, UInt32(loadPercent))
+        w.field(5, UInt32(servicesDigest))
+        if incarnation != 0 { w.field(6, UInt32(incarnation)) }
         return w.bytes
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> Heartbeat {
@@ -565,10 +566,10 @@ public struct ErrorReply: Equatable {
     public func encode() -> [UInt8] {
         var w = CBORWriter(capacity: 16 + detail.count)
         w.mapHeader(count: 1 + (detail.isEmpty ? 0 : 1) + (majorMin == nil ? 0 : 1) + (majorMax == nil ? 0 : 1))
-        w.unsigned(1); w.unsigned(UInt64(code))
+        w.field(1, UInt32(code))
         if !detail.isEmpty { w.unsigned(2); w.text(detail) }
-        if let majorMin { w.unsigned(3); w.unsigned(UInt64(majorMin)) }
-        if let majorMax { w.unsigned(4); w.unsigned(UInt64(majorMax)) }
+        if let majorMin { w.field(3, UInt32(majorMin)) }
+        if let majorMax { w.field(4, UInt32(majorMax)) }
         return w.bytes
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> ErrorReply {
@@ -616,7 +617,7 @@ public struct ConfigUpdate: Equatable {
     public func encode() -> [UInt8] {
         var w = CBORWriter(capacity: 64)
         w.mapHeader(count: 2)
-        w.unsigned(1); w.unsigned(UInt64(version))
+        w.field(1, UInt32(version))
         w.unsigned(2); w.mapHeader(count: entries.count)
         for e in entries {
             w.text(e.path)
@@ -696,7 +697,7 @@ public struct Leave: Equatable {
     public func encode() -> [UInt8] {
         var w = CBORWriter(capacity: 4)
         w.mapHeader(count: 1)
-        w.unsigned(1); w.unsigned(UInt64(reason))
+        w.field(1, UInt32(reason))
         return w.bytes
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> Leave {

@@ -22,7 +22,7 @@ public struct RelayEnvelope: Equatable {
     public func encode() -> [UInt8] {
         var w = CBORWriter(capacity: 12 + frame.count)
         w.mapHeader(count: 2)
-        w.unsigned(1); w.unsigned(UInt64(destination))
+        w.field(1, UInt32(destination))
         w.unsigned(2); w.bytes(frame)
         return w.bytes
     }
@@ -65,7 +65,7 @@ public struct ProbeArguments: Equatable {
     public func encode() -> [UInt8] {
         var w = CBORWriter(capacity: 8)
         w.mapHeader(count: 1)
-        w.unsigned(1); w.unsigned(UInt64(suspectedIncarnation))
+        w.field(1, UInt32(suspectedIncarnation))
         return w.bytes
     }
 
@@ -110,12 +110,12 @@ public struct NodeStatus: Equatable {
     public func encode() -> [UInt8] {
         var w = CBORWriter(capacity: 24)
         w.mapHeader(count: 6)
-        w.unsigned(1); w.unsigned(UInt64(incarnation))
-        w.unsigned(2); w.unsigned(UInt64(uptimeS))
-        w.unsigned(3); w.unsigned(UInt64(servicesDigest))
-        w.unsigned(4); w.unsigned(UInt64(freeMemoryBytes))
-        w.unsigned(5); w.unsigned(UInt64(loadPercent))
-        w.unsigned(6); w.unsigned(UInt64(activity))
+        w.field(1, UInt32(incarnation))
+        w.field(2, UInt32(uptimeS))
+        w.field(3, UInt32(servicesDigest))
+        w.field(4, UInt32(freeMemoryBytes))
+        w.field(5, UInt32(loadPercent))
+        w.field(6, UInt32(activity))
         return w.bytes
     }
 
