@@ -586,10 +586,10 @@ extension MeshNode {
     }
 }
 
-/// An empty table with room for `capacity` entries.
+/// An empty table with room for `capacity` entries. Allocated empty rather
+/// than grown by `reserveCapacity`, whose growth path (a copy of the elements)
+/// is specialised per element type even for a table that never grows.
 @inline(never)
 func reservedTable<Element>(_ capacity: Int) -> [Element] {
-    var table: [Element] = []
-    table.reserveCapacity(capacity)
-    return table
+    [Element](unsafeUninitializedCapacity: capacity) { _, count in count = 0 }
 }
