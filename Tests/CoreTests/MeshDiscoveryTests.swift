@@ -20,6 +20,31 @@ func threeNodeNet(config: MeshConfig = MeshConfig(), seed: UInt64 = 1) -> MeshTe
         #expect(c.retransmitSpanMaxMs == 93_000)
     }
 
+    /// init builds the node through the memberwise initialiser and reserves
+    /// its tables empty (reservedTable): each must be empty, hold its
+    /// configured capacity, and the node's identity must be what was given.
+    @Test func initReservesEveryTableEmpty() {
+        var c = MeshConfig()
+        c.staleCacheMax = 0
+        c.rateLimit = RateLimiterConfig(ratePerS: 5, burst: 10)
+        let node = MeshNode(config: c, nodeID: 7, name: meshBytes("n7"), epoch: 3, keys: meshKeyring(),
+                            address: meshAddress(7), services: [meshService(meshTemp, SemVer(1, 0, 0))], rngSeed: 9)
+        #expect(node.nodeID == 7 && node.epoch == 3 && node.name == meshBytes("n7") && node.address == meshAddress(7))
+        #expect(node.services.count == 1 && node.incarnation == 0 && node.counters == MeshCounters())
+        #expect(node.localDigest == servicesDigest(node.services) && node.rateLimiter != nil && !node.isRunning)
+        #expect(node.nextCallRaw == 1 && node.nextServeRaw == 1 && node.client == nil)
+        #expect(node.peerNames.isEmpty && node.peerNames.capacity >= c.peersMax)
+        #expect(node.instanceDescriptors.isEmpty && node.instanceDescriptors.capacity >= c.instancesMax)
+        #expect(node.callInputs.isEmpty && node.callInputs.capacity >= c.callsInFlightMax)
+        #expect(node.servePayloads.isEmpty && node.servePayloads.capacity >= c.dedupCacheMax + c.callsInFlightMax)
+        #expect(node.staleValues.isEmpty)
+        #expect(node.peerTable.isEmpty && node.peerTable.capacity == c.peersMax)
+        #expect(node.actions.count == 0)
+        let bare = MeshNode(nodeID: 8, name: [], epoch: 1, keys: meshKeyring(), address: meshAddress(8), services: [],
+                            rngSeed: 1)
+        #expect(bare.rateLimiter == nil && bare.staleValues.capacity >= MeshConfig().staleCacheMax)
+    }
+
     @Test func everyNodeDiscoversEveryServiceAtStart() {
         var net = threeNodeNet()
         net.startAll()

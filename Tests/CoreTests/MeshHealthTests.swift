@@ -2,6 +2,38 @@ import Testing
 @testable import TDOSCore
 
 @Suite struct MeshHealthTests {
+    /// touch's per-peer bookkeeping (Peer.heard), branch by branch.
+    @Test func peerHeardSortsFramesByEpochAndState() {
+        typealias H = MeshNode.Peer.Heard
+        func peer(_ state: PeerState, epoch: UInt32 = 5) -> MeshNode.Peer {
+            var p = MeshNode.Peer(nodeID: 9, epoch: epoch, lastHeardMs: 0)
+            p.state = state
+            p.incarnation = 4
+            p.announcedDigest = 0x1234
+            p.relayVia = 3
+            p.heardDirectMs = 7
+            return p
+        }
+        var p = peer(.alive)
+        #expect(p.heard(MessageID(epoch: 4, sequence: 9)).rawValue == H.stale.rawValue)
+        #expect(p.epoch == 5 && p.incarnation == 4 && p.announcedDigest == 0x1234)
+        #expect(p.heard(MessageID(epoch: 5, sequence: 9)).rawValue == 0 && p.state == .alive)
+        #expect(p.heard(MessageID(epoch: 6, sequence: 0)).rawValue
+                == H.newEpoch.rawValue | H.restarted.rawValue | H.needsQuery.rawValue)
+        #expect(p.epoch == 6 && p.incarnation == 0 && p.announcedDigest == nil && p.relayVia == 3)
+        p = peer(.suspect)
+        #expect(p.heard(MessageID(epoch: 5, sequence: 1)).rawValue == H.recovered.rawValue && p.state == .alive)
+        p = peer(.dead)
+        #expect(p.heard(MessageID(epoch: 6, sequence: 1)).rawValue
+                == H.newEpoch.rawValue | H.joined.rawValue | H.needsQuery.rawValue)
+        #expect(p.state == .alive && p.announcedDigest == nil && p.relayVia == nil && p.heardDirectMs == nil)
+        p = peer(.left)
+        p.leaveID = MessageID(epoch: 5, sequence: 10)
+        #expect(p.heard(MessageID(epoch: 5, sequence: 9)).rawValue == H.stale.rawValue && p.state == .left)
+        #expect(p.heard(MessageID(epoch: 5, sequence: 11)).rawValue == H.joined.rawValue | H.needsQuery.rawValue)
+        #expect(p.state == .alive && p.epoch == 5 && p.incarnation == 4)
+    }
+
     /// Crash at 10 offsets across a heartbeat period: declared dead <= 3 s after
     /// the crash every time, 2.5 s median (deadAfterMs after the last heartbeat).
     @Test func crashedNodeIsDetectedWithinThreeSeconds() {

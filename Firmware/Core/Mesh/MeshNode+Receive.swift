@@ -106,40 +106,20 @@ extension MeshNode {
         let pi: Int
         if let found = peerIndex(sender) {
             pi = found
-            if frame.id.epoch < peerTable[pi].epoch {
+            // The peer's own bookkeeping in place (one access to the table, not one per field).
+            let heard = peerTable[pi].heard(frame.id)
+            if heard.contains(.stale) {
                 counters.staleFrames &+= 1
                 return .stale
             }
-            if peerTable[pi].state == .left, let leaveID = peerTable[pi].leaveID,
-               frame.id.epoch == leaveID.epoch, frame.id.sequence < leaveID.sequence {
-                counters.staleFrames &+= 1  // sent before its leave, delivered after
-                return .stale
-            }
-            if frame.id.epoch > peerTable[pi].epoch {
-                peerTable[pi].epoch = frame.id.epoch
-                peerTable[pi].incarnation = 0
-                peerTable[pi].announcedDigest = nil
-                needsQuery = true
-                if peerTable[pi].state == .alive || peerTable[pi].state == .suspect {
-                    emit(.peerRestarted(sender))
-                }
-                resetBreakers(node: sender)
-            }
-            switch peerTable[pi].state {
-            case .alive:
-                break
-            case .suspect:
-                peerTable[pi].state = .alive
+            needsQuery = heard.contains(.needsQuery)
+            if heard.contains(.restarted) { emit(.peerRestarted(sender)) }
+            if heard.contains(.newEpoch) { resetBreakers(node: sender) }
+            if heard.contains(.recovered) {
                 dropProbes(target: sender)
                 emit(.peerRecovered(sender))
-            case .dead, .left:
-                peerTable[pi].state = .alive
-                peerTable[pi].announcedDigest = nil
-                peerTable[pi].relayVia = nil
-                peerTable[pi].heardDirectMs = nil
-                needsQuery = true
-                emit(.peerJoined(sender))
             }
+            if heard.contains(.joined) { emit(.peerJoined(sender)) }
         } else {
             guard let slot = freePeerSlot() else {
                 counters.peerTableFull &+= 1
@@ -243,5 +223,55 @@ extension MeshNode {
         }
         counters.versionErrorsSent &+= 1
         emitSend(to, frame(.error, ErrorReply.unsupportedVersion().encode(), nowMs: nowMs))
+    }
+}
+
+extension MeshNode.Peer {
+    /// What `touch` makes of a frame with id `id` from this (known) peer.
+    struct Heard: OptionSet {
+        let rawValue: UInt8
+        /// From an older epoch, or sent before its leave: nothing was changed.
+        static let stale = Heard(rawValue: 1)
+        /// A newer epoch (the node rebooted): its breakers start closed.
+        static let newEpoch = Heard(rawValue: 2)
+        /// ... and it was alive or suspect: `peerRestarted`.
+        static let restarted = Heard(rawValue: 4)
+        /// It was suspect: its probes go, `peerRecovered`.
+        static let recovered = Heard(rawValue: 8)
+        /// It was dead or had left: `peerJoined`.
+        static let joined = Heard(rawValue: 16)
+        /// Its services must be asked for.
+        static let needsQuery = Heard(rawValue: 32)
+    }
+
+    /// touch's changes to the peer itself: a newer epoch resets it, any fresh
+    /// frame makes it alive. The node does the rest (events, breakers, probes).
+    mutating func heard(_ id: MessageID) -> Heard {
+        if id.epoch < epoch { return .stale }
+        if state == .left, let leaveID, id.epoch == leaveID.epoch, id.sequence < leaveID.sequence {
+            return .stale  // sent before its leave, delivered after
+        }
+        var heard = Heard(rawValue: 0)
+        if id.epoch > epoch {
+            epoch = id.epoch
+            incarnation = 0
+            announcedDigest = nil
+            heard = Heard(rawValue: Heard.newEpoch.rawValue | Heard.needsQuery.rawValue
+                | (state == .alive || state == .suspect ? Heard.restarted.rawValue : 0))
+        }
+        switch state {
+        case .alive:
+            break
+        case .suspect:
+            state = .alive
+            heard.insert(.recovered)
+        case .dead, .left:
+            state = .alive
+            announcedDigest = nil
+            relayVia = nil
+            heardDirectMs = nil
+            heard = Heard(rawValue: heard.rawValue | Heard.joined.rawValue | Heard.needsQuery.rawValue)
+        }
+        return heard
     }
 }

@@ -187,43 +187,7 @@ public struct MeshNode {
     var nextCallRaw: UInt32 = 1
     var nextServeRaw: UInt32 = 1
 
-    /// `epoch` is this boot's persisted boot counter (see PROTOCOL.md, "Message
-    /// id"); `rngSeed` seeds every random choice the node makes.
-    public init(config: MeshConfig = MeshConfig(), nodeID: UInt32, name: [UInt8], epoch: UInt32, keys: Keyring,
-                address: NodeAddress, services: [ServiceDescriptor], rngSeed: UInt64) {
-        config.check()
-        WireLimits.check()
-        precondition(name.count <= nameBytesMax)
-        MeshNode.checkServices(services)
-        self.config = config
-        self.nodeID = nodeID
-        self.name = name
-        self.address = address
-        self.keys = keys
-        self.services = services
-        self.localDigest = servicesDigest(services)
-        ids = MessageIDGenerator(epoch: epoch)
-        self.epoch = epoch
-        replay = ReplayWindow(capacity: WireLimits.replayPeersMax)
-        if let limit = config.rateLimit { rateLimiter = RateLimiter(limit) }
-        rng = SeededRandom(seed: rngSeed)
-        // Everything allocated up front: no table grows after start. Each
-        // table is assigned once (reserveCapacity on a stored table inlines
-        // its uniqueness check and growth at every call: ~90 bytes each).
-        peerTable = Table(capacity: config.peersMax)
-        peerNames = reservedTable(config.peersMax)
-        instanceTable = Table(capacity: config.instancesMax)
-        instanceDescriptors = reservedTable(config.instancesMax)
-        calls = Table(capacity: config.callsInFlightMax)
-        callInputs = reservedTable(config.callsInFlightMax)
-        serveTable = Table(capacity: config.dedupCacheMax + config.callsInFlightMax)
-        servePayloads = reservedTable(config.dedupCacheMax + config.callsInFlightMax)
-        probes = Table(capacity: config.probesMax)
-        staleValues = reservedTable(config.staleCacheMax)
-        versionReplies = Table(capacity: config.versionReplySourcesMax)
-        sought = Table(capacity: config.callsInFlightMax)
-        actions = DrainQueue(capacity: config.actionQueueMax + config.callsInFlightMax + config.dedupCacheMax)
-    }
+    // The public init is in an extension below (it delegates to the memberwise one).
 
     static func checkServices(_ services: [ServiceDescriptor]) {
         precondition(services.count <= servicesPerNodeMax, "a node announces at most servicesPerNodeMax services")
@@ -586,10 +550,46 @@ public struct MeshNode {
     public var serveEntries: Int { serveTable.count }
 }
 
-/// An empty table with room for `capacity` entries.
+extension MeshNode {
+    /// `epoch` is this boot's persisted boot counter (see PROTOCOL.md, "Message
+    /// id"); `rngSeed` seeds every random choice the node makes.
+    ///
+    /// In an extension, so that it can delegate to the memberwise initialiser:
+    /// a node built field by field in `self` was then copied out whole (a
+    /// retain and a release of every reference it holds: 1.1 KB of code on
+    /// the board), where the memberwise initialiser's value is moved out.
+    public init(config: MeshConfig = MeshConfig(), nodeID: UInt32, name: [UInt8], epoch: UInt32, keys: Keyring,
+                address: NodeAddress, services: [ServiceDescriptor], rngSeed: UInt64) {
+        config.check()
+        WireLimits.check()
+        precondition(name.count <= nameBytesMax)
+        MeshNode.checkServices(services)
+        // Everything allocated up front: no table grows after start. Each
+        // table is assigned once (reserveCapacity on a stored table inlines
+        // its uniqueness check and growth at every call: ~90 bytes each).
+        let serveMax = config.dedupCacheMax + config.callsInFlightMax
+        self.init(config: config, nodeID: nodeID, name: name, address: address, keys: keys, services: services,
+                  counters: MeshCounters(),
+                  ids: MessageIDGenerator(epoch: epoch), replay: ReplayWindow(capacity: WireLimits.replayPeersMax),
+                  rateLimiter: config.rateLimit.map { RateLimiter($0) }, rng: SeededRandom(seed: rngSeed),
+                  localDigest: servicesDigest(services),
+                  peerTable: Table(capacity: config.peersMax), peerNames: reservedTable(config.peersMax),
+                  instanceTable: Table(capacity: config.instancesMax),
+                  instanceDescriptors: reservedTable(config.instancesMax),
+                  calls: Table(capacity: config.callsInFlightMax), callInputs: reservedTable(config.callsInFlightMax),
+                  serveTable: Table(capacity: serveMax), servePayloads: reservedTable(serveMax),
+                  probes: Table(capacity: config.probesMax), staleValues: reservedTable(config.staleCacheMax),
+                  versionReplies: Table(capacity: config.versionReplySourcesMax),
+                  sought: Table(capacity: config.callsInFlightMax),
+                  actions: DrainQueue(capacity: config.actionQueueMax + serveMax),
+                  epoch: epoch)
+    }
+}
+
+/// An empty table with room for `capacity` entries. Allocated empty rather
+/// than grown by `reserveCapacity`, whose growth path (a copy of the elements)
+/// is specialised per element type even for a table that never grows.
 @inline(never)
 func reservedTable<Element>(_ capacity: Int) -> [Element] {
-    var table: [Element] = []
-    table.reserveCapacity(capacity)
-    return table
+    [Element](unsafeUninitializedCapacity: capacity) { _, count in count = 0 }
 }
