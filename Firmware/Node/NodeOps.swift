@@ -46,12 +46,18 @@ extension NodeRuntime {
 
     /// Answers the deferred requests (outside any task); returns when to run the
     /// scheduler next, which their actions may have moved earlier.
+    /// In order, by index (requests deferred meanwhile are appended and answered
+    /// too), then emptied from the end: `removeFirst` cost a `replaceSubrange`
+    /// for this element type (0.2 KB).
     func answerDeferredServes() -> UInt64? {
-        while !deferredServes.isEmpty {
-            let d = deferredServes.removeFirst()
+        var i = 0
+        while i < deferredServes.count {
+            let d = deferredServes[i]
             answer(d.handle, d.request, from: d.from, nowMs: nowMs)
             pump { scheduler.raise($0) }
+            i += 1
         }
+        while !deferredServes.isEmpty { deferredServes.removeLast() }
         return scheduler.nextWakeUs
     }
 

@@ -221,6 +221,12 @@ public final class NodeRuntime<P: Platform> {
     /// lets the linker drop PubSub from them (~12 KB of flash).
     @inline(__always) static var usesSubscriptions: Bool { P.imageRole == nil || P.imageRole == .sensor }
 
+    /// Whether this node makes calls (and so sees them complete). The sensor
+    /// image never calls: the RPC client is not linked into it, so no call can
+    /// complete there, and the constant false drops the `completed` list's
+    /// code (its array growth and removal, ~0.5 KB) from that image.
+    @inline(__always) static var makesCalls: Bool { P.imageRole != .sensor }
+
     @inline(__always) func ms(_ us: UInt64) -> UInt64 { us / 1000 }
     public var nowMs: UInt64 { platform.nowUs() / 1000 }
     public var uptimeMs: UInt64 { (platform.nowUs() - bootUs) / 1000 }
@@ -626,6 +632,7 @@ public final class NodeRuntime<P: Platform> {
             case .serve(let handle, let request, let from):
                 serveAndRecord(handle, request, from: from, nowMs: now)
             case .complete(let id, let result):
+                guard Self.makesCalls else { break }
                 if usesConsensus && replicationCallDone(id, result, nowMs: now) { break }
                 if completed.count == Self.completedMax { completed.removeFirst() }
                 completed.append((id, result))
