@@ -80,6 +80,14 @@ struct ProvisionTests {
         corruptB[14] ^= 1
         #expect(try ProvisionRecord.newest(a: a.encode(), b: corruptB) == a)
         #expect(try ProvisionRecord.newest(a: a.encode(), b: [UInt8](repeating: 0xFF, count: 4096)) == a)
+        // A invalid: B, whatever its sequence; neither valid: A's failure; a tie: A.
+        let blank = [UInt8](repeating: 0xFF, count: 4096)
+        #expect(try ProvisionRecord.newest(a: corruptB, b: a.encode()) == a)
+        #expect(throws: ProvisionRecord.Failure.badChecksum) { try ProvisionRecord.newest(a: corruptB, b: blank) }
+        #expect(throws: ProvisionRecord.Failure.missing) { try ProvisionRecord.newest(a: blank, b: corruptB) }
+        var tie = b
+        tie.sequence = a.sequence
+        #expect(try ProvisionRecord.newest(a: a.encode(), b: tie.encode()) == a)
     }
 
     @Test func crc32IsZlibs() {

@@ -245,16 +245,19 @@ public struct ConfigImage: Equatable {
 
 /// Flash records kept as two copies (A/B) so a cut write never loses both:
 /// the valid copy with the higher sequence wins (A on a tie); when neither
-/// decodes, copy A's error says why. Each record is moved, never copied
-/// (an optional of each and a tuple of both were copies of whole records).
+/// decodes, copy A's error says why. Each record is moved, never copied, and
+/// never held in an optional (`try?` made one per copy, a whole record
+/// copied through outlined functions to test and unwrap it).
 func newestCopy<Record, Failure: Error>(_ a: [UInt8], _ b: [UInt8], decode: ([UInt8]) throws(Failure) -> Record,
                                         sequence: (Record) -> UInt32) throws(Failure) -> Record {
-    let rb = try? decode(b)
     let ra: Record
     do { ra = try decode(a) } catch {
-        guard let rb else { throw error }
-        return rb
+        let errorA = error
+        do { return try decode(b) } catch { throw errorA }
     }
-    guard let rb, sequence(rb) > sequence(ra) else { return ra }
-    return rb
+    do {
+        let rb = try decode(b)
+        if sequence(rb) > sequence(ra) { return rb }
+    } catch {}
+    return ra
 }

@@ -165,21 +165,22 @@ public struct ProvisionRecord: Equatable {
         case .badChecksum: throw .badChecksum
         case .ok(let e): end = e
         }
-        do {
-            return try decodeBody(bytes, start: headerBytes, end: end, sequence: configRecordU32(bytes, at: 8))
-        } catch {
-            throw .badBody
-        }
+        var record = ProvisionRecord(sequence: configRecordU32(bytes, at: 8), nodeName: [], role: .sensor,
+                                     wifiSSID: [], wifiPassphrase: [], keyID: 0, key: [])
+        guard decodeBody(bytes, start: headerBytes, end: end, into: &record) else { throw .badBody }
+        return record
     }
 
-    static func decodeBody(_ bytes: [UInt8], start: Int, end: Int, sequence: UInt32) throws(WireError) -> ProvisionRecord {
-        var d = try MapDecoder(bytes, start: start, end: end)
+    /// Reads the body's keys into `record`; false if the body is not valid.
+    /// The record is filled in place and returned by the caller: returned
+    /// from here, it was copied (an outlined copy and destroy of the record).
+    static func decodeBody(_ bytes: [UInt8], start: Int, end: Int, into record: inout ProvisionRecord) -> Bool {
+        var d: MapDecoder
+        do { d = try MapDecoder(bytes, start: start, end: end) } catch { return false }
         // Every key read goes straight into the record; bit k of `seen` says
         // key k was there (optionals for the required keys were five more
         // values, three of them references, to release on every path).
         var seen: UInt32 = 0
-        var record = ProvisionRecord(sequence: sequence, nodeName: [], role: .sensor, wifiSSID: [], wifiPassphrase: [],
-                                     keyID: 0, key: [])
         // MapDecoder: no throw site in the loop (see there); a bad value
         // calls d.fail() and ends it.
         while let k = d.next() {
@@ -239,11 +240,9 @@ public struct ProvisionRecord: Equatable {
             }
             seen |= 1 &<< UInt32(truncatingIfNeeded: k)
         }
-        try d.finish()
         // Required: 1 name, 2 role, 3 SSID, 5 key id, 6 key.
         let required: UInt32 = 1 << 1 | 1 << 2 | 1 << 3 | 1 << 5 | 1 << 6
-        guard seen & required == required else { throw .malformedCBOR }
-        return record
+        return d.error == nil && seen & required == required
     }
 
     /// How a record's framing checks out (after its magic): `.ok` with where
