@@ -20,14 +20,15 @@ public struct Table<Element: BitwiseCopyable>: RandomAccessCollection, MutableCo
     public init(capacity: Int) {
         // TableBuffer allocates 8-aligned (a constant check, folded away).
         precondition(MemoryLayout<Element>.alignment <= 8, "Table elements must be at most 8-aligned")
-        buffer = TableBuffer(capacity: capacity, stride: MemoryLayout<Element>.stride)
+        buffer = TableBuffer.make(capacity, MemoryLayout<Element>.stride)
     }
 
     /// `count` copies of `value`.
     @inlinable
     public init(repeating value: Element, count: Int) {
         self.init(capacity: count)
-        for _ in 0..<count { append(value) }
+        var value = value
+        TableBuffer.fill(buffer, &value, count)
     }
 
     public typealias Index = Int
@@ -111,6 +112,24 @@ public final class TableBuffer {
     }
 
     deinit { base.deallocate() }
+
+    /// A new buffer. Out of line: inlined, the allocation and the
+    /// initialiser's call were a 44-byte `Table.init` per element type.
+    @usableFromInline
+    @inline(never)
+    static func make(_ capacity: Int, _ stride: Int) -> TableBuffer {
+        TableBuffer(capacity: capacity, stride: stride)
+    }
+
+    /// Fills a new, empty buffer with `count` copies of the `stride` bytes at
+    /// `value` (`Table(repeating:count:)`, once for every element type).
+    @usableFromInline
+    @inline(never)
+    static func fill(_ b: TableBuffer, _ value: UnsafeRawPointer, _ count: Int) {
+        precondition(count >= 0 && count <= b.capacity, "Table count out of range")
+        for k in 0..<count { (b.base + k * b.stride).copyMemory(from: value, byteCount: b.stride) }
+        b.count = count
+    }
 
     /// Element `i`'s bytes; traps outside `0..<count` (the bounds check of Array).
     @usableFromInline

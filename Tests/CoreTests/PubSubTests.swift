@@ -243,6 +243,60 @@ func pubsubNet(seed: UInt64 = 1, config: PubSubConfig = PubSubConfig(), extraSub
         #expect(net.pubsubs[0].publisher(of: sub) == meshNodeID(1))
     }
 
+    /// The publisher's answers to `subscribe` frames, one case each: the
+    /// registration (with the sample), a renewal (same id and service: new
+    /// terms, no value), the refusals, a re-subscription of the same id to
+    /// another service, and a cancel.
+    @Test func publisherAnswersEverySubscribe() throws {
+        var config = PubSubConfig()
+        config.publicationsMax = 2
+        var net = MeshTestNet(services: [[], [meshService("temp_sensor", SemVer(1, 2, 0)),
+                                              meshService("humidity", SemVer(1, 0, 0))]], pubsub: config)
+        net.startAll()
+        net.run(for: 2000)
+        net.publish(1, "temp_sensor", 20)
+        var frameID: UInt32 = 1
+        // `net` inout, not captured: a captured variable is checked as a whole
+        // for exclusive access, and `handle` writes two of its fields at once.
+        func ask(_ s: Subscribe, _ net: inout MeshTestNet) throws -> Notify? {
+            frameID += 1
+            let frame = Frame(type: .subscribe, sender: meshNodeID(0), id: MessageID(epoch: 9, sequence: frameID),
+                              timestampMs: 0, payload: s.encode())
+            net.pubsubs[1].handle(frame, nowMs: net.now, mesh: &net.nodes[1])
+            var answer: Notify?
+            while let action = net.nodes[1].pollAction() {
+                guard case .send(_, let bytes) = action else { continue }
+                let f = try Frame.decode(bytes, keys: meshKeyring())
+                if f.type == .notify { answer = try Notify.decode(f.payload) }
+            }
+            return answer
+        }
+        let first = try ask(Subscribe(id: 5, service: meshBytes("temp_sensor"), minIntervalMs: 10, leaseMs: 9000), &net)
+        #expect(first == Notify(id: 5, sequence: 1, value: 20, unit: .celsius, ageMs: 0, leaseMs: 9000))
+        net.now += 100
+        let renewal = try ask(Subscribe(id: 5, service: meshBytes("temp_sensor"), leaseMs: 12_000), &net)
+        #expect(renewal == Notify(id: 5, sequence: 1, leaseMs: 12_000), "a renewal answers without a value")
+        #expect(net.pubsubs[1].publicationCount == 1)
+        #expect(net.pubsubs[1].publications[0].leaseUntilMs == net.now + 12_000)
+        #expect(net.pubsubs[1].publications[0].minIntervalMs == 1000)
+        // The same id for another service: the entry is replaced (no sample there yet).
+        let moved = try ask(Subscribe(id: 5, service: meshBytes("humidity"), leaseMs: 5000), &net)
+        #expect(moved == Notify(id: 5, sequence: 0, leaseMs: 5000))
+        #expect(net.pubsubs[1].publicationCount == 1 && net.pubsubs[1].publications[0].service == 1)
+        let unknown = try ask(Subscribe(id: 6, service: meshBytes("pressure")), &net)
+        #expect(unknown == Notify(id: 6, sequence: 0, status: Status.unknownService.rawValue, leaseMs: 30_000))
+        let version = try ask(Subscribe(id: 6, service: meshBytes("temp_sensor"), version: SemVer(2, 0, 0)), &net)
+        #expect(version == Notify(id: 6, sequence: 0, status: Status.unsupportedVersion.rawValue, leaseMs: 30_000))
+        _ = try ask(Subscribe(id: 7, service: meshBytes("temp_sensor")), &net)
+        let busy = try ask(Subscribe(id: 8, service: meshBytes("temp_sensor")), &net)
+        #expect(busy == Notify(id: 8, sequence: 0, status: Status.busy.rawValue, leaseMs: 30_000))
+        #expect(net.pubsubs[1].counters.subscriptionsRefused == 3)
+        #expect(net.pubsubs[1].counters.subscriptionsCreated == 3)
+        let cancelled = try ask(Subscribe(id: 5, service: [], leaseMs: 0), &net)
+        #expect(cancelled == nil, "a cancel is not answered")
+        #expect(net.pubsubs[1].publicationCount == 1 && net.pubsubs[1].counters.cancelsReceived == 1)
+    }
+
     @Test func unknownServiceIsRefusedAndUnsubscribeCancels() {
         var net = pubsubNet()
         net.publish(1, "temp_sensor", 20)

@@ -53,5 +53,12 @@ import Testing
         let t = Table(repeating: Row(id: 7, at: 8, flag: true), count: 5)
         #expect(t.count == 5 && t.allSatisfy { $0 == Row(id: 7, at: 8, flag: true) })
         #expect(t.firstIndex(where: { $0.id != 7 }) == nil)
+        var e = Table(repeating: Row(id: 7, at: 8, flag: true), count: 0)
+        #expect(e.isEmpty)
+        e.append(Row(id: 1, at: 2, flag: false))
+        #expect(e.map(\.id) == [1])
+        var u = Table<UInt16>(repeating: 0xBEEF, count: 3)
+        u[1] = 2
+        #expect(Array(u) == [0xBEEF, 2, 0xBEEF])
     }
 }

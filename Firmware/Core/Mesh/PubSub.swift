@@ -133,6 +133,16 @@ public struct PubSub {
         /// A change is waiting for the minimum interval to pass.
         var pending: Bool
         var sequence: UInt32
+
+        /// A renewal's new terms (one write access to the table, not four);
+        /// returns the sequence, for the answer.
+        mutating func renew(minMs: UInt32, maxMs: UInt32, threshold: Double, leaseUntilMs: UInt64) -> UInt32 {
+            minIntervalMs = minMs
+            maxIntervalMs = maxMs
+            self.threshold = threshold
+            self.leaseUntilMs = leaseUntilMs
+            return sequence
+        }
     }
 
     struct Subscription {
@@ -280,7 +290,7 @@ public struct PubSub {
     /// subscribers it concerns.
     public mutating func publish(service name: [UInt8], value: Double, unit: Unit, nowMs: UInt64,
                                  mesh: inout MeshNode) {
-        guard let si = mesh.services.firstIndex(where: { $0.name == name }) else { return }
+        guard let si = Self.serviceIndex(name, in: mesh) else { return }
         samples[si] = Sample(value: value, unit: unit, atMs: nowMs)
         for i in publications.indices where publications[i].service == si {
             let p = publications[i]
@@ -293,7 +303,16 @@ public struct PubSub {
         }
     }
 
-    /// Sends the latest sample (or "unavailable") to entry `i`.
+    /// The index in `mesh.services` of the service named `name`. Out of line:
+    /// the search was inlined into both callers.
+    @inline(never)
+    static func serviceIndex(_ name: [UInt8], in mesh: borrowing MeshNode) -> Int? {
+        mesh.services.firstIndex(where: { $0.name == name })
+    }
+
+    /// Sends the latest sample (or "unavailable") to entry `i`. Out of line:
+    /// `publish` and `handleTimeout` each had a copy.
+    @inline(never)
     mutating func push(_ i: Int, nowMs: UInt64, mesh: inout MeshNode) {
         publications[i].sequence &+= 1
         publications[i].lastSentMs = nowMs
@@ -305,10 +324,11 @@ public struct PubSub {
                        ageMs: UInt32(clamping: nowMs - min(nowMs, s.atMs)))
             publications[i].lastSentValue = s.value
         }
-        n.leaseMs = 0
         send(n, to: p.subscriber, nowMs: nowMs, mesh: &mesh)
     }
 
+    /// Out of line: each send inlined `MeshNode.send` (clock, checks, release).
+    @inline(never)
     mutating func send(_ n: Notify, to node: UInt32, nowMs: UInt64, mesh: inout MeshNode) {
         if mesh.send(.notify, payload: n.encode(), to: node, nowMs: nowMs) { counters.notificationsSent &+= 1 }
     }
@@ -330,48 +350,45 @@ public struct PubSub {
             return
         }
         let (minMs, maxMs, lease) = granted(s)
-        if let i = existing, mesh.services.indices.contains(publications[i].service),
-           mesh.services[publications[i].service].name == s.service {
-            // Renewal (or new parameters): extend the lease, answer without a value.
-            publications[i].minIntervalMs = minMs
-            publications[i].maxIntervalMs = maxMs
-            publications[i].threshold = s.threshold
-            publications[i].leaseUntilMs = nowMs + UInt64(lease)
-            send(Notify(id: s.id, sequence: publications[i].sequence, leaseMs: lease), to: from, nowMs: nowMs,
-                 mesh: &mesh)
-            return
-        }
-        if let existing { publications.remove(at: existing) }
-        var status = Status.ok
-        let si = mesh.services.firstIndex(where: { $0.name == s.service })
-        if let si {
-            if !mesh.services[si].version.satisfies(caret: s.version) {
-                status = .unsupportedVersion
-            } else if publications.count >= config.publicationsMax {
-                status = .busy
-            }
-        } else {
-            status = .unknownService
-        }
-        guard let si, status == .ok else {
-            counters.subscriptionsRefused &+= 1
-            send(Notify(id: s.id, sequence: 0, status: status.rawValue, leaseMs: lease), to: from, nowMs: nowMs,
-                 mesh: &mesh)
-            return
-        }
-        counters.subscriptionsCreated &+= 1
-        publications.append(Publication(subscriber: from, id: s.id, service: si, minIntervalMs: minMs,
-                                        maxIntervalMs: maxMs, threshold: s.threshold,
-                                        leaseUntilMs: nowMs + UInt64(lease), lastSentMs: nowMs, lastSentValue: nil,
-                                        pending: false, sequence: 0))
-        // The answer carries the current value (Observe's registration response).
+        // Every answer (renewal, refusal, registration) is sent once, at the end.
         var n = Notify(id: s.id, sequence: 0, leaseMs: lease)
-        if let sample = samples[si] {
-            let i = publications.count - 1
-            publications[i].sequence = 1
-            publications[i].lastSentValue = sample.value
-            n = Notify(id: s.id, sequence: 1, value: sample.value, unit: sample.unit,
-                       ageMs: UInt32(clamping: nowMs - min(nowMs, sample.atMs)), leaseMs: lease)
+        // Service names are unique on a node (MeshNode.checkServices): the
+        // entry is for this service exactly when its index is the name's.
+        let si = Self.serviceIndex(s.service, in: mesh)
+        if let i = existing, publications[i].service == si {
+            // Renewal (or new parameters): extend the lease, answer without a value.
+            n.sequence = publications[i].renew(minMs: minMs, maxMs: maxMs, threshold: s.threshold,
+                                               leaseUntilMs: nowMs + UInt64(lease))
+        } else {
+            if let existing { publications.remove(at: existing) }
+            var status = Status.ok
+            if let si {
+                if !mesh.services[si].version.satisfies(caret: s.version) {
+                    status = .unsupportedVersion
+                } else if publications.count >= config.publicationsMax {
+                    status = .busy
+                }
+            } else {
+                status = .unknownService
+            }
+            if let si, status == .ok {
+                counters.subscriptionsCreated &+= 1
+                var p = Publication(subscriber: from, id: s.id, service: si, minIntervalMs: minMs,
+                                    maxIntervalMs: maxMs, threshold: s.threshold,
+                                    leaseUntilMs: nowMs + UInt64(lease), lastSentMs: nowMs, lastSentValue: nil,
+                                    pending: false, sequence: 0)
+                // The answer carries the current value (Observe's registration response).
+                if let sample = samples[si] {
+                    p.sequence = 1
+                    p.lastSentValue = sample.value
+                    n = Notify(id: s.id, sequence: 1, value: sample.value, unit: sample.unit,
+                               ageMs: UInt32(clamping: nowMs - min(nowMs, sample.atMs)), leaseMs: lease)
+                }
+                publications.append(p)
+            } else {
+                counters.subscriptionsRefused &+= 1
+                n.status = status.rawValue
+            }
         }
         send(n, to: from, nowMs: nowMs, mesh: &mesh)
     }
