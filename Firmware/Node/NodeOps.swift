@@ -80,7 +80,7 @@ extension NodeRuntime {
         case .metrics:
             return Response(result: metricsReport(nowMs: nowMs).encode())
         case .tasks:
-            return Response(result: inPlace(&scheduler) { TaskReport(scheduler: $0) }.encode())
+            return Response(result: inPlace(&scheduler) { TaskReport.encode(scheduler: $0) })
         case .configGet:
             return configGet(request.arguments)
         case .logReplicate, .logHighWaters, .logFetch, .logQuery:
@@ -122,15 +122,8 @@ extension NodeRuntime {
                 metrics.setRejectedTotal(code: UInt8(code), c.rejected[code])
             }
         }
-        var misses: UInt32 = 0
-        var restarts: UInt32 = 0
-        inPlace(&scheduler) { s in
-            s.forEachTask { t in
-                misses &+= t.deadlineMisses
-                restarts &+= t.restarts
-            }
-        }
-        metrics.setTaskTotals(deadlineMisses: misses, restarts: restarts)
+        let totals = inPlace(&scheduler) { $0.taskTotals() }
+        metrics.setTaskTotals(deadlineMisses: totals.deadlineMisses, restarts: totals.restarts)
         metrics.setMemory(heapInUseBytes: platform.heapInUseBytes(), freeBytes: platform.freeMemoryBytes())
         metrics.setBootCount(mesh.epoch)
         metrics.setActiveServices(UInt32(mesh.services.count))

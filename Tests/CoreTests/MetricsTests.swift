@@ -84,6 +84,34 @@ private func sample(_ r: MetricsReport, _ id: UInt16) -> Double? {
         #expect(a.count == 0 && a.counts.allSatisfy { $0 == 0 } && a.quantile(0.5) == 0)
     }
 
+    /// The report's integer quantiles pick the rank the Double ones do: for
+    /// 0.5, 0.9 and 0.99, ceil(q * count) == ceil(count * percent / 100) over
+    /// the whole UInt32 range of counts (every count up to 2^21, then random).
+    @Test func integerQuantilesMatchTheDoubleOnes() {
+        var rng = TestRNG(seed: 7)
+        for (q, p) in [(0.5, UInt64(50)), (0.9, 90), (0.99, 99)] {
+            for i in 0..<(1 << 21) + 200_000 {
+                let count = i < 1 << 21 ? UInt32(i) : UInt32.random(in: 1...UInt32.max, using: &rng)
+                let viaDouble = UInt64((q * Double(count)).rounded(.up))
+                if viaDouble != (UInt64(count) * p + 99) / 100 {
+                    Issue.record("q=\(q) count=\(count)")
+                    break
+                }
+            }
+        }
+        for n in 1...600 {
+            var h = LatencyHistogram()
+            for _ in 0..<n { h.record(UInt32.random(in: 0...(n % 3 == 0 ? 20 : 5_000_000), using: &rng)) }
+            #expect(h.quantile(percent: 50) == h.quantile(0.5) && h.quantile(percent: 90) == h.quantile(0.9)
+                    && h.quantile(percent: 99) == h.quantile(0.99), "n=\(n)")
+        }
+        #expect(LatencyHistogram().quantile(percent: 50) == 0)
+        var h = LatencyHistogram()
+        for v: UInt32 in [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] { h.record(v) }
+        #expect(h.quantile(percent: 90) == 9 && h.quantile(percent: 99) == 10 && h.quantile(percent: 50) == 5)
+        #expect(h.quantile(percent: 200) == 10 && h.quantile(percent: 0) == 1)
+    }
+
     /// A million calls over more services than there are slots: nothing grows.
     @Test func memoryStaysFixedOverAMillionSamples() {
         var m = MetricsRegistry(nowMs: 0, slaTargetMs: 100)

@@ -800,6 +800,48 @@ private func taskBody(_ f: @escaping (inout TaskContext) -> TaskStep) -> TaskBod
         #expect(s.taskInfo(low)?.priority == 3)
     }
 
+    /// The node's `tasks` answer is written straight from the table: the same
+    /// bytes as the entries built from `TaskInfo`, in every state a task can be in.
+    @Test func taskReportFromTheTableMatchesTheEntries() throws {
+        var config = SchedulerConfig()
+        config.restartBackoffBaseUs = 10_000
+        config.restartsMax = 1
+        let clock = SchedulerTestClock()
+        var s = Scheduler(config: config, clockUs: { clock.us += 2; return clock.us })  // every tick 2 µs
+        #expect(TaskReport.encode(scheduler: s) == TaskReport(scheduler: s).encode())
+        try s.spawn("périodique", options: TaskOptions(priority: 1, rate: .periodic(hz: 100), deadlineUs: 1,
+                                                        watchdogTimeoutUs: 30_000, critical: true),
+                    body: taskBody { ctx in ctx.nowUs % 50_000 == 0 ? .failed(code: 3) : .yield })
+        let gone = try s.spawn("gone", body: taskBody { _ in .sleep(untilUs: .max) })
+        try s.spawn("crasher", options: TaskOptions(critical: true), body: taskBody { _ in .failed(code: 7) })
+        try s.spawn("staller", options: TaskOptions(watchdogTimeoutUs: 20_000),
+                    body: taskBody { _ in .waitSignal(SignalID(1)) })
+        try s.spawn("sleeper", options: TaskOptions(priority: 3, deadlineUs: 5),
+                    body: taskBody { ctx in .sleep(untilUs: ctx.nowUs + 7_000) })
+        var faults = Set<UInt8>()
+        var watchdogs = Set<UInt8>()
+        var checks = 0
+        runSchedulerLoop(&s, until: 200_000, clock: clock) { s, now in
+            if now == 60_000 { s.kill(gone) }  // a hole in the table
+            let direct = TaskReport.encode(scheduler: s)
+            #expect(direct == TaskReport(scheduler: s).encode())
+            if let report = try? TaskReport.decode(direct) {
+                for e in report.entries { faults.insert(e.fault); watchdogs.insert(e.watchdog) }
+            }
+            var misses: UInt32 = 0
+            var restarts: UInt32 = 0
+            s.forEachTask { misses &+= $0.deadlineMisses; restarts &+= $0.restarts }
+            let totals = s.taskTotals()
+            #expect(totals.deadlineMisses == misses && totals.restarts == restarts)
+            checks += 1
+        }
+        #expect(checks > 10)
+        #expect(s.taskCount == 4)
+        #expect(faults.isSuperset(of: [0, TaskFault.stalled.rawValue, TaskFault.gaveUp.rawValue]))
+        #expect(watchdogs == [0, 1, 2])
+        #expect(s.taskTotals().deadlineMisses > 0 && s.taskTotals().restarts > 0)
+    }
+
     // MARK: No growth
 
     @Test func millionTicksAllocateNothingNew() throws {

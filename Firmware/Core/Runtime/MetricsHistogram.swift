@@ -64,7 +64,24 @@ public struct LatencyHistogram {
     public func quantile(_ q: Double) -> UInt32 {
         guard count > 0 else { return 0 }
         let qc = q < 0 ? 0 : (q > 1 ? 1 : q)
-        var rank = UInt32((qc * Double(count)).rounded(.up))
+        return value(rank: UInt32((qc * Double(count)).rounded(.up)))
+    }
+
+    /// `quantile(Double(percent) / 100)` in integers (the metrics report's
+    /// p50/p90/p99: no floating point on the board). The same rank: for 0.5,
+    /// 0.9 and 0.99, `q * count` rounds to the exact product whenever that is
+    /// a whole number, and is at least 0.01 away from one otherwise.
+    @inline(never)
+    public func quantile(percent: UInt32) -> UInt32 {
+        guard count > 0 else { return 0 }
+        let p = UInt64(percent > 100 ? 100 : percent)
+        return value(rank: UInt32(truncatingIfNeeded: (UInt64(count) * p + 99) / 100))
+    }
+
+    /// The value reported for the `rank`-th smallest sample (clamped to 1...count).
+    @inline(never)
+    func value(rank r: UInt32) -> UInt32 {
+        var rank = r
         if rank < 1 { rank = 1 }
         if rank > count { rank = count }
         var seen: UInt32 = 0

@@ -94,10 +94,7 @@ public struct ServiceMetrics {
     public fileprivate(set) var latencyUs = LatencyHistogram()
 
     /// Share of calls answered ok within the SLA target (1 when there were none).
-    public var slaCompliance: Double {
-        let total = served &+ failed
-        return total == 0 ? 1 : Double(withinTarget) / Double(total)
-    }
+    public var slaCompliance: Double { MetricsRegistry.ratio(withinTarget, served &+ failed) }
 }
 
 public struct MetricsRegistry {
@@ -241,9 +238,12 @@ public struct MetricsRegistry {
 
     // MARK: Reading
 
-    public var slaCompliance: Double {
-        let total = requestsServed &+ requestsFailed
-        return total == 0 ? 1 : Double(withinTarget) / Double(total)
+    public var slaCompliance: Double { MetricsRegistry.ratio(withinTarget, requestsServed &+ requestsFailed) }
+
+    /// Share of `total` (1 when there were none).
+    @inline(never)
+    static func ratio(_ part: UInt32, _ total: UInt32) -> Double {
+        total == 0 ? 1 : Double(part) / Double(total)
     }
 
     public func uptimeMs(nowMs: UInt64) -> UInt64 { nowMs >= bootMs ? nowMs - bootMs : 0 }
@@ -257,6 +257,16 @@ public struct MetricsRegistry {
         // Out of line: inlined, each of the ~30 samples carried its own append.
         @inline(never) func add(_ id: UInt16, _ v: UInt32) { s.append(.init(id: id, value: Double(v))) }
         @inline(never) func addFraction(_ id: UInt16, _ v: Double) { s.append(.init(id: id, value: Double(Float(v)))) }
+        @inline(never) func addMs(_ id: UInt16, _ us: UInt32) { addFraction(id, Double(us) / 1000) }
+        /// p50, p90 and p99 at `id`, `id + 1`, `id + 2` (node-wide and per service alike).
+        @inline(never) func addQuantiles(_ id: UInt16, _ h: LatencyHistogram) {
+            addMs(id, h.quantile(percent: 50))
+            addMs(id + 1, h.quantile(percent: 90))
+            addMs(id + 2, h.quantile(percent: 99))
+        }
+        @inline(never) func addSumMs(_ id: UInt16, _ h: LatencyHistogram) {
+            s.append(.init(id: id, value: Double(h.sum / 1000)))
+        }
         add(MetricID.uptimeS, UInt32(truncatingIfNeeded: uptimeMs(nowMs: nowMs) / 1000))
         add(MetricID.requestsServed, requestsServed)
         add(MetricID.requestsFailed, requestsFailed)
@@ -273,24 +283,22 @@ public struct MetricsRegistry {
         add(MetricID.bootCount, bootCount)
         add(MetricID.rateLimitedDrops, rateLimitedDrops)
         add(MetricID.configVersion, configVersion)
-        addFraction(MetricID.slaCompliance, slaCompliance)
-        addFraction(MetricID.responseP50Ms, Double(latencyUs.quantile(0.5)) / 1000)
-        addFraction(MetricID.responseP90Ms, Double(latencyUs.quantile(0.9)) / 1000)
-        addFraction(MetricID.responseP99Ms, Double(latencyUs.quantile(0.99)) / 1000)
-        s.append(.init(id: MetricID.responseTimeSumMs, value: Double(latencyUs.sum / 1000)))
+        addFraction(MetricID.slaCompliance, MetricsRegistry.ratio(withinTarget, requestsServed &+ requestsFailed))
+        addQuantiles(MetricID.responseP50Ms, latencyUs)
+        addSumMs(MetricID.responseTimeSumMs, latencyUs)
         add(MetricID.slaTargetMs, slaTargetUs / 1000)
         for code in 1..<rejectedByCode.count where rejectedByCode[code] != 0 {
             add(MetricID.rejected(code: UInt8(code)), rejectedByCode[code])
         }
-        for (slot, m) in services.enumerated() where m.inUse {
-            add(MetricID.service(slot: slot, .serviceID), m.serviceID)
-            add(MetricID.service(slot: slot, .served), m.served)
-            add(MetricID.service(slot: slot, .failed), m.failed)
-            addFraction(MetricID.service(slot: slot, .p50Ms), Double(m.latencyUs.quantile(0.5)) / 1000)
-            addFraction(MetricID.service(slot: slot, .p90Ms), Double(m.latencyUs.quantile(0.9)) / 1000)
-            addFraction(MetricID.service(slot: slot, .p99Ms), Double(m.latencyUs.quantile(0.99)) / 1000)
-            addFraction(MetricID.service(slot: slot, .slaCompliance), m.slaCompliance)
-            s.append(.init(id: MetricID.service(slot: slot, .responseTimeSumMs), value: Double(m.latencyUs.sum / 1000)))
+        for slot in 0..<services.count where services[slot].inUse {
+            let base = MetricID.service(slot: slot, .serviceID)
+            add(base, services[slot].serviceID)
+            add(base + MetricID.ServiceField.served.rawValue, services[slot].served)
+            add(base + MetricID.ServiceField.failed.rawValue, services[slot].failed)
+            addQuantiles(base + MetricID.ServiceField.p50Ms.rawValue, services[slot].latencyUs)
+            addFraction(base + MetricID.ServiceField.slaCompliance.rawValue,
+                        MetricsRegistry.ratio(services[slot].withinTarget, services[slot].served &+ services[slot].failed))
+            addSumMs(base + MetricID.ServiceField.responseTimeSumMs.rawValue, services[slot].latencyUs)
         }
         return MetricsReport(samples: s)
     }

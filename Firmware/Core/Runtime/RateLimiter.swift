@@ -83,25 +83,28 @@ public struct RateLimiter {
     /// the frame must be dropped (counted here; add it to the metrics too).
     public mutating func admit(sender: UInt32, nowMs: UInt64, cost: UInt32 = 1) -> Bool {
         let i = slot(for: sender, nowMs: nowMs)
-        let cap = UInt64(config.burst) * 1000
-        var b = buckets[i]
+        let ok = RateLimiter.take(&buckets[i], nowMs: nowMs, cap: UInt64(config.burst) * 1000,
+                                  ratePerS: UInt64(config.ratePerS), price: UInt64(cost) * 1000)
+        if ok { admitted &+= 1 } else { dropped &+= 1 }
+        return ok
+    }
+
+    /// Refills `b` up to `now` and takes `price` milli-tokens if it holds them, in
+    /// place (a copy of the bucket out of the table and back cost more code).
+    private static func take(_ b: inout Bucket, nowMs: UInt64, cap: UInt64, ratePerS: UInt64, price: UInt64) -> Bool {
         if nowMs > b.refilledMs {
-            let refill = (nowMs - b.refilledMs) * UInt64(config.ratePerS)
+            let refill = (nowMs - b.refilledMs) * ratePerS
             b.milliTokens = UInt32(min(cap, UInt64(b.milliTokens) + min(refill, cap)))
             b.refilledMs = nowMs
         }
         if nowMs > b.lastSeenMs { b.lastSeenMs = nowMs }
-        let price = UInt64(cost) * 1000
         let ok = UInt64(b.milliTokens) >= price
         if ok {
             b.milliTokens -= UInt32(price)
             b.admitted &+= 1
-            admitted &+= 1
         } else {
             b.dropped &+= 1
-            dropped &+= 1
         }
-        buckets[i] = b
         return ok
     }
 

@@ -47,7 +47,7 @@ public struct Scheduler {
     private var criticalExits: UInt32 = 0
     /// One past the highest slot ever used: the table scans stop here (the lowest
     /// free slot is handed out first, so a node's tasks stay at the front).
-    private var slotsInUseEnd = 0
+    private(set) var slotsInUseEnd = 0
 
     /// The latest time given to `runReady`.
     public private(set) var nowUs: UInt64 = 0
@@ -210,6 +210,21 @@ public struct Scheduler {
         for slot in 0..<slotsInUseEnd where records[slot].flags.contains(.used) {
             body(info(slot))
         }
+    }
+
+    /// Deadline misses and restarts summed over the tasks (the metrics' totals),
+    /// read from the table without a `TaskInfo` per task.
+    public func taskTotals() -> (deadlineMisses: UInt32, restarts: UInt32) {
+        var misses: UInt32 = 0
+        var restarts: UInt32 = 0
+        for slot in 0..<slotsInUseEnd {
+            let r = records.slot(slot)
+            if r.pointee.flags.contains(.used) {
+                misses &+= r.pointee.deadlineMisses
+                restarts &+= r.pointee.restarts
+            }
+        }
+        return (misses, restarts)
     }
 
     /// Every task, in slot order (allocates the array: for the CLI and RPC, not the loop).
@@ -793,17 +808,9 @@ public struct Scheduler {
 
     private func info(_ slot: Int) -> TaskInfo {
         let r = records[slot]
-        let watchdog: TaskWatchdogState
-        if r.watchdogTimeoutUs == 0 {
-            watchdog = .off
-        } else if r.state == .restartPending || r.fault == .stalled {
-            watchdog = .stalled
-        } else {
-            watchdog = .ok
-        }
         return TaskInfo(
             id: r.id, name: r.name, priority: r.priority, state: r.state,
-            critical: r.flags.contains(.critical), fault: r.fault, watchdog: watchdog, breaker: r.breaker,
+            critical: r.flags.contains(.critical), fault: r.fault, watchdog: r.watchdog, breaker: r.breaker,
             tickRateHz: r.tickRateHz, deadlineUs: r.deadlineUs, totalFailures: r.totalFailures,
             totalTicks: r.totalTicks, deadlineMisses: r.deadlineMisses, skippedTicks: r.skippedTicks,
             consecutiveFailures: r.consecutiveFailures, lastFailureCode: r.lastFailureCode,
@@ -869,6 +876,11 @@ struct TaskRecord {
     var flags: TaskFlags = []
     /// Size == stride (128 B on armv6m, 136 B on 64-bit hosts); checked in `Scheduler.init`.
     private var padding: UInt16 = 0
+
+    var watchdog: TaskWatchdogState {
+        if watchdogTimeoutUs == 0 { return .off }
+        return state == .restartPending || fault == .stalled ? .stalled : .ok
+    }
 
     /// Back to a free slot, in place (no 128-byte temporary on the stack).
     mutating func reset() {
