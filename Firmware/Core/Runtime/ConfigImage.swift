@@ -45,11 +45,19 @@ extension ConfigTree {
     /// Reads a tree from one CBOR map; trailing bytes are malformed. Values are
     /// not checked against the schema here (see ConfigSchema.validate/sanitize).
     public static func decodeCBOR(_ bytes: [UInt8]) throws(ConfigError) -> ConfigTree {
-        var r = CBORReader(bytes, depthMax: ConfigLimits.depthMax + 1)
         var tree = ConfigTree()
-        try tree.decodeMap(&r, into: ConfigTree.root, depth: 0)
-        guard r.isAtEnd else { throw .malformed }
+        try tree.readCBOR(bytes)
         return tree
+    }
+
+    /// decodeCBOR into this (empty) tree, in place: ConfigImage.decode fills
+    /// its image's tree without an optional tree (`try?` copied one through
+    /// outlined functions). Out of line: one copy for both callers.
+    @inline(never)
+    mutating func readCBOR(_ bytes: [UInt8]) throws(ConfigError) {
+        var r = CBORReader(bytes, depthMax: ConfigLimits.depthMax + 1)
+        try decodeMap(&r, into: ConfigTree.root, depth: 0)
+        guard r.isAtEnd else { throw .malformed }
     }
 
     /// Reads a CBOR map into the children of `parent` (merging: existing keys
@@ -198,7 +206,7 @@ public struct ConfigImage: Equatable {
             case overlayKey:
                 if sawOverlay { d.fail() }
                 sawOverlay = true
-                if let tree = try? ConfigTree.decodeCBOR(d.byteString()) { image.tree = tree } else { d.fail() }
+                do { try image.tree.readCBOR(d.byteString()) } catch { d.fail() }
             default:
                 image.others.append(Entry(key: key, value: d.item()))
             }
@@ -215,7 +223,9 @@ public struct ConfigImage: Equatable {
     }
 
     /// The sequence of a valid record (header, CRC and body decode), nil otherwise.
-    public static func sequence(_ r: [UInt8]) -> UInt32? { (try? decode(r))?.sequence }
+    public static func sequence(_ r: [UInt8]) -> UInt32? {
+        do { return try decode(r).sequence } catch { return nil }  // not try?: no optional image
+    }
 
     /// Which copy a new record goes to (false: A, true: B): the one not holding
     /// the newest valid record, so a power cut mid-write leaves that one intact.

@@ -385,18 +385,24 @@ public struct ConfigTree {
 
     // MARK: Walking
 
-    /// The dotted path of slot `i`.
+    /// The dotted path of slot `i`. Measured first, then written from its
+    /// end (no list of the slots on the way: an array per call).
     func path(of i: Int) -> [UInt8] {
-        var chain: [Int] = []
+        var n = -1
         var at = i
         while at != ConfigTree.root {
-            chain.append(at)
+            n += nodes[at].key.count + 1
             at = Int(nodes[at].parent)
         }
-        var out: [UInt8] = []
-        for k in chain.reversed() {
-            if !out.isEmpty { out.append(0x2E) }
-            out.append(contentsOf: nodes[k].key)
+        var out = [UInt8](repeating: 0x2E, count: max(n, 0))  // "." between keys
+        var end = n
+        at = i
+        while at != ConfigTree.root {
+            let key = nodes[at].key
+            end -= key.count
+            for j in 0..<key.count { out[end + j] = key[j] }
+            end -= 1
+            at = Int(nodes[at].parent)
         }
         return out
     }
