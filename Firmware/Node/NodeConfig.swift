@@ -66,16 +66,7 @@ public struct NodeConfig {
         ("temp_sensor", SemVer(1, 0, 0)), ("humidity_sensor", SemVer(1, 0, 0)), ("light_sensor", SemVer(1, 0, 0)),
     ]
 
-    public init(name: [UInt8], nodeID: UInt32, role: NodeRole, address: NodeAddress, keyID: UInt8, key: [UInt8],
-                rngSeed: UInt64) {
-        self.name = name
-        self.nodeID = nodeID
-        self.role = role
-        self.address = address
-        self.keyID = keyID
-        self.key = key
-        self.rngSeed = rngSeed
-    }
+    // The public init is in an extension below (it delegates to the memberwise one).
 
     /// The services this node announces.
     public var services: [ServiceDescriptor] {
@@ -101,6 +92,18 @@ public struct NodeConfig {
              priority: UInt8 = 0) {
         out.append(ServiceDescriptor(name: name, version: version, role: role, capabilities: caps,
                                      priority: priority, port: address.port))
+    }
+}
+
+extension NodeConfig {
+    /// In an extension, so that it can delegate to the memberwise initialiser:
+    /// built field by field in `self`, the config was copied out whole at the
+    /// end (a retain and a release of every reference it holds).
+    /// (`configReplicas` is passed only to pick the memberwise initialiser.)
+    public init(name: [UInt8], nodeID: UInt32, role: NodeRole, address: NodeAddress, keyID: UInt8, key: [UInt8],
+                sensors: [SensorService] = [], rngSeed: UInt64) {
+        self.init(name: name, nodeID: nodeID, role: role, address: address, keyID: keyID, key: key,
+                  sensors: sensors, rngSeed: rngSeed, configReplicas: [])
     }
 }
 

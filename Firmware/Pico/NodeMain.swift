@@ -42,18 +42,20 @@ public enum FirmwareInfo {
 /// The runtime's config from the provisioned record. `nodeID`: the record's, or
 /// derived from the board's unique id.
 public func makeNodeConfig(_ record: ProvisionRecord, nodeID: UInt32, rngSeed: UInt64) -> NodeConfig {
-    var c = NodeConfig(name: record.nodeName, nodeID: nodeID, role: record.role,
-                       address: NodeAddress(host: 0, port: record.udpPort), keyID: record.keyID, key: record.key,
-                       rngSeed: rngSeed)
     // The image's role where it is fixed (main has checked the record's
     // against it): the kernel and storage images then leave this loop out.
+    // The list is built first and passed in: appending to the config's
+    // field went through the whole config.
+    var sensors: [SensorService] = []
     if (PicoPlatform.imageRole ?? record.role) == .sensor {
         for s in record.effectiveServices {
             guard let kind = SensorKind(rawValue: s.kind) else { continue }
-            c.sensors.append(SensorService(name: bytes(SensorService.standardName(kind)), kind: kind, priority: s.priority))
+            sensors.append(SensorService(name: bytes(SensorService.standardName(kind)), kind: kind, priority: s.priority))
         }
     }
-    return c
+    return NodeConfig(name: record.nodeName, nodeID: nodeID, role: record.role,
+                      address: NodeAddress(host: 0, port: record.udpPort), keyID: record.keyID, key: record.key,
+                      sensors: sensors, rngSeed: rngSeed)
 }
 
 @main
