@@ -14,36 +14,22 @@ extension MeshNode {
     mutating func checkPeerTimers(nowMs: UInt64) {
         let suspectAfter = UInt64(config.suspectAfterMs)
         let deadAfter = UInt64(config.deadAfterMs)
+        let relayProbeInterval = UInt64(config.relayProbeIntervalMs)
         // Tombstones are never removed here, so indices are stable.
         for pi in peerTable.indices {
+            // The peer's own fields change in place, in one access; the node acts on the flags.
+            let due = peerTable[pi].timersDue(nowMs: nowMs, suspectAfterMs: suspectAfter,
+                                              deadAfterMs: deadAfter, relayProbeIntervalMs: relayProbeInterval)
+            if due.rawValue == 0 { continue }
             let node = peerTable[pi].nodeID
-            switch peerTable[pi].state {
-            case .alive where nowMs >= peerTable[pi].lastHeardMs + suspectAfter:
-                peerTable[pi].state = .suspect
-                // A working relay route would have kept it fresh: forget it and
-                // let the probe answers pick a route that works.
-                peerTable[pi].relayVia = nil
-                emit(.peerSuspected(node))
-                sendProbes(pi, nowMs: nowMs)
-                // A second round halfway to the dead deadline: with one round,
-                // 10 % loss evicted ~1 healthy node per 70 node-hours (simulation).
-                peerTable[pi].reprobeAtMs = nowMs + (deadAfter - suspectAfter) / 2
-            case .suspect where nowMs >= peerTable[pi].lastHeardMs + deadAfter:
+            if due.contains(.dead) {
                 declareDead(pi, nowMs: nowMs)
                 continue
-            case .suspect:
-                if let at = peerTable[pi].reprobeAtMs, nowMs >= at {
-                    peerTable[pi].reprobeAtMs = nil
-                    sendProbes(pi, nowMs: nowMs)
-                }
-            default:
-                break
             }
-            let state = peerTable[pi].state
-            if let via = peerTable[pi].relayVia, state == .alive || state == .suspect,
-               nowMs >= peerTable[pi].nextRelayProbeAtMs {
+            if due.contains(.suspected) { emit(.peerSuspected(node)) }
+            if due.contains(.probes) { sendProbes(pi, nowMs: nowMs) }
+            if due.contains(.relayProbe), let via = peerTable[pi].relayVia {
                 // Stands in for the heartbeats the broken direct path no longer carries.
-                peerTable[pi].nextRelayProbeAtMs = nowMs + UInt64(config.relayProbeIntervalMs)
                 sendProbe(target: node, via: via, suspected: false, nowMs: nowMs)
             }
         }
@@ -134,5 +120,55 @@ extension MeshNode {
         let response = Response(result: nodeStatus(nowMs: nowMs).encode())
         reply(to: frame.sender, at: from, relayed: relayed, .response, response.encode(),
               ref: frame.ref ?? frame.id, nowMs: nowMs)
+    }
+}
+
+extension MeshNode.Peer {
+    /// What `checkPeerTimers` must do for this peer.
+    struct TimersDue: OptionSet {
+        let rawValue: UInt8
+        /// It went silent: now suspect (`peerSuspected`).
+        static let suspected = TimersDue(rawValue: 1)
+        /// Probe it (first or second round).
+        static let probes = TimersDue(rawValue: 2)
+        /// Suspect for too long: `declareDead` (nothing else).
+        static let dead = TimersDue(rawValue: 4)
+        /// A probe through its relay is due.
+        static let relayProbe = TimersDue(rawValue: 8)
+    }
+
+    /// checkPeerTimers' changes to the peer itself: alive -> suspect (its relay
+    /// route forgotten, a second probe round halfway to the dead deadline), the
+    /// second round's time, the next relay probe's time.
+    mutating func timersDue(nowMs: UInt64, suspectAfterMs: UInt64, deadAfterMs: UInt64,
+                            relayProbeIntervalMs: UInt64) -> TimersDue {
+        var due = TimersDue(rawValue: 0)
+        switch state {
+        case .alive where nowMs >= lastHeardMs + suspectAfterMs:
+            state = .suspect
+            // A working relay route would have kept it fresh: forget it and
+            // let the probe answers pick a route that works.
+            relayVia = nil
+            // A second round halfway to the dead deadline: with one round,
+            // 10 % loss evicted ~1 healthy node per 70 node-hours (simulation).
+            reprobeAtMs = nowMs + (deadAfterMs - suspectAfterMs) / 2
+            return TimersDue(rawValue: TimersDue.suspected.rawValue | TimersDue.probes.rawValue)
+        case .suspect where nowMs >= lastHeardMs + deadAfterMs:
+            return .dead
+        case .suspect:
+            if let at = reprobeAtMs, nowMs >= at {
+                reprobeAtMs = nil
+                due = .probes
+            }
+        case .alive:
+            break
+        default:
+            return due
+        }
+        if relayVia != nil, nowMs >= nextRelayProbeAtMs {
+            nextRelayProbeAtMs = nowMs + relayProbeIntervalMs
+            due.insert(.relayProbe)
+        }
+        return due
     }
 }

@@ -162,23 +162,16 @@ extension MeshNode {
     mutating func updateRoute(_ pi: Int, from: NodeAddress, relayed: Bool, nowMs: UInt64) {
         let sender = peerTable[pi].nodeID
         if !relayed {
-            peerTable[pi].address = from
-            peerTable[pi].heardDirectMs = nowMs
-            if peerTable[pi].relayVia != nil {
-                peerTable[pi].relayVia = nil
-                emit(.directPathRestored(sender))
-            }
+            if peerTable[pi].heardDirect(from: from, nowMs: nowMs) { emit(.directPathRestored(sender)) }
             return
         }
         guard let ri = peerIndex(address: from) else { return }
         let via = peerTable[ri].nodeID
         guard via != sender, peerTable[ri].relayVia == nil else { return }
-        if let direct = peerTable[pi].heardDirectMs, nowMs - direct < UInt64(config.suspectAfterMs) { return }
         // Sticky: answers through other helpers do not move the route (it is
         // cleared when this relay dies or the direct path comes back).
-        if peerTable[pi].relayVia == nil {
-            peerTable[pi].relayVia = via
-            peerTable[pi].nextRelayProbeAtMs = nowMs + UInt64(config.relayProbeIntervalMs)
+        if peerTable[pi].useRelay(via, nowMs: nowMs, directFreshMs: UInt64(config.suspectAfterMs),
+                                  probeIntervalMs: UInt64(config.relayProbeIntervalMs)) {
             emit(.relayUsed(target: sender, via: via))
             toClient(.newRoute(sender), nowMs: nowMs)
         }
@@ -273,5 +266,24 @@ extension MeshNode.Peer {
             heard = Heard(rawValue: heard.rawValue | Heard.joined.rawValue | Heard.needsQuery.rawValue)
         }
         return heard
+    }
+
+    /// Heard directly from `from`: true if that ends its relay route.
+    mutating func heardDirect(from: NodeAddress, nowMs: UInt64) -> Bool {
+        address = from
+        heardDirectMs = nowMs
+        guard relayVia != nil else { return false }
+        relayVia = nil
+        return true
+    }
+
+    /// Heard through relay `via`: takes it as the route (true) unless it was
+    /// heard directly within `directFreshMs` or already has a route.
+    mutating func useRelay(_ via: UInt32, nowMs: UInt64, directFreshMs: UInt64, probeIntervalMs: UInt64) -> Bool {
+        if let direct = heardDirectMs, nowMs - direct < directFreshMs { return false }
+        guard relayVia == nil else { return false }
+        relayVia = via
+        nextRelayProbeAtMs = nowMs + probeIntervalMs
+        return true
     }
 }

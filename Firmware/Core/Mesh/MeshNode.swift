@@ -289,20 +289,12 @@ public struct MeshNode {
     public var nextTimeoutMs: UInt64? {
         guard lifecycle == .running else { return nil }
         var t = min(nextHeartbeatAtMs, nextAnnounceAtMs)
-        for p in peerTable {
-            switch p.state {
-            case .alive: t = min(t, p.lastHeardMs + UInt64(config.suspectAfterMs))
-            case .suspect:
-                t = min(t, p.lastHeardMs + UInt64(config.deadAfterMs))
-                if let r = p.reprobeAtMs { t = min(t, r) }
-            case .dead, .left: continue
-            }
-            if p.relayVia != nil { t = min(t, p.nextRelayProbeAtMs) }
+        let suspectAfter = UInt64(config.suspectAfterMs), deadAfter = UInt64(config.deadAfterMs)
+        for pi in peerTable.indices {
+            t = min(t, peerTable[pi].nextDueMs(suspectAfterMs: suspectAfter, deadAfterMs: deadAfter))
         }
-        for inst in instanceTable {
-            t = min(t, inst.confirmedMs + UInt64(config.serviceTTLMs))
-            if inst.breaker.state == .open { t = min(t, inst.breaker.openUntilMs) }
-        }
+        let ttl = UInt64(config.serviceTTLMs)
+        for ii in instanceTable.indices { t = min(t, instanceTable[ii].nextDueMs(ttlMs: ttl)) }
         for call in calls {
             t = min(t, call.deadlineAtMs)
             if let e = call.attempt?.nextEventAtMs { t = min(t, e) }
@@ -592,4 +584,29 @@ extension MeshNode {
 @inline(never)
 func reservedTable<Element>(_ capacity: Int) -> [Element] {
     [Element](unsafeUninitializedCapacity: capacity) { _, count in count = 0 }
+}
+
+extension MeshNode.Peer {
+    /// The peer's part of `nextTimeoutMs` (UInt64.max: none); read by index,
+    /// the getter's loop does not copy each record.
+    func nextDueMs(suspectAfterMs: UInt64, deadAfterMs: UInt64) -> UInt64 {
+        var t: UInt64
+        switch state {
+        case .alive: t = lastHeardMs + suspectAfterMs
+        case .suspect:
+            t = lastHeardMs + deadAfterMs
+            if let r = reprobeAtMs { t = min(t, r) }
+        case .dead, .left: return UInt64.max
+        }
+        if relayVia != nil { t = min(t, nextRelayProbeAtMs) }
+        return t
+    }
+}
+
+extension MeshNode.Instance {
+    /// The instance's part of `nextTimeoutMs`: its expiry, or its open breaker's end.
+    func nextDueMs(ttlMs: UInt64) -> UInt64 {
+        let t = confirmedMs + ttlMs
+        return breaker.state == .open ? min(t, breaker.openUntilMs) : t
+    }
 }
