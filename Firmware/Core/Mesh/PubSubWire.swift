@@ -44,17 +44,17 @@ public struct Subscribe: Equatable {
         var w = CBORWriter(capacity: 40 + service.count)
         if isCancel {
             w.mapHeader(count: 1)
-            w.unsigned(1); w.unsigned(UInt64(id))
+            w.field(1, UInt32(id))
             return w.bytes
         }
         w.mapHeader(count: 6 + (threshold == 0 ? 0 : 1))
-        w.unsigned(1); w.unsigned(UInt64(id))
+        w.field(1, UInt32(id))
         w.unsigned(2); w.text(service)
         w.unsigned(3); version.encode(&w)
-        w.unsigned(4); w.unsigned(UInt64(minIntervalMs))
-        w.unsigned(5); w.unsigned(UInt64(maxIntervalMs))
+        w.field(4, UInt32(minIntervalMs))
+        w.field(5, UInt32(maxIntervalMs))
         if threshold != 0 { w.unsigned(6); w.double(threshold) }
-        w.unsigned(7); w.unsigned(UInt64(leaseMs))
+        w.field(7, UInt32(leaseMs))
         return w.bytes
     }
 
@@ -119,13 +119,13 @@ public struct Notify: Equatable {
         var w = CBORWriter(capacity: 32)
         w.mapHeader(count: 2 + (status == 0 ? 0 : 1) + (value == nil ? 0 : 1) + (unit == .none ? 0 : 1)
                     + (ageMs == 0 ? 0 : 1) + (leaseMs == 0 ? 0 : 1))
-        w.unsigned(1); w.unsigned(UInt64(id))
-        w.unsigned(2); w.unsigned(UInt64(sequence))
-        if status != 0 { w.unsigned(3); w.unsigned(UInt64(status)) }
+        w.field(1, UInt32(id))
+        w.field(2, UInt32(sequence))
+        if status != 0 { w.field(3, UInt32(status)) }
         if let value { w.unsigned(4); w.double(value) }
-        if unit != .none { w.unsigned(5); w.unsigned(UInt64(unit.rawValue)) }
-        if ageMs != 0 { w.unsigned(6); w.unsigned(UInt64(ageMs)) }
-        if leaseMs != 0 { w.unsigned(7); w.unsigned(UInt64(leaseMs)) }
+        if unit != .none { w.field(5, UInt32(unit.rawValue)) }
+        if ageMs != 0 { w.field(6, UInt32(ageMs)) }
+        if leaseMs != 0 { w.field(7, UInt32(leaseMs)) }
         return w.bytes
     }
 
