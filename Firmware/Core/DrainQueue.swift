@@ -19,6 +19,8 @@ public struct DrainQueue<Element> {
     var storage: DrainBuffer
 
     public init(capacity: Int) {
+        // The ring's bytes are 8-aligned (DrainBuffer.init); a constant test per type.
+        precondition(MemoryLayout<Element>.alignment <= 8, "DrainQueue: element alignment over 8")
         storage = DrainBuffer(
             capacity: max(capacity, 1), stride: MemoryLayout<Element>.stride,
             copy: { $0.initializeMemory(as: Element.self, to: $1.assumingMemoryBound(to: Element.self).pointee) },
