@@ -46,11 +46,19 @@ public func makeNodeConfig(_ record: ProvisionRecord, nodeID: UInt32, rngSeed: U
     // against it): the kernel and storage images then leave this loop out.
     // The list is built first and passed in: appending to the config's
     // field went through the whole config.
+    // Filled in one allocation (appends pulled in Array's growth code for
+    // SensorService).
     var sensors: [SensorService] = []
     if (PicoPlatform.imageRole ?? record.role) == .sensor {
-        for s in record.effectiveServices {
-            guard let kind = SensorKind(rawValue: s.kind) else { continue }
-            sensors.append(SensorService(name: bytes(SensorService.standardName(kind)), kind: kind, priority: s.priority))
+        let services = record.effectiveServices
+        sensors = [SensorService](unsafeUninitializedCapacity: services.count) { out, n in
+            n = 0
+            for s in services {
+                guard let kind = SensorKind(rawValue: s.kind) else { continue }
+                (out.baseAddress! + n).initialize(
+                    to: SensorService(name: bytes(SensorService.standardName(kind)), kind: kind, priority: s.priority))
+                n += 1
+            }
         }
     }
     return NodeConfig(name: record.nodeName, nodeID: nodeID, role: record.role,

@@ -90,6 +90,51 @@ struct ProvisionTests {
         #expect(try ProvisionRecord.newest(a: a.encode(), b: tie.encode()) == a)
     }
 
+    @Test func effectiveServicesFollowTheSensors() {
+        var r = Self.sample()
+        #expect(r.effectiveServices == r.services)
+        r.services = []
+        let t = ProvisionRecord.sensorInternalTemperature, l = ProvisionRecord.sensorLight
+        let s = ProvisionRecord.sensorSHT3x
+        let cases: [(UInt8, [UInt8])] = [(0, []), (t, [1]), (l, [3]), (s, [1, 2]), (t | s, [1, 2]), (t | l, [1, 3]),
+                                        (t | l | s, [1, 2, 3]), (0xF8, [])]
+        for (bits, kinds) in cases {
+            r.sensors = bits
+            #expect(r.effectiveServices == kinds.map { ProvisionRecord.Service(kind: $0) })
+        }
+    }
+
+    /// A record whose body is `entries` (key, CBOR value) after the required keys.
+    static func record(extra entries: [(UInt64, [UInt8])]) -> [UInt8] {
+        var w = CBORWriter()
+        w.mapHeader(count: 5 + entries.count)
+        w.unsigned(1); w.text(Array("n".utf8))
+        w.unsigned(2); w.unsigned(2)
+        w.unsigned(3); w.text(Array("s".utf8))
+        w.unsigned(5); w.unsigned(1)
+        w.unsigned(6); w.bytes([UInt8](repeating: 7, count: 16))
+        for (k, v) in entries { w.unsigned(k); w.bytes.append(contentsOf: v) }
+        let n = w.bytes.count
+        var body = ProvisionRecord.magic + [ProvisionRecord.formatVersion, 0, UInt8(n >> 8), UInt8(n & 0xFF), 0, 0, 0, 1]
+        body += w.bytes
+        let crc = ConfigImage.crc32(body[...])
+        return body + [UInt8(crc >> 24), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc & 0xFF)]
+    }
+
+    @Test func servicesKeyIsChecked() throws {
+        // Key 13: (kind, priority) pairs; kinds 1-3, an even length.
+        let two = try ProvisionRecord.decode(Self.record(extra: [(13, [0x44, 3, 0, 1, 2])]))
+        #expect(two.services == [.init(kind: 3), .init(kind: 1, priority: 2)])
+        // A repeated key appends its pairs to the list.
+        let again = try ProvisionRecord.decode(Self.record(extra: [(13, [0x42, 2, 1]), (13, [0x42, 3, 0])]))
+        #expect(again.services == [.init(kind: 2, priority: 1), .init(kind: 3)])
+        let empty = try ProvisionRecord.decode(Self.record(extra: [(13, [0x40])]))
+        #expect(empty.services.isEmpty)
+        for bad: [UInt8] in [[0x42, 4, 0], [0x44, 1, 0, 0, 0], [0x43, 1, 0, 1], [0x41, 1]] {
+            #expect(throws: ProvisionRecord.Failure.badBody) { try ProvisionRecord.decode(Self.record(extra: [(13, bad)])) }
+        }
+    }
+
     @Test func crc32IsZlibs() {
         #expect(ConfigImage.crc32(Array("123456789".utf8)[...]) == 0xCBF4_3926)
     }

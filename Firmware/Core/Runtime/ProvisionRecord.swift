@@ -107,13 +107,17 @@ public struct ProvisionRecord: Equatable {
     /// internal sensor is not enabled).
     public var effectiveServices: [Service] {
         if !services.isEmpty { return services }
-        var out: [Service] = []
-        if sensors & (ProvisionRecord.sensorInternalTemperature | ProvisionRecord.sensorSHT3x) != 0 {
-            out.append(Service(kind: 1))
+        // Filled in one allocation of at most 3 (appends pulled in Array's
+        // growth code for Service).
+        let temperature = sensors & (ProvisionRecord.sensorInternalTemperature | ProvisionRecord.sensorSHT3x) != 0
+        let humidity = sensors & ProvisionRecord.sensorSHT3x != 0
+        let light = sensors & ProvisionRecord.sensorLight != 0
+        return [Service](unsafeUninitializedCapacity: 3) { out, n in
+            n = 0
+            if temperature { out[n] = Service(kind: 1); n += 1 }
+            if humidity { out[n] = Service(kind: 2); n += 1 }
+            if light { out[n] = Service(kind: 3); n += 1 }
         }
-        if sensors & ProvisionRecord.sensorSHT3x != 0 { out.append(Service(kind: 2)) }
-        if sensors & ProvisionRecord.sensorLight != 0 { out.append(Service(kind: 3)) }
-        return out
     }
 
     // MARK: encoding (the host's `tdos provision`, and tests)
@@ -228,15 +232,26 @@ public struct ProvisionRecord: Equatable {
                     d.fail()
                     continue
                 }
-                var i = 0
-                while i < b.count {
-                    guard b[i] >= 1 && b[i] <= 3 else {
-                        d.fail()
-                        break
+                // One allocation for the list (appends pulled in Array's growth
+                // code for Service); a repeated key 13 appends to the list, as
+                // appends did. A bad kind fails the body.
+                let old = record.services
+                var valid = true
+                record.services = [Service](unsafeUninitializedCapacity: old.count + b.count / 2) { out, n in
+                    n = 0
+                    while n < old.count { out[n] = old[n]; n += 1 }
+                    var i = 0
+                    while i < b.count {
+                        guard b[i] >= 1 && b[i] <= 3 else {
+                            valid = false
+                            break
+                        }
+                        out[n] = Service(kind: b[i], priority: b[i + 1])
+                        n += 1
+                        i += 2
                     }
-                    record.services.append(Service(kind: b[i], priority: b[i + 1]))
-                    i += 2
                 }
+                if !valid { d.fail() }
             }
             seen |= 1 &<< UInt32(truncatingIfNeeded: k)
         }
