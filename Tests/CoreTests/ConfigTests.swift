@@ -93,6 +93,28 @@ func configEntry(_ path: String, int v: Int64) -> ConfigUpdate.Entry {
         #expect(t.value(at: "display.brightness_percent") == nil && t.value(at: "display") == .map)
     }
 
+    /// validate(tree) normalizes every value and throws the first problem in
+    /// canonical pre-order, dropping nothing.
+    @Test func validateTreeNormalizesOrThrowsTheFirstProblem() throws {
+        var t = ConfigTree()
+        try t.set("discovery.port", .number(4001))
+        try t.set("sensors.temp.calibration_offset", .int(2))
+        let v = try ConfigSchema.validate(t)
+        #expect(v.count == t.count)
+        #expect(v.value(at: "discovery.port") == .int(4001) && t.value(at: "discovery.port") == .number(4001))
+        #expect(v.value(at: "sensors.temp.calibration_offset") == .number(2))
+        var bad = t
+        try bad.set("network.ssid", .int(1))  // wrong type
+        try bad.set("display.x", .int(1))  // unknown, after "discovery" and before "network"
+        #expect(throws: ConfigError.unknownField) { try ConfigSchema.validate(bad) }
+        try bad.set("display.x", .map)  // a map where no field is: still unknown
+        #expect(throws: ConfigError.unknownField) { try ConfigSchema.validate(bad) }
+        let removed = bad.remove(Array("display.x".utf8))
+        #expect(removed)
+        #expect(throws: ConfigError.wrongType) { try ConfigSchema.validate(bad) }
+        #expect(bad.value(at: "network.ssid") == .int(1))
+    }
+
     @Test func defaultsHoldTheSeedsKeys() {
         let d = ConfigSchema.defaults()
         #expect(d.int("discovery.heartbeat_interval_ms", default: 0) == 5000)

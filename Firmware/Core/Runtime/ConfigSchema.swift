@@ -258,9 +258,7 @@ public enum ConfigSchema {
     /// it normalized; the first problem throws.
     public static func validate(_ tree: ConfigTree) throws(ConfigError) -> ConfigTree {
         var out = tree
-        for i in tree.preorder() {
-            out.nodes[i].value = try validate(tree.path(of: i), tree.nodes[i].value)
-        }
+        _ = try normalize(&out, dropping: false)
         return out
     }
 
@@ -269,11 +267,20 @@ public enum ConfigSchema {
     /// Pre-order: a dropped node's descendants are already gone when the loop
     /// reaches their slots (and are not counted).
     public static func sanitize(_ tree: inout ConfigTree) -> Int {
+        do { return try normalize(&tree, dropping: true) } catch { return 0 }  // does not throw when dropping
+    }
+
+    /// The loop of both: each node's value normalized in place, in pre-order;
+    /// a node `validate` refuses is freed and counted (`dropping`) or ends it
+    /// with that error. One loop for both (they were two copies of it).
+    @inline(never)
+    static func normalize(_ tree: inout ConfigTree, dropping: Bool) throws(ConfigError) -> Int {
         var dropped = 0
         for i in tree.preorder() where tree.nodes[i].parent != ConfigTree.Node.unused {
             do throws(ConfigError) {
                 tree.nodes[i].value = try validate(tree.path(of: i), tree.nodes[i].value)
             } catch {
+                guard dropping else { throw error }
                 tree.free(i)
                 dropped += 1
             }
