@@ -116,8 +116,8 @@ public struct ConfigManager {
         }
     }
 
-    mutating func restore(_ decoded: ConfigImage) -> ConfigRestoreOutcome {
-        var image = decoded
+    /// Consumes the decoded image: a borrowed one was copied (a tree and a retain) to sanitize it.
+    mutating func restore(_ image: consuming ConfigImage) -> ConfigRestoreOutcome {
         let dropped = ConfigSchema.sanitize(&image.tree)
         // The record's sequence and provisioning fields are kept even when its
         // overlay cannot be used: the next write must outrank this record and
@@ -205,7 +205,8 @@ public struct ConfigManager {
             try sub.set(entry.path, .map)
             guard let at = sub.find(entry.path) else { throw .badPath }
             try sub.decodeMap(&r, into: at, depth: depth)
-            try tree.merge(try ConfigSchema.validate(sub))
+            _ = try ConfigSchema.normalize(&sub, dropping: false)  // validate(sub), in place: no copy of the tree
+            try tree.merge(sub)
         } else {
             let value = try ConfigSchema.validate(entry.path, try ConfigTree.decodeScalar(&r))
             try tree.set(entry.path, value)
