@@ -42,6 +42,14 @@ public struct CBORWriter {
         head(0, UInt64(v))
     }
 
+    /// The same for a 64-bit value (the task report's counters). Named apart so
+    /// an integer literal is not ambiguous; the 32-bit one is cheaper per call.
+    @inline(never)
+    public mutating func field64(_ key: UInt8, _ v: UInt64) {
+        head(0, UInt64(key))
+        head(0, v)
+    }
+
     /// Negative n is major 1 with argument -1-n, which is ~n in two's complement.
     public mutating func int(_ v: Int64) {
         if v < 0 { head(1, UInt64(bitPattern: ~v)) } else { head(0, UInt64(v)) }

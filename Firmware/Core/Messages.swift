@@ -12,8 +12,22 @@ struct MapDecoder {
     var keys: MapKeys
     var error: WireError? = nil
 
+    /// Out of line: inlined, its callers built the keys in a temporary and
+    /// copied them in.
+    @inline(never)
     init(_ payload: [UInt8], start: Int = 0, end: Int? = nil) throws(WireError) {
         keys = try MapKeys(payload, start: start, end: end)
+    }
+
+    /// The map in `payload` (an empty payload is an empty map); an error in its
+    /// header is kept like any later one and thrown by `finish()`. Not
+    /// throwing, a decoder has one throw site less, and builds the decoder in
+    /// place (a throwing init built it in a temporary and copied it in).
+    @inline(never)
+    init(deferring payload: [UInt8]) {
+        keys = MapKeys(reader: CBORReader(payload, depthMax: WireLimits.cborDepthMax), left: 0)
+        if payload.isEmpty { return }
+        do { keys.left = try keys.reader.mapHeader() } catch { self.error = error }
     }
 
     /// The next integer key; nil after the last one or after an error.
@@ -26,7 +40,9 @@ struct MapDecoder {
     @inline(never)
     mutating func fail(_ e: WireError = .malformedCBOR) { if error == nil { error = e } }
 
-    /// Throws the first error, if any (after the key loop).
+    /// Throws the first error, if any (after the key loop). A decoder with
+    /// required keys calls `fail()` first when one is missing: one throw site,
+    /// so one cleanup path.
     @inline(__always)
     func finish() throws(WireError) {
         if let error { throw error }
@@ -101,18 +117,34 @@ struct MapKeys {
     /// The next integer key; nil after the last entry (the payload must end there).
     @inline(never)
     mutating func next() throws(WireError) -> UInt64? {
-        while left > 0 {
-            left -= 1
-            if try reader.peekMajor() != .unsigned {
-                try reader.skip()
-                try reader.skip()
-                continue
-            }
-            return try reader.unsigned()
-        }
+        if let key = try nextKey(&reader, &left) { return key }
         guard reader.isAtEnd else { throw .malformedCBOR }
         return nil
     }
+}
+
+extension MapKeys {
+    init(reader: CBORReader, left: Int) {
+        self.reader = reader
+        self.left = left
+    }
+}
+
+/// The next integer key of a map with `left` entries to go, skipping entries
+/// whose key is not an integer; nil after the last entry. Shared by MapKeys
+/// and the nested maps' decoders.
+@inline(never)
+func nextKey(_ r: inout CBORReader, _ left: inout Int) throws(WireError) -> UInt64? {
+    while left > 0 {
+        left -= 1
+        if try r.peekMajor() != .unsigned {
+            try r.skip()
+            try r.skip()
+            continue
+        }
+        return try r.unsigned()
+    }
+    return nil
 }
 
 @inline(__always)
@@ -144,6 +176,7 @@ public let nameBytesMax = 24
 /// Most services one node announces.
 public let servicesPerNodeMax = 8
 
+@inline(never)
 func readName(_ r: inout CBORReader) throws(WireError) -> [UInt8] {
     let t = try r.text()
     guard !t.isEmpty && t.count <= nameBytesMax else { throw .malformedCBOR }
@@ -270,24 +303,46 @@ public struct ServiceDescriptor: Equatable {
     }
 
     static func decode(_ r: inout CBORReader) throws(WireError) -> ServiceDescriptor {
-        let n = try r.mapHeader()
-        var name: [UInt8]?, version: SemVer?, role: NodeRole?
-        var caps = Capabilities.read, priority: UInt8 = 0, port: UInt16?
-        for _ in 0..<n {
-            guard try r.peekMajor() == .unsigned else { try r.skip(); try r.skip(); continue }
-            switch try r.unsigned() {
+        var s = ServiceDescriptor(name: [], version: SemVer(0, 0, 0), role: .client, capabilities: .read,
+                                  priority: 0, port: 0, unchecked: ())
+        try s.read(&r)
+        return s
+    }
+
+    /// Reads the map into `self`: the name read so far is the caller's to
+    /// release, so the throw sites here have nothing of their own to release
+    /// (held in a local, each site released it: 688 B). Keys 1, 2, 3 and 6
+    /// are required.
+    @inline(never)
+    private mutating func read(_ r: inout CBORReader) throws(WireError) {
+        var left = try r.mapHeader()
+        var seen: UInt32 = 0
+        while let key = try nextKey(&r, &left) {
+            switch key {
             case 1: name = try readName(&r)
             case 2: version = try SemVer.decode(&r)
             case 3: role = NodeRole(rawValue: try readU8(&r)) ?? .client
-            case 4: caps = Capabilities(rawValue: try readU32(&r))
+            case 4: capabilities = Capabilities(rawValue: try readU32(&r))
             case 5: priority = try readU8(&r)
             case 6: port = try readU16(&r)
             default: try r.skip()
             }
+            if key <= 6 { seen |= 1 << UInt32(key) }
         }
-        return ServiceDescriptor(name: try required(name), version: try required(version),
-                                 role: try required(role), capabilities: caps,
-                                 priority: priority, port: try required(port))
+        guard seen & 0b100_1110 == 0b100_1110 else { throw .malformedCBOR }
+    }
+}
+
+extension ServiceDescriptor {
+    /// The fields as given, without the name check (`decode`'s starting value).
+    fileprivate init(name: [UInt8], version: SemVer, role: NodeRole, capabilities: Capabilities,
+                     priority: UInt8, port: UInt16, unchecked: Void) {
+        self.name = name
+        self.version = version
+        self.role = role
+        self.capabilities = capabilities
+        self.priority = priority
+        self.port = port
     }
 }
 
@@ -311,7 +366,7 @@ public struct Announce: Equatable {
     public static func decode(_ payload: [UInt8]) throws(WireError) -> Announce {
         var services: [ServiceDescriptor]?
         var nodeName: [UInt8] = []
-        var d = try MapDecoder(payload)
+        var d = MapDecoder(deferring: payload)
         while let key = d.next() {
             switch key {
             case 1:
@@ -349,7 +404,7 @@ public struct Query: Equatable {
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> Query {
         var q = Query()
-        var d = try MapDecoder(payload)
+        var d = MapDecoder(deferring: payload)
         while let key = d.next() {
             switch key {
             case 1: q.name = d.name()
@@ -413,7 +468,7 @@ public struct Request: Equatable {
     public static func decode(_ payload: [UInt8]) throws(WireError) -> Request {
         var service: UInt32?
         var req = Request(service: 0)
-        var d = try MapDecoder(payload)
+        var d = MapDecoder(deferring: payload)
         while let key = d.next() {
             switch key {
             case 1: service = d.u32()
@@ -479,7 +534,7 @@ public struct Response: Equatable {
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> Response {
         var resp = Response()
-        var d = try MapDecoder(payload)
+        var d = MapDecoder(deferring: payload)
         while let key = d.next() {
             switch key {
             case 1: resp.status = d.u8()
@@ -528,7 +583,7 @@ public struct Heartbeat: Equatable, BitwiseCopyable {
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> Heartbeat {
         var hb = Heartbeat(uptimeS: 0, freeMemoryBytes: 0, activity: 0, loadPercent: 0, servicesDigest: 0)
-        var d = try MapDecoder(payload)
+        var d = MapDecoder(deferring: payload)
         while let key = d.next() {
             switch key {
             case 1: hb.uptimeS = d.u32()
@@ -575,7 +630,7 @@ public struct ErrorReply: Equatable {
     public static func decode(_ payload: [UInt8]) throws(WireError) -> ErrorReply {
         var code: UInt8?
         var e = ErrorReply(code: 0)
-        var d = try MapDecoder(payload)
+        var d = MapDecoder(deferring: payload)
         while let key = d.next() {
             switch key {
             case 1: code = d.u8()
@@ -628,7 +683,7 @@ public struct ConfigUpdate: Equatable {
     public static func decode(_ payload: [UInt8]) throws(WireError) -> ConfigUpdate {
         var version: UInt32?
         var entries: [Entry] = []
-        var d = try MapDecoder(payload)
+        var d = MapDecoder(deferring: payload)
         while let key = d.next() {
             switch key {
             case 1: version = d.u32()
@@ -680,7 +735,7 @@ public struct MetricsReport: Equatable {
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> MetricsReport {
         var samples: [Sample] = []
-        var d = try MapDecoder(payload)
+        var d = MapDecoder(deferring: payload)
         while let key = d.next() {
             guard key <= UInt64(UInt16.max), samples.count < samplesMax else { d.skip(); continue }
             samples.append(Sample(id: UInt16(key), value: d.number()))
@@ -702,7 +757,7 @@ public struct Leave: Equatable {
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> Leave {
         var l = Leave()
-        var d = try MapDecoder(payload)
+        var d = MapDecoder(deferring: payload)
         while let key = d.next() {
             if key == 1 { l.reason = d.u8() } else { d.skip() }
         }

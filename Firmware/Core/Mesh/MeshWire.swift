@@ -30,7 +30,7 @@ public struct RelayEnvelope: Equatable {
     public static func decode(_ payload: [UInt8]) throws(WireError) -> RelayEnvelope {
         var destination: UInt32?
         var frame: [UInt8]?
-        var d = try MapDecoder(payload)
+        var d = MapDecoder(deferring: payload)
         while let key = d.next() {
             switch key {
             case 1: destination = d.u32()
@@ -74,7 +74,7 @@ public struct ProbeArguments: Equatable {
         guard !item.isEmpty else { return nil }
         var found: UInt32?
         do {
-            var d = try MapDecoder(item)
+            var d = MapDecoder(deferring: item)
             while let key = d.next() {
                 if key == 1 { found = d.u32() } else { d.skip() }
             }
@@ -122,7 +122,7 @@ public struct NodeStatus: Equatable {
     public static func decode(_ item: [UInt8]) throws(WireError) -> NodeStatus {
         var s = NodeStatus(incarnation: 0, uptimeS: 0, servicesDigest: 0, freeMemoryBytes: 0, loadPercent: 0, activity: 0)
         var digest: UInt16?
-        var d = try MapDecoder(item)
+        var d = MapDecoder(deferring: item)
         while let key = d.next() {
             switch key {
             case 1: s.incarnation = d.u32()

@@ -62,7 +62,7 @@ public struct Subscribe: Equatable {
         var id: UInt32?
         var service: [UInt8]?
         var s = Subscribe(id: 0, service: [], version: SemVer(0, 0, 0), minIntervalMs: 0, maxIntervalMs: 0, leaseMs: 0)
-        var d = try MapDecoder(payload)
+        var d = MapDecoder(deferring: payload)
         while let key = d.next() {
             switch key {
             case 1: id = d.u32()
@@ -133,7 +133,7 @@ public struct Notify: Equatable {
         var id: UInt32?
         var sequence: UInt32?
         var n = Notify(id: 0, sequence: 0)
-        var d = try MapDecoder(payload)
+        var d = MapDecoder(deferring: payload)
         while let key = d.next() {
             switch key {
             case 1: id = d.u32()

@@ -186,8 +186,8 @@ public struct TaskReport: Equatable {
     }
 
     /// `TaskReport(scheduler:).encode()`, written straight from the scheduler's
-    /// task table: no `TaskInfo` or `Entry` per task, one out-of-line writer for
-    /// the key-value pairs (1.0 KB less code on the board than the entries).
+    /// task table: no `TaskInfo` or `Entry` per task, `CBORWriter.field` and
+    /// `field64` for the key-value pairs (1.0 KB less code on the board than the entries).
     public static func encode(scheduler s: Scheduler) -> [UInt8] {
         var count = 0
         for slot in 0..<s.slotsInUseEnd where s.records.slot(slot).pointee.flags.contains(.used) { count += 1 }
@@ -204,35 +204,29 @@ public struct TaskReport: Equatable {
     private static func encodeRecord(_ r: UnsafeMutablePointer<TaskRecord>, _ w: inout CBORWriter) {
         let fault = r.pointee.fault?.rawValue ?? 0
         w.mapHeader(count: fault == 0 ? 19 : 20)
-        pair(&w, 1, UInt64(r.pointee.id.rawValue))
+        w.field(1, UInt32(r.pointee.id.rawValue))
         let name = r.pointee.name
         w.unsigned(2)
         w.head(3, UInt64(name.utf8CodeUnitCount))
         w.bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-        pair(&w, 3, UInt64(r.pointee.priority))
-        pair(&w, 4, UInt64(r.pointee.state.rawValue))
+        w.field(3, UInt32(r.pointee.priority))
+        w.field(4, UInt32(r.pointee.state.rawValue))
         w.unsigned(5); w.bool(r.pointee.flags.contains(.critical))
-        pair(&w, 6, r.pointee.totalTicks)
-        pair(&w, 7, UInt64(r.pointee.totalFailures))
-        pair(&w, 8, UInt64(r.pointee.consecutiveFailures))
-        pair(&w, 9, UInt64(r.pointee.deadlineMisses))
-        pair(&w, 10, UInt64(r.pointee.watchdog.rawValue))
-        pair(&w, 11, UInt64(r.pointee.tickRateHz))
-        pair(&w, 12, UInt64(r.pointee.restarts))
-        pair(&w, 13, r.pointee.timeUsedTotalUs)
-        pair(&w, 14, UInt64(r.pointee.timeUsedMaxUs))
-        pair(&w, 15, UInt64(r.pointee.breaker.rawValue))
-        pair(&w, 16, UInt64(r.pointee.watchdogTimeoutUs))
-        pair(&w, 17, UInt64(r.pointee.deadlineUs))
-        if fault != 0 { pair(&w, 18, UInt64(fault)) }
-        pair(&w, 19, UInt64(r.pointee.skippedTicks))
-        pair(&w, 20, UInt64(r.pointee.watchdogStalls))
-    }
-
-    @inline(never)
-    private static func pair(_ w: inout CBORWriter, _ key: UInt8, _ value: UInt64) {
-        w.head(0, UInt64(key))
-        w.head(0, value)
+        w.field64(6, r.pointee.totalTicks)
+        w.field(7, UInt32(r.pointee.totalFailures))
+        w.field(8, UInt32(r.pointee.consecutiveFailures))
+        w.field(9, UInt32(r.pointee.deadlineMisses))
+        w.field(10, UInt32(r.pointee.watchdog.rawValue))
+        w.field(11, UInt32(r.pointee.tickRateHz))
+        w.field(12, UInt32(r.pointee.restarts))
+        w.field64(13, r.pointee.timeUsedTotalUs)
+        w.field(14, UInt32(r.pointee.timeUsedMaxUs))
+        w.field(15, UInt32(r.pointee.breaker.rawValue))
+        w.field(16, UInt32(r.pointee.watchdogTimeoutUs))
+        w.field(17, UInt32(r.pointee.deadlineUs))
+        if fault != 0 { w.field(18, UInt32(fault)) }
+        w.field(19, UInt32(r.pointee.skippedTicks))
+        w.field(20, UInt32(r.pointee.watchdogStalls))
     }
 
     public static func decode(_ bytes: [UInt8]) throws(WireError) -> TaskReport {
