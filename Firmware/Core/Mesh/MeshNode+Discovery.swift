@@ -30,8 +30,7 @@ extension MeshNode {
     /// Asks one peer for all its services; at most once per queryIntervalMinMs.
     @inline(never)
     mutating func sendQuery(_ pi: Int, nowMs: UInt64) {
-        if let last = peerTable[pi].lastQueryMs, nowMs - last < UInt64(config.queryIntervalMinMs) { return }
-        peerTable[pi].lastQueryMs = nowMs
+        guard peerTable[pi].queryDue(nowMs: nowMs, intervalMs: UInt64(config.queryIntervalMinMs)) else { return }
         counters.queriesSent &+= 1
         sendToNode(peerTable[pi].nodeID, .query, Query().encode(), nowMs: nowMs)
     }
@@ -136,11 +135,8 @@ extension MeshNode {
     @inline(never)
     mutating func onLeave(_ frame: Frame, nowMs: UInt64) throws(WireError) {
         _ = try Leave.decode(frame.payload)
-        guard let pi = peerIndex(frame.sender), frame.id.epoch >= peerTable[pi].epoch else { return }
-        guard peerTable[pi].state == .alive || peerTable[pi].state == .suspect else { return }
-        peerTable[pi].state = .left
-        peerTable[pi].leaveID = frame.id
-        peerTable[pi].lastHeardMs = nowMs
+        // The peer's fields in place, in one access (one per field before).
+        guard let pi = peerIndex(frame.sender), peerTable[pi].left(frame.id, nowMs: nowMs) else { return }
         emit(.peerLeft(frame.sender))
         peerGone(frame.sender, reason: .left, nowMs: nowMs)
     }
@@ -204,6 +200,28 @@ extension MeshNode {
     mutating func pollBreaker(_ j: Int, nowMs: UInt64) -> Bool {
         guard instanceTable[j].breaker.poll(nowMs: nowMs) != nil else { return false }
         emit(.breakerHalfOpen(node: instanceTable[j].node, service: instanceTable[j].serviceID))
+        return true
+    }
+}
+
+extension MeshNode.Peer {
+    /// onLeave's change to the peer: alive or suspect, and the leave not
+    /// from an older epoch, it has left (true); else nothing changes.
+    @inline(__always)
+    mutating func left(_ id: MessageID, nowMs: UInt64) -> Bool {
+        guard id.epoch >= epoch, state == .alive || state == .suspect else { return false }
+        state = .left
+        leaveID = id
+        lastHeardMs = nowMs
+        return true
+    }
+
+    /// sendQuery's rate limit: true, with the time noted, when no query went
+    /// to it within `intervalMs`.
+    @inline(__always)
+    mutating func queryDue(nowMs: UInt64, intervalMs: UInt64) -> Bool {
+        if let last = lastQueryMs, nowMs - last < intervalMs { return false }
+        lastQueryMs = nowMs
         return true
     }
 }

@@ -77,17 +77,20 @@ extension MeshNode {
         let request = Request(service: 0, operation: .status, arguments: arguments,
                               deadlineMs: config.deadAfterMs - config.suspectAfterMs)
         let id = ids.make()
-        let sent: Bool
+        // The address first, then one encode (one per branch was inlined twice).
+        var hop = ti  // the peer the datagram goes to: the target or the relay
         if let via {
-            guard let vi = peerIndex(via), let relayAddress = peerTable[vi].address else { return }
-            sent = sendRelayed(destination: target, relayAddress: relayAddress, .request, request.encode(), id: id,
-                               priority: .high, nowMs: nowMs)
-        } else {
-            guard let to = peerTable[ti].address else { return }
-            emitSend(to, frame(.request, request.encode(), id: id, priority: .high, nowMs: nowMs))
-            sent = true
+            guard let vi = peerIndex(via) else { return }
+            hop = vi
         }
-        guard sent else { return }
+        guard let to = peerTable[hop].address else { return }
+        let payload = request.encode()
+        if via == nil {
+            emitSend(to, frame(.request, payload, id: id, priority: .high, nowMs: nowMs))
+        } else {
+            guard sendRelayed(destination: target, relayAddress: to, .request, payload, id: id,
+                              priority: .high, nowMs: nowMs) else { return }
+        }
         if probes.count >= config.probesMax { probes.removeFirst() }  // the oldest is the least likely answered
         probes.append(Probe(via: via, target: target, messageID: id))
         counters.probesSent &+= 1

@@ -26,34 +26,30 @@ extension MeshNode {
             // Answer along the path the latest copy took.
             serveTable[ei].replyAddress = from
             serveTable[ei].relayed = relayed
-            if let type = serveTable[ei].answerType {
-                reply(to: client, at: from, relayed: relayed, type, servePayloads[ei],
-                      ref: callMessageID, nowMs: nowMs)
-            } else {
-                reply(to: client, at: from, relayed: relayed, .ack, [], ref: callMessageID, nowMs: nowMs)
-            }
+            // One reply site: the answer again, or an `ack` while in progress.
+            let answerType = serveTable[ei].answerType
+            reply(to: client, at: from, relayed: relayed, answerType ?? .ack,
+                  answerType == nil ? [] : servePayloads[ei], ref: callMessageID, nowMs: nowMs)
             return
         }
+        // The refusals share one reply site (each had its own encode and reply).
+        let refusal: Status
         if request.service != 0 && !services.contains(where: { serviceID($0.name) == request.service }) {
-            reply(to: client, at: from, relayed: relayed, .response,
-                  Response(status: Status.unknownService.rawValue).encode(), ref: callMessageID, nowMs: nowMs)
+            refusal = .unknownService
+        } else if request.deadlineMs == 0 {
+            refusal = .deadlineExceeded
+        } else if makeServeRoom(nowMs: nowMs) {
+            let handle = newServeHandle()
+            appendServeEntry(ServeEntry(handle: handle, client: client, callMessageID: callMessageID,
+                                         replyAddress: from, relayed: relayed, stampMs: nowMs))
+            emit(.serve(handle, request, from: client))
             return
-        }
-        if request.deadlineMs == 0 {
-            reply(to: client, at: from, relayed: relayed, .response,
-                  Response(status: Status.deadlineExceeded.rawValue).encode(), ref: callMessageID, nowMs: nowMs)
-            return
-        }
-        guard makeServeRoom(nowMs: nowMs) else {
+        } else {
             counters.busyReplies &+= 1
-            reply(to: client, at: from, relayed: relayed, .response,
-                  Response(status: Status.busy.rawValue).encode(), ref: callMessageID, nowMs: nowMs)
-            return
+            refusal = .busy
         }
-        let handle = newServeHandle()
-        appendServeEntry(ServeEntry(handle: handle, client: client, callMessageID: callMessageID,
-                                     replyAddress: from, relayed: relayed, stampMs: nowMs))
-        emit(.serve(handle, request, from: client))
+        reply(to: client, at: from, relayed: relayed, .response, Response(status: refusal.rawValue).encode(),
+              ref: callMessageID, nowMs: nowMs)
     }
 
     /// Room for one more remote entry: drops answers older than
@@ -133,16 +129,27 @@ extension MeshNode {
             toClient(.answer(call: ci, status: answer.status, answer), nowMs: nowMs)
             return
         }
-        guard serveTable[ei].answerType == nil else {
+        // The entry's fields in place, in one access (one per field before).
+        guard serveTable[ei].answered(nowMs: nowMs) else {
             counters.lateServeAnswers &+= 1
             return
         }
-        serveTable[ei].answerType = .response
         servePayloads[ei] = payload
-        serveTable[ei].stampMs = nowMs
         counters.requestsServed &+= 1
         let e = serveTable[ei]
         reply(to: e.client, at: e.replyAddress, relayed: e.relayed, .response, payload, ref: e.callMessageID,
               nowMs: nowMs)
+    }
+}
+
+extension MeshNode.ServeEntry {
+    /// respond's change to the entry: not yet answered, it is now (a
+    /// response, stamped `nowMs`: true); answered already, nothing changes.
+    @inline(__always)
+    mutating func answered(nowMs: UInt64) -> Bool {
+        guard answerType == nil else { return false }
+        answerType = .response
+        stampMs = nowMs
+        return true
     }
 }
