@@ -53,12 +53,6 @@ extension NodeRuntime {
     /// with not_leader while consensus is off on this replica).
     var replicatesLog: Bool { usesConsensus && config.configReplicas.count > 1 }
 
-    var backups: [UInt32] {
-        var out: [UInt32] = []
-        for m in config.configReplicas where m != config.nodeID { out.append(m) }
-        return out
-    }
-
     /// The replication timers' next deadline (ms).
     var replicationNextTimeoutMs: UInt64? {
         guard replicatesLog else { return nil }
@@ -152,7 +146,10 @@ extension NodeRuntime {
                                             deadlineMs: now + Self.replicationAckMs))
         let arguments = LogReplication.replicateArguments(source: from, prev: prev, records: records, count: fitting,
                                                           term: raftSlot?.pointee.currentTerm ?? 0)
-        for b in backups { callBackup(b, .replicate, source: from, arguments: arguments, nowMs: now) }
+        // The backups: the other replicas (read in place, no list built).
+        for b in config.configReplicas where b != config.nodeID {
+            callBackup(b, .replicate, source: from, arguments: arguments, nowMs: now)
+        }
     }
 
     /// This log's high-water for `source`.
@@ -261,7 +258,9 @@ extension NodeRuntime {
     /// that have not answered yet for their high-waters.
     func startCatchUp(nowMs now: UInt64) {
         catchUpRetryAtMs = now + 1_000
-        if catchUpWaiting.isEmpty && catchUpAnswers == 0 { catchUpWaiting = backups }
+        if catchUpWaiting.isEmpty && catchUpAnswers == 0 {
+            for m in config.configReplicas where m != config.nodeID { catchUpWaiting.append(m) }  // every backup
+        }
         for b in catchUpWaiting where !replicationCalls.contains(where: { $0.backup == b && $0.kind == .highWaters }) {
             callBackup(b, .highWaters, source: 0, arguments: [], nowMs: now)
         }
