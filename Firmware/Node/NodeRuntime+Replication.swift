@@ -53,12 +53,6 @@ extension NodeRuntime {
     /// with not_leader while consensus is off on this replica).
     var replicatesLog: Bool { usesConsensus && config.configReplicas.count > 1 }
 
-    var backups: [UInt32] {
-        var out: [UInt32] = []
-        for m in config.configReplicas where m != config.nodeID { out.append(m) }
-        return out
-    }
-
     /// The replication timers' next deadline (ms).
     var replicationNextTimeoutMs: UInt64? {
         guard replicatesLog else { return nil }
@@ -111,7 +105,7 @@ extension NodeRuntime {
         }
         let usable = logUsable(nowMs: now)
         guard usable, let records = LogService.appendRecords(request.arguments, from: from, nowMs: now),
-              let first = records.first else {
+              !records.isEmpty else {
             mesh.respond(handle, usable ? Response(status: Status.badArguments.rawValue)
                                         : Response(status: Status.unavailable.rawValue), nowMs: now)
             return
@@ -119,7 +113,8 @@ extension NodeRuntime {
         // This log must hold what comes before the batch, or the backups would
         // be told (by `prev`) of records it lacks: a primary that missed some (it
         // led on, cut off, while another took appends) catches up first.
-        if !caughtUp && Self.missesRecords(before: first.sequence, highWater: logHighWater(from)) {
+        let first = records[0].sequence
+        if !caughtUp && Self.missesRecords(before: first, highWater: logHighWater(from)) {
             primaryReady = false
             catchUpWaiting.removeAll()
             catchUpAnswers = 0
@@ -132,28 +127,29 @@ extension NodeRuntime {
         var counts = BatchCounts()
         let refusal = LogService.appendBatch(records, log: &logSlot!.pointee, counts: &counts)
         guard refusal == nil,
-              let prev = try? LogReplication.previous(source: from, before: first.sequence, log: &logSlot!.pointee) else {
+              let prev = try? LogReplication.previous(source: from, before: first, log: &logSlot!.pointee) else {
             mesh.respond(handle, refusal ?? Response(status: Status.unavailable.rawValue), nowMs: now)
             return
         }
-        var last = first.sequence
-        for r in records { last = max(last, r.sequence) }
-        pendingAppends.append(PendingAppend(handle: handle, source: from, counts: counts, lastSequence: last,
-                                            deadlineMs: now + Self.replicationAckMs))
         // What fits one request (the batch grew by the times this node filled in);
         // a backup that answers below `last` is sent the rest from this log.
-        var fitting = records
+        // A count, not a copy of the records that fit (a slice's copy was Array code of its own).
+        var last = first
+        var fitting = 0
         var bytes = 48
-        for (i, r) in records.enumerated() {
+        for r in records {
+            last = max(last, r.sequence)
             bytes += r.payload.count + 32
-            if i > 0 && bytes > MeshConfig.rpcPayloadBytesMax {
-                fitting = Array(records[..<i])
-                break
-            }
+            if fitting == 0 || bytes <= MeshConfig.rpcPayloadBytesMax { fitting += 1 }  // bytes only grow: a prefix
         }
-        let arguments = LogReplication.replicateArguments(source: from, prev: prev, records: fitting,
+        pendingAppends.append(PendingAppend(handle: handle, source: from, counts: counts, lastSequence: last,
+                                            deadlineMs: now + Self.replicationAckMs))
+        let arguments = LogReplication.replicateArguments(source: from, prev: prev, records: records, count: fitting,
                                                           term: raftSlot?.pointee.currentTerm ?? 0)
-        for b in backups { callBackup(b, .replicate, source: from, arguments: arguments, nowMs: now) }
+        // The backups: the other replicas (read in place, no list built).
+        for b in config.configReplicas where b != config.nodeID {
+            callBackup(b, .replicate, source: from, arguments: arguments, nowMs: now)
+        }
     }
 
     /// This log's high-water for `source`.
@@ -262,7 +258,9 @@ extension NodeRuntime {
     /// that have not answered yet for their high-waters.
     func startCatchUp(nowMs now: UInt64) {
         catchUpRetryAtMs = now + 1_000
-        if catchUpWaiting.isEmpty && catchUpAnswers == 0 { catchUpWaiting = backups }
+        if catchUpWaiting.isEmpty && catchUpAnswers == 0 {
+            for m in config.configReplicas where m != config.nodeID { catchUpWaiting.append(m) }  // every backup
+        }
         for b in catchUpWaiting where !replicationCalls.contains(where: { $0.backup == b && $0.kind == .highWaters }) {
             callBackup(b, .highWaters, source: 0, arguments: [], nowMs: now)
         }

@@ -186,6 +186,43 @@ import Testing
         #expect(LogReplication.term(of: LogReplication.replicateArguments(source: 9, prev: 0, records: [record(1)])) == 0)
     }
 
+    /// `count` sends only the first records (what fits one request).
+    @Test func replicateSendsTheFirstCountRecords() throws {
+        var log = try RecordLog(flash: RAMLogFlash(sectorCount: 8, sectorSize: 4096, pageSize: 256))
+        let args = LogReplication.replicateArguments(source: 9, prev: 0, records: [record(1), record(2), record(3)], count: 2)
+        #expect(LogReplication.decodeReplicateResult(LogReplication.serveReplicate(args, log: &log).result)! == (2, false))
+        #expect(try log.allRecords() == [record(1), record(2)])
+        let all = LogReplication.replicateArguments(source: 9, prev: 0, records: [record(1), record(2), record(3)])
+        #expect(all == LogReplication.replicateArguments(source: 9, prev: 0, records: [record(1), record(2), record(3)], count: 3))
+    }
+
+    /// Replication's chunks: records of one source above a sequence, at most `limit`, within `bytesMax`
+    /// (payload + 24 each; the first always), in log order, other sources interleaved.
+    @Test func recordsChunkBySequenceCountAndBytes() throws {
+        var log = try RecordLog(flash: RAMLogFlash(sectorCount: 8, sectorSize: 4096, pageSize: 256))
+        for n in 1...40 {
+            _ = try log.append(source: 9, sequence: UInt64(n), timeMs: 1, kind: 1, payload: [UInt8](repeating: 7, count: n % 5 * 10))
+            _ = try log.append(source: 8, sequence: UInt64(n), timeMs: 1, kind: 1, payload: [])
+        }
+        func expected(after: UInt64, limit: Int, bytesMax: Int) -> [UInt64] {
+            var out: [UInt64] = [], bytes = 0
+            for n in (after + 1)...40 {
+                bytes += Int(n) % 5 * 10 + 24
+                if out.count == limit || (!out.isEmpty && bytes > bytesMax) { break }
+                out.append(n)
+            }
+            return out
+        }
+        for (after, limit, bytesMax) in [(0, 16, 10_000), (3, 16, 100), (10, 4, 10_000), (38, 16, 0), (39, 16, 60), (17, 16, 215)] {
+            let got = try LogReplication.records(source: 9, after: UInt64(after), limit: limit, bytesMax: bytesMax, log: &log)
+            #expect(got.map(\.sequence) == expected(after: UInt64(after), limit: limit, bytesMax: bytesMax), "after \(after) limit \(limit) bytes \(bytesMax)")
+            #expect(got.allSatisfy { $0.source == 9 && $0.payload.count == Int($0.sequence) % 5 * 10 })
+        }
+        #expect(try LogReplication.records(source: 9, after: 40, limit: 16, bytesMax: 1000, log: &log).isEmpty)
+        #expect(try LogReplication.previous(source: 8, before: 1 << 32 | 1, log: &log) == 40)
+        #expect(try LogReplication.previous(source: 9, before: 21, log: &log) == 20)
+    }
+
     /// The record before a batch: within a producer's epoch the one before; at an epoch's first record, a scan.
     @Test func previousSequenceAcrossEpochs() throws {
         var log = try RecordLog(flash: RAMLogFlash(sectorCount: 8, sectorSize: 4096, pageSize: 256))

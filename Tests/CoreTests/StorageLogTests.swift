@@ -100,6 +100,25 @@ func contiguousRun(_ records: [LogRecord], in work: [WorkRecord]) -> Int? {
             paged += page
         } while cursor != nil
         #expect(paged == work.map(\.record))
+        // Pages bounded by bytes: the first record always, then while payload + overhead fit;
+        // the cursor is the last record taken, so paging loses nothing.
+        for bytesMax in [0, 30, 60, 100] {
+            var byBytes: [LogRecord] = []
+            cursor = nil
+            repeat {
+                var page: [LogRecord] = []
+                cursor = try log.query(LogFilter(), after: cursor, limit: 5, bytesMax: bytesMax, recordOverhead: 8, into: &page)
+                #expect((!page.isEmpty || cursor == nil) && page.count <= 5)
+                if page.count > 1 { #expect(page.reduce(0) { $0 + $1.payload.count + 8 } <= bytesMax) }
+                byBytes += page
+            } while cursor != nil
+            #expect(byBytes == work.map(\.record), "bytesMax \(bytesMax)")
+        }
+        var above = LogFilter(source: 101)
+        above.sequenceFrom = 3
+        out = []
+        _ = try log.query(above, limit: 100, into: &out)
+        #expect(out == work.filter { $0.source == 101 && $0.sequence > 2 }.map(\.record))
         // Reopened: the same records, nothing reported.
         let again = try RecordLog(flash: log.flash, limits: smallLimits)
         var reopened = again

@@ -25,14 +25,16 @@ public enum LogReplication {
     public static let chunkRecordsMax = 16
 
     /// Records as `[[sequence, kind, time ms, payload], ...]` (the source is implied).
-    public static func encodeRecords(_ records: [LogRecord], into w: inout CBORWriter) {
-        w.arrayHeader(count: records.count)
-        for r in records {
+    /// The first `count` of them (all by default).
+    public static func encodeRecords(_ records: [LogRecord], count: Int = Int.max, into w: inout CBORWriter) {
+        let n = min(count, records.count)
+        w.arrayHeader(count: n)
+        for i in 0..<n {
             w.arrayHeader(count: 4)
-            w.unsigned(r.sequence)
-            w.unsigned(UInt64(r.kind))
-            w.unsigned(r.timeMs)
-            w.bytes(r.payload)
+            w.unsigned(records[i].sequence)
+            w.unsigned(UInt64(records[i].kind))
+            w.unsigned(records[i].timeMs)
+            w.bytes(records[i].payload)
         }
     }
 
@@ -53,14 +55,16 @@ public enum LogReplication {
 
     /// `term`: the sender's consensus term (key 4): a backup that knows a
     /// later one refuses (a primary cut off while another was elected).
-    public static func replicateArguments(source: UInt32, prev: UInt64, records: [LogRecord], term: UInt32 = 0) -> [UInt8] {
+    /// `count`: the first records only (what fits one request; all by default).
+    public static func replicateArguments(source: UInt32, prev: UInt64, records: [LogRecord], count: Int = Int.max,
+                                          term: UInt32 = 0) -> [UInt8] {
         var size = 32
         for r in records { size += r.payload.count + 24 }
         var w = CBORWriter(capacity: size)
         w.mapHeader(count: term == 0 ? 3 : 4)
         w.unsigned(1); w.unsigned(UInt64(source))
         w.unsigned(2); w.unsigned(prev)
-        w.unsigned(3); encodeRecords(records, into: &w)
+        w.unsigned(3); encodeRecords(records, count: count, into: &w)
         if term != 0 { w.unsigned(4); w.unsigned(UInt64(term)) }
         return w.bytes
     }
@@ -222,18 +226,10 @@ public enum LogReplication {
     public static func records<F: LogFlash>(source: UInt32, after: UInt64, limit: Int, bytesMax: Int,
                                             log: inout RecordLog<F>) throws(LogError) -> [LogRecord] {
         var out: [LogRecord] = []
-        var page: [LogRecord] = []
-        var cursor: LogPosition? = nil
-        var bytes = 0
-        repeat {
-            page.removeAll(keepingCapacity: true)
-            cursor = try log.query(LogFilter(source: source), after: cursor, limit: 32, into: &page)
-            for r in page where r.sequence > after {
-                bytes += r.payload.count + 24
-                if out.count == limit || (!out.isEmpty && bytes > bytesMax) { return out }
-                out.append(r)
-            }
-        } while cursor != nil
+        guard after < UInt64.max else { return out }
+        var filter = LogFilter(source: source)
+        filter.sequenceFrom = after + 1
+        _ = try log.query(filter, limit: limit, bytesMax: bytesMax, recordOverhead: 24, into: &out)
         return out
     }
 
@@ -243,14 +239,6 @@ public enum LogReplication {
     public static func previous<F: LogFlash>(source: UInt32, before sequence: UInt64,
                                              log: inout RecordLog<F>) throws(LogError) -> UInt64 {
         if sequence & 0xFFFF_FFFF > 1 { return sequence - 1 }
-        var newest: UInt64 = 0
-        var page: [LogRecord] = []
-        var cursor: LogPosition? = nil
-        repeat {
-            page.removeAll(keepingCapacity: true)
-            cursor = try log.query(LogFilter(source: source), after: cursor, limit: 32, into: &page)
-            for r in page where r.sequence < sequence { newest = max(newest, r.sequence) }
-        } while cursor != nil
-        return newest
+        return try log.newestSequence(source: source, below: sequence)
     }
 }

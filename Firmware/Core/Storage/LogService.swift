@@ -140,30 +140,22 @@ public enum LogService {
         }
         var records: [LogRecord] = []
         records.reserveCapacity(limit)
-        var next: LogPosition?
+        let next: LogPosition?
         do {
-            next = try log.query(filter, after: cursor, limit: limit, into: &records)
+            // What fits one frame (8 bytes of map, 40 per record besides its
+            // payload); the cursor then points at the last record kept.
+            next = try log.query(filter, after: cursor, limit: limit, bytesMax: resultBytesMax - 8,
+                                 recordOverhead: 40, into: &records)
         } catch {
             return Response(status: Status.unavailable.rawValue)
         }
-        // Keep what fits one frame; the cursor then points at the last record kept.
-        var kept = 0
-        var bytes = 8
-        while kept < records.count {
-            let size = records[kept].payload.count + 40
-            if kept > 0 && bytes + size > resultBytesMax { break }
-            bytes += size
-            kept += 1
-        }
-        if kept < records.count {
-            // Resume after the last kept record: find its position again.
-            next = positionAfter(records[kept - 1], filter: filter, from: cursor, log: &log)
-        }
-        var w = CBORWriter(capacity: bytes + 24)
+        var bytes = 32
+        for r in records { bytes += r.payload.count + 40 }
+        var w = CBORWriter(capacity: bytes)
         w.mapHeader(count: next == nil ? 2 : 3)
         w.unsigned(1)
-        w.arrayHeader(count: kept)
-        for r in records[0..<kept] {
+        w.arrayHeader(count: records.count)
+        for r in records {
             w.arrayHeader(count: 5)
             w.unsigned(UInt64(r.source))
             w.unsigned(r.sequence)
@@ -179,18 +171,6 @@ public enum LogService {
         }
         w.unsigned(3); w.unsigned(nowMs)
         return Response(result: w.bytes)
-    }
-
-    /// The position of `record` (the first match at or after `from`), read one at a time.
-    static func positionAfter<F: LogFlash>(_ record: LogRecord, filter: LogFilter, from: LogPosition?,
-                                           log: inout RecordLog<F>) -> LogPosition? {
-        var at = from
-        while true {
-            var one: [LogRecord] = []
-            guard let p = try? log.query(filter, after: at, limit: 1, into: &one), let r = one.first else { return nil }
-            if r == record { return p }
-            at = p
-        }
     }
 }
 

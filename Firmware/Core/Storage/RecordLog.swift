@@ -124,16 +124,18 @@ public struct LogFilter {
     public var kind: UInt8?
     public var fromMs: UInt64
     public var toMs: UInt64
+    /// Only records with this sequence or a higher one (replication's paging).
+    public var sequenceFrom: UInt64 = 0
     public init(source: UInt32? = nil, kind: UInt8? = nil, fromMs: UInt64 = 0, toMs: UInt64 = UInt64.max) {
         self.source = source
         self.kind = kind
         self.fromMs = fromMs
         self.toMs = toMs
     }
-    func matches(source s: UInt32, kind k: UInt8, timeMs t: UInt64) -> Bool {
+    func matches(source s: UInt32, kind k: UInt8, timeMs t: UInt64, sequence: UInt64) -> Bool {
         if let source, source != s { return false }
         if let kind, kind != k { return false }
-        return t >= fromMs && t <= toMs
+        return t >= fromMs && t <= toMs && sequence >= sequenceFrom
     }
 }
 
@@ -590,12 +592,20 @@ public struct RecordLog<Flash: LogFlash> {
     /// Appends to `out` up to `limit` records matching `filter`, oldest first,
     /// starting after `cursor`. Returns the position of the last record read
     /// (pass it back as the cursor for the next page), nil when the end was reached.
-    @inline(never)  // five callers (queries, replication's paging): one copy
+    /// A page also ends before a record whose payload plus `recordOverhead`
+    /// would take the records taken past `bytesMax` (the first is always
+    /// taken); the position returned is then the last record taken's. One
+    /// query serves the service's frame-sized pages and replication's chunks
+    /// (each paged and trimmed its own way before).
+    @inline(never)  // several callers (queries, replication's paging): one copy
     public mutating func query(_ filter: LogFilter, after cursor: LogPosition? = nil, limit: Int,
+                               bytesMax: Int = Int.max, recordOverhead: Int = 0,
                                into out: inout [LogRecord]) throws(LogError) -> LogPosition? {
         guard !halted else { throw .halted }
         var taken = 0
+        var bytes = 0
         var last: LogPosition? = nil
+        var lastTaken = LogPosition(segment: 0, offset: 0)
         var i = 0
         while i < segments.count {
             let seg = segments[i]
@@ -611,17 +621,41 @@ public struct RecordLog<Flash: LogFlash> {
                 let source = be32(buf, o + 4)
                 let time = be64(buf, o + 16)
                 let kind = buf[o + 2]
-                if filter.matches(source: source, kind: kind, timeMs: time) {
+                let sequence = be64(buf, o + 8)
+                if filter.matches(source: source, kind: kind, timeMs: time, sequence: sequence) {
                     let len = Int(be16(buf, o))
-                    out.append(LogRecord(source: source, sequence: be64(buf, o + 8), timeMs: time, kind: kind,
+                    bytes += len + recordOverhead
+                    if taken > 0 && bytes > bytesMax { return lastTaken }
+                    out.append(LogRecord(source: source, sequence: sequence, timeMs: time, kind: kind,
                                          payload: Array(buf[(o + 24)..<(o + 24 + len)])))
                     taken += 1
+                    lastTaken = here
                 }
                 last = here
             }
             if taken == limit { return last }
         }
         return nil
+    }
+
+    /// The highest sequence of `source`'s records below `sequence` (0 = none):
+    /// a scan of the record headers (paging through `query` copied every record).
+    public mutating func newestSequence(source: UInt32, below sequence: UInt64) throws(LogError) -> UInt64 {
+        guard !halted else { throw .halted }
+        var newest: UInt64 = 0
+        var i = 0
+        while i < segments.count {
+            let seg = segments[i]
+            i += 1
+            try readSector(Int(seg.sector), count: flash.sectorSize)
+            let buf = scratch
+            var scanner = Scan(buf, stopAt: Int(seg.end), payloadBytesMax: limits.payloadBytesMax)
+            while let o = scanner.next(buf) {
+                let s = be64(buf, o + 8)
+                if be32(buf, o + 4) == source && s < sequence { newest = max(newest, s) }
+            }
+        }
+        return newest
     }
 
     /// Every record, oldest first (tests, small logs).
