@@ -59,20 +59,34 @@ public final class NodeRuntime<P: Platform> {
     public private(set) var latest: Table<SensorSample?>
     public private(set) var samplesTaken: UInt64 = 0
 
-    // Kernel role.
-    public private(set) var station = WeatherStation()
-    public private(set) var lastReadings = WeatherReadings()
-    public private(set) var displayUpdates: UInt64 = 0
-    var weatherCalls = Table<CallID>()
-    var weatherResults: [CallResult?] = []
-    var weatherDeadlineUs: UInt64 = 0
+    // Kernel role: the weather station and its log producer. In a slot
+    // (`makeSlot`) made only where the role can run (every node on a host,
+    // the kernel image on the board): the other images neither build nor
+    // release these fields.
+    struct KernelState {
+        var station = WeatherStation()
+        var lastReadings = WeatherReadings()
+        var displayUpdates: UInt64 = 0
+        var calls = Table<CallID>()
+        var results: [CallResult?] = []
+        var deadlineUs: UInt64 = 0
+        /// The weather station's readings go to the storage log.
+        var producer: LogProducer
+        init(epoch: UInt32) { producer = LogProducer(epoch: epoch) }
+    }
+    var kernelSlot: UnsafeMutablePointer<KernelState>?
+    /// Whether this build can run the kernel role: the slot exists then.
+    @inline(__always) static var hasKernelState: Bool { P.imageRole == nil || P.imageRole == .kernel }
+    public var station: WeatherStation { kernelSlot!.pointee.station }
+    public var lastReadings: WeatherReadings { kernelSlot!.pointee.lastReadings }
+    public var displayUpdates: UInt64 { kernelSlot!.pointee.displayUpdates }
+    public var producer: LogProducer { kernelSlot!.pointee.producer }
 
     // Storage role: the durable record log (LogService over the platform's log flash).
     /// nil when the flash could not be opened or read. In a slot (`makeSlot`).
     var logSlot: UnsafeMutablePointer<RecordLog<P.LogStore>>?
     /// A copy of the log (the simulation's view).
     public var log: RecordLog<P.LogStore>? { logSlot?.pointee }
-    var nextLogReopenMs: UInt64 = 0
 
     /// Whether there is a log to serve from (a halted one answers with errors).
     /// A log that failed to open, or halted on a flash error (a timeout, an
@@ -102,35 +116,80 @@ public final class NodeRuntime<P: Platform> {
     var raftSlot: UnsafeMutablePointer<RaftNode>?
     /// A copy of the Raft node (the tests' and the simulation's view).
     public var raft: RaftNode? { raftSlot?.pointee }
-    /// What the platform last stored for `raft` (Figure 2's persistent state).
-    var raftStored = RaftPersistentState()
+
+    /// The storage role's tables and references (consensus, distribution,
+    /// replication). In a slot made only where the role can run (every node
+    /// on a host, the storage image on the board), like `KernelState`: the
+    /// other images neither build nor release them. The extensions reach each
+    /// field in place through the accessors below. Scalars stay in the class
+    /// (a store each at init, nothing to release; in the slot each access was
+    /// a nil test), so do `committed` and `distribution` (through accessors,
+    /// `distributeConfig` copied the push it stores: +0.1 KB on storage).
+    struct StorageState {
+        /// What the platform last stored for `raft` (Figure 2's persistent state).
+        var raftStored = RaftPersistentState()
+        /// `config set` requests waiting for their proposal's outcome.
+        var pendingSets = Table<PendingSet>()
+        /// Leader: who has the committed config.
+        var distributedTo: [UInt32] = []
+        // With several replicas: log replication (NodeRuntime+Replication.swift).
+        var pendingAppends = Table<PendingAppend>()
+        var waitingAppends: [WaitingAppend] = []
+        var replicationCalls = Table<ReplicationCall>()
+        var catchUpWaiting: [UInt32] = []
+        init() {}
+    }
+    var storageSlot: UnsafeMutablePointer<StorageState>?
+    /// Whether this build can run the storage role: the slot exists then.
+    @inline(__always) static var hasStorageState: Bool { P.imageRole == nil || P.imageRole == .storage }
+
+    var raftStored: RaftPersistentState {
+        _read { yield storageSlot!.pointee.raftStored }
+        _modify { yield &storageSlot!.pointee.raftStored }
+    }
     /// The config state machine: the committed entries applied in index order.
     public internal(set) var committed = ConfigManager()
+    var pendingSets: Table<PendingSet> {
+        _read { yield storageSlot!.pointee.pendingSets }
+        _modify { yield &storageSlot!.pointee.pendingSets }
+    }
+    var distributedTo: [UInt32] {
+        _read { yield storageSlot!.pointee.distributedTo }
+        _modify { yield &storageSlot!.pointee.distributedTo }
+    }
+    var pendingAppends: Table<PendingAppend> {
+        _read { yield storageSlot!.pointee.pendingAppends }
+        _modify { yield &storageSlot!.pointee.pendingAppends }
+    }
+    var waitingAppends: [WaitingAppend] {
+        _read { yield storageSlot!.pointee.waitingAppends }
+        _modify { yield &storageSlot!.pointee.waitingAppends }
+    }
+    var replicationCalls: Table<ReplicationCall> {
+        _read { yield storageSlot!.pointee.replicationCalls }
+        _modify { yield &storageSlot!.pointee.replicationCalls }
+    }
+    var catchUpWaiting: [UInt32] {
+        _read { yield storageSlot!.pointee.catchUpWaiting }
+        _modify { yield &storageSlot!.pointee.catchUpWaiting }
+    }
     /// Entries committed but refused by the state machine (every replica alike).
     public internal(set) var committedSkipped: UInt32 = 0
     public internal(set) var consensusHalt: StaticString? = nil
-    /// `config set` requests waiting for their proposal's outcome.
-    var pendingSets = Table<PendingSet>()
-    /// Leader: the committed config on its way to the nodes, and who has it.
+    /// Leader: the committed config on its way to the nodes.
     var distribution: ConfigPush?
     var distributionVersion: UInt32 = 0
-    var distributedTo: [UInt32] = []
     var distributedVersion: UInt32 = 0
     var nextDistributionMs: UInt64 = 0
     var wasLeader = false
-    // Storage role with several replicas: log replication (NodeRuntime+Replication.swift).
-    var pendingAppends = Table<PendingAppend>()
-    var waitingAppends: [WaitingAppend] = []
-    var replicationCalls = Table<ReplicationCall>()
     /// Leader only: caught up from the other replicas, takes appends.
     public internal(set) var primaryReady = false
-    var catchUpWaiting: [UInt32] = []
     var catchUpAnswers = 0
     var catchUpRetryAtMs: UInt64 = 0
     var leadershipStint: UInt32 = 0
+    /// When `logUsable` may try to open the log again.
+    var nextLogReopenMs: UInt64 = 0
 
-    // Kernel role: the weather station's readings go to the storage log.
-    public private(set) var producer: LogProducer
     /// Record kind of a weather-station reading: payload {1: °C, 2: %RH, 3: lux} (present ones).
     public static var weatherRecordKind: UInt8 { 1 }
 
@@ -186,7 +245,6 @@ public final class NodeRuntime<P: Platform> {
         if meshConfig.rateLimit == nil {  // rate_limit.* of the config (20/s, burst 40 by default)
             meshConfig.rateLimit = RateLimiterConfig(config: manager.effective, sendersMax: meshConfig.peersMax)
         }
-        producer = LogProducer(epoch: epoch)
         mesh = MeshNode(config: meshConfig, nodeID: config.nodeID, name: config.name, epoch: epoch,
                         keys: Keyring(id: config.keyID, key: config.key), address: config.address,
                         services: config.services, rngSeed: config.rngSeed)
@@ -199,6 +257,8 @@ public final class NodeRuntime<P: Platform> {
         pubsub = PubSub(config: pubsubConfig)
         scheduler = Scheduler(config: config.scheduler, clockUs: { platform.nowUs() })
         latest = Table(repeating: nil, count: config.sensors.count)
+        if Self.hasKernelState { kernelSlot = makeSlot(KernelState(epoch: epoch)) }
+        if Self.hasStorageState { storageSlot = makeSlot(StorageState()) }
         if role == .storage {
             if let flash = platform.openLogFlash() { openLog(flash) }
             openConsensus()
@@ -206,7 +266,10 @@ public final class NodeRuntime<P: Platform> {
     }
 
     deinit {
-        guard role == .storage else { return }  // the only role with slots (a constant on the board)
+        // Each role's slots (constant tests on the board).
+        if Self.hasKernelState { freeSlot(&kernelSlot) }
+        guard Self.hasStorageState else { return }
+        freeSlot(&storageSlot)
         freeSlot(&logSlot)
         freeSlot(&raftSlot)
     }
@@ -498,40 +561,42 @@ public final class NodeRuntime<P: Platform> {
 
     func weatherTick(_ ctx: inout TaskContext) -> TaskStep {
         let now = ms(ctx.nowUs)
-        if weatherCalls.isEmpty {
+        let k = kernelSlot!  // made in init for this role
+        if k.pointee.calls.isEmpty {
             for svc in config.weatherServices {
-                weatherCalls.append(mesh.call(service: svc.name, version: svc.version, deadlineMs: config.readDeadlineMs, nowMs: now))
+                k.pointee.calls.append(mesh.call(service: svc.name, version: svc.version, deadlineMs: config.readDeadlineMs,
+                                                 nowMs: now))
             }
-            weatherResults = Array(repeating: nil, count: weatherCalls.count)
-            weatherDeadlineUs = ctx.nowUs + UInt64(config.readDeadlineMs) * 1000
+            k.pointee.results = Array(repeating: nil, count: k.pointee.calls.count)
+            k.pointee.deadlineUs = ctx.nowUs + UInt64(config.readDeadlineMs) * 1000
             pump { ctx.signal($0) }
         }
-        claimCompletions(weatherCalls, into: &weatherResults)
+        claimCompletions(k.pointee.calls, into: &k.pointee.results)
         // The mesh completes every call by its deadline; the slack covers timer granularity.
-        if weatherResults.contains(where: { $0 == nil }) && ctx.nowUs < weatherDeadlineUs + 500_000 {
-            return .waitSignal(Self.callDone, untilUs: weatherDeadlineUs + 500_000)
+        if k.pointee.results.contains(where: { $0 == nil }) && ctx.nowUs < k.pointee.deadlineUs + 500_000 {
+            return .waitSignal(Self.callDone, untilUs: k.pointee.deadlineUs + 500_000)
         }
         var r = WeatherReadings()
-        for i in weatherCalls.indices {
-            guard case .value(let v)? = weatherResults[i], let value = v.response.value else { continue }
+        for i in k.pointee.calls.indices {
+            guard case .value(let v)? = k.pointee.results[i], let value = v.response.value else { continue }
             switch i {
             case 0: r.temperatureC = value; r.temperatureAgeMs = v.staleAgeMs
             case 1: r.humidityPercent = value; r.humidityAgeMs = v.staleAgeMs
             default: r.lightLux = value; r.lightAgeMs = v.staleAgeMs
             }
         }
-        station.record(r)
-        lastReadings = r
+        k.pointee.station.record(r)
+        k.pointee.lastReadings = r
         var w = CBORWriter(capacity: 32)
         w.mapHeader(count: (r.temperatureC == nil ? 0 : 1) + (r.humidityPercent == nil ? 0 : 1) + (r.lightLux == nil ? 0 : 1))
         if let t = r.temperatureC { w.unsigned(1); w.double(t) }
         if let h = r.humidityPercent { w.unsigned(2); w.double(h) }
         if let l = r.lightLux { w.unsigned(3); w.double(l) }
-        producer.add(kind: Self.weatherRecordKind, payload: w.bytes, nowMs: now)
+        k.pointee.producer.add(kind: Self.weatherRecordKind, payload: w.bytes, nowMs: now)
         ctx.signal(Self.callDone)  // wakes the log shipper
-        platform.show(inPlace(&station) { $0.lines(r) })
-        displayUpdates &+= 1
-        weatherCalls.removeAll()
+        platform.show(inPlace(&k.pointee.station) { $0.lines(r) })
+        k.pointee.displayUpdates &+= 1
+        k.pointee.calls.removeAll()
         noteActivity(now)
         return .sleep(untilUs: ctx.nowUs + UInt64(config.weatherIntervalMs) * 1000)
     }
@@ -539,12 +604,13 @@ public final class NodeRuntime<P: Platform> {
     /// Ships the producer's batches to the storage node and takes their answers.
     func logShipTick(_ ctx: inout TaskContext) -> TaskStep {
         let now = ms(ctx.nowUs)
-        if let id = producer.inFlight, let k = completed.firstIndex(where: { $0.id == id }) {
-            producer.complete(id, completed.remove(at: k).result, nowMs: now)
+        let k = kernelSlot!  // made in init for this role
+        if let id = k.pointee.producer.inFlight, let i = completed.firstIndex(where: { $0.id == id }) {
+            k.pointee.producer.complete(id, completed.remove(at: i).result, nowMs: now)
         }
-        if producer.poll(nowMs: now, mesh: &mesh) != nil { pump { ctx.signal($0) } }
+        if k.pointee.producer.poll(nowMs: now, mesh: &mesh) != nil { pump { ctx.signal($0) } }
         var next = ctx.nowUs + 1_000_000
-        if let t = producer.nextTimeoutMs { next = min(next, max(t * 1000, ctx.nowUs + 1)) }
+        if let t = k.pointee.producer.nextTimeoutMs { next = min(next, max(t * 1000, ctx.nowUs + 1)) }
         return .waitSignal(Self.callDone, untilUs: next)
     }
 
