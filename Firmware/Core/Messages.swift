@@ -314,7 +314,7 @@ public struct ServiceDescriptor: Equatable {
     /// (held in a local, each site released it: 688 B). Keys 1, 2, 3 and 6
     /// are required.
     @inline(never)
-    private mutating func read(_ r: inout CBORReader) throws(WireError) {
+    fileprivate mutating func read(_ r: inout CBORReader) throws(WireError) {
         var left = try r.mapHeader()
         var seen: UInt32 = 0
         while let key = try nextKey(&r, &left) {
@@ -364,25 +364,37 @@ public struct Announce: Equatable {
         return w.bytes
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> Announce {
-        var services: [ServiceDescriptor]?
+        var services: [ServiceDescriptor] = []
+        var hasServices = false
         var nodeName: [UInt8] = []
         var d = MapDecoder(deferring: payload)
         while let key = d.next() {
             switch key {
             case 1:
-                services = d.read([]) { (r: inout CBORReader) throws(WireError) in
-                    let n = try r.arrayHeader()
-                    guard n <= servicesPerNodeMax else { throw .malformedCBOR }
-                    var list: [ServiceDescriptor] = []
-                    for _ in 0..<n { list.append(try ServiceDescriptor.decode(&r)) }
-                    return list
-                }
+                hasServices = true
+                d.read((), { (r: inout CBORReader) throws(WireError) in try readServices(&r, into: &services) })
             case 2: nodeName = d.name()
             default: d.skip()
             }
         }
+        if !hasServices { d.fail() }
         try d.finish()
-        return Announce(services: try required(services), nodeName: nodeName)
+        return Announce(services: services, nodeName: nodeName)
+    }
+
+    /// The services array into `list` (replacing what an earlier key 1 left):
+    /// each descriptor is appended zeroed and read in place, so the throw
+    /// sites here hold nothing to release (the list is the caller's).
+    @inline(never)
+    static func readServices(_ r: inout CBORReader, into list: inout [ServiceDescriptor]) throws(WireError) {
+        list = []
+        let n = try r.arrayHeader()
+        guard n <= servicesPerNodeMax else { throw .malformedCBOR }
+        for i in 0..<n {
+            list.append(ServiceDescriptor(name: [], version: SemVer(0, 0, 0), role: .client, capabilities: .read,
+                                          priority: 0, port: 0, unchecked: ()))
+            try list[i].read(&r)
+        }
     }
 }
 
@@ -687,21 +699,33 @@ public struct ConfigUpdate: Equatable {
         while let key = d.next() {
             switch key {
             case 1: version = d.u32()
-            case 2:
-                d.read(()) { (r: inout CBORReader) throws(WireError) in
-                    let n = try r.mapHeader()
-                    guard n <= entriesMax else { throw .malformedCBOR }
-                    for _ in 0..<n {
-                        let p = try r.text()
-                        guard !p.isEmpty && p.count <= pathBytesMax else { throw .malformedCBOR }
-                        entries.append(Entry(path: Array(p), value: try rawItem(&r)))
-                    }
-                }
+            case 2: d.read((), { (r: inout CBORReader) throws(WireError) in try readEntries(&r, into: &entries) })
             default: d.skip()
             }
         }
         try d.finish()
         return ConfigUpdate(version: try required(version), entries: entries)
+    }
+
+    /// The entries map, appended to `entries`. Out of line, and the path is
+    /// kept as positions until the value has been skipped too: the throw sites
+    /// hold nothing to release (a path array held across `rawItem` was
+    /// released on each).
+    @inline(__always)
+    static func readEntries(_ r: inout CBORReader, into entries: inout [Entry]) throws(WireError) {
+        let n = try r.mapHeader()
+        guard n <= entriesMax else { throw .malformedCBOR }
+        for _ in 0..<n {
+            let path: Range<Int>
+            do {
+                let p = try r.text()
+                guard !p.isEmpty && p.count <= pathBytesMax else { throw WireError.malformedCBOR }
+                path = p.indices
+            }
+            let valueStart = r.position
+            try r.skip()
+            entries.append(Entry(path: Array(r.data[path]), value: Array(r.data[valueStart..<r.position])))
+        }
     }
 }
 

@@ -59,4 +59,55 @@ import Testing
             try descriptor { w in w.mapHeader(count: 2); w.unsigned(1); w.text(name) }
         }
     }
+
+    /// `Announce` reads its services list in place (`readServices`) and
+    /// `ConfigUpdate` keeps an entry's path as positions until its value is
+    /// skipped: the lists, the repeated keys and the errors are as before.
+    @Test func announceAndConfigUpdateLists() throws {
+        let a = ServiceDescriptor(name: Array("temp".utf8), version: SemVer(1, 2, 3), role: .sensor,
+                                  capabilities: .read, priority: 1, port: 5683)
+        let b = ServiceDescriptor(name: Array("hum".utf8), version: SemVer(2, 0, 0), role: .sensor,
+                                  capabilities: .read, priority: 0, port: 5684)
+        #expect(try Announce.decode(Announce(services: [a, b], nodeName: Array("n1".utf8)).encode())
+                == Announce(services: [a, b], nodeName: Array("n1".utf8)))
+        #expect(try Announce.decode(Announce(services: [], nodeName: []).encode()).services.isEmpty)
+        // Key 1 twice: the second list replaces the first.
+        var w = CBORWriter()
+        w.mapHeader(count: 2)
+        w.unsigned(1); w.arrayHeader(count: 2); a.encode(&w); b.encode(&w)
+        w.unsigned(1); w.arrayHeader(count: 1); b.encode(&w)
+        #expect(try Announce.decode(w.bytes).services == [b])
+        // Key 1 missing, too many services, a bad second descriptor.
+        #expect(throws: WireError.malformedCBOR) { try Announce.decode([0xA1, 0x02, 0x61, 0x78]) }
+        w = CBORWriter(); w.mapHeader(count: 1); w.unsigned(1); w.arrayHeader(count: 9)
+        for _ in 0..<9 { a.encode(&w) }
+        #expect(throws: WireError.malformedCBOR) { try Announce.decode(w.bytes) }
+        w = CBORWriter(); w.mapHeader(count: 1); w.unsigned(1); w.arrayHeader(count: 2); a.encode(&w)
+        w.mapHeader(count: 1); w.unsigned(1); w.text("x")
+        #expect(throws: WireError.malformedCBOR) { try Announce.decode(w.bytes) }
+
+        // ConfigUpdate: key 2 twice appends; paths and raw values kept.
+        w = CBORWriter()
+        w.mapHeader(count: 3)
+        w.field(1, 7)
+        w.unsigned(2); w.mapHeader(count: 2)
+        w.text("a.b"); w.arrayHeader(count: 2); w.unsigned(1); w.text("z")
+        w.text("c"); w.null()
+        w.unsigned(2); w.mapHeader(count: 1); w.text("d.e"); w.unsigned(300)
+        let u = try ConfigUpdate.decode(w.bytes)
+        #expect(u.version == 7)
+        #expect(u.entries == [
+            ConfigUpdate.Entry(path: Array("a.b".utf8), value: [0x82, 0x01, 0x61, 0x7A]),
+            ConfigUpdate.Entry(path: Array("c".utf8), value: [0xF6]),
+            ConfigUpdate.Entry(path: Array("d.e".utf8), value: [0x19, 0x01, 0x2C]),
+        ])
+        // An empty path, a path over 48 bytes, invalid UTF-8, a truncated value, no version.
+        for bad: [UInt8] in [[0xA2, 0x01, 0x01, 0x02, 0xA1, 0x60, 0x00],
+                             [0xA2, 0x01, 0x01, 0x02, 0xA1, 0x78, 49] + [UInt8](repeating: 0x61, count: 49) + [0x00],
+                             [0xA2, 0x01, 0x01, 0x02, 0xA1, 0x61, 0xFF, 0x00],
+                             [0xA1, 0x02, 0xA0]] {
+            #expect(throws: WireError.malformedCBOR) { try ConfigUpdate.decode(bad) }
+        }
+        #expect(throws: WireError.truncated) { try ConfigUpdate.decode([0xA2, 0x01, 0x01, 0x02, 0xA1, 0x61, 0x61, 0x19, 0x01]) }
+    }
 }
