@@ -123,8 +123,9 @@ public final class NodeRuntime<P: Platform> {
     /// other images neither build nor release them. The extensions reach each
     /// field in place through the accessors below. Scalars stay in the class
     /// (a store each at init, nothing to release; in the slot each access was
-    /// a nil test), so do `committed` and `distribution` (through accessors,
-    /// `distributeConfig` copied the push it stores: +0.1 KB on storage).
+    /// a nil test). `committed` and `distribution` are read through
+    /// addressors (in place: with `_read`/`_modify` every non-mutating call
+    /// on them copied them first).
     struct StorageState {
         /// What the platform last stored for `raft` (Figure 2's persistent state).
         var raftStored = RaftPersistentState()
@@ -137,6 +138,10 @@ public final class NodeRuntime<P: Platform> {
         var waitingAppends: [WaitingAppend] = []
         var replicationCalls = Table<ReplicationCall>()
         var catchUpWaiting: [UInt32] = []
+        /// The config state machine (`committed`).
+        var committed = ConfigManager()
+        /// Leader: the committed config on its way to the nodes (`distribution`).
+        var distribution: ConfigPush? = nil
         init() {}
     }
     var storageSlot: UnsafeMutablePointer<StorageState>?
@@ -148,7 +153,10 @@ public final class NodeRuntime<P: Platform> {
         _modify { yield &storageSlot!.pointee.raftStored }
     }
     /// The config state machine: the committed entries applied in index order.
-    public internal(set) var committed = ConfigManager()
+    public internal(set) var committed: ConfigManager {
+        unsafeAddress { UnsafePointer(storageSlot!.pointer(to: \.committed)!) }
+        unsafeMutableAddress { storageSlot!.pointer(to: \.committed)! }
+    }
     var pendingSets: Table<PendingSet> {
         _read { yield storageSlot!.pointee.pendingSets }
         _modify { yield &storageSlot!.pointee.pendingSets }
@@ -177,7 +185,10 @@ public final class NodeRuntime<P: Platform> {
     public internal(set) var committedSkipped: UInt32 = 0
     public internal(set) var consensusHalt: StaticString? = nil
     /// Leader: the committed config on its way to the nodes.
-    var distribution: ConfigPush?
+    var distribution: ConfigPush? {
+        unsafeAddress { UnsafePointer(storageSlot!.pointer(to: \.distribution)!) }
+        unsafeMutableAddress { storageSlot!.pointer(to: \.distribution)! }
+    }
     var distributionVersion: UInt32 = 0
     var distributedVersion: UInt32 = 0
     var nextDistributionMs: UInt64 = 0
