@@ -197,7 +197,7 @@ extension NodeRuntime {
             committedSkipped &+= 1  // valid when proposed, not on this state: skipped by every replica alike
             return
         }
-        configObserver?(committed.version, committed.remote, true)
+        if P.imageRole == nil { configObserver?(committed.version, committed.remote, true) }
         _ = adoptConfig(inPlace(&committed) { $0.overlayUpdate() })
         if leadsConsensus { nextDistributionMs = now }
     }

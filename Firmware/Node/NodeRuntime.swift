@@ -220,6 +220,9 @@ public final class NodeRuntime<P: Platform> {
     /// config_update messages whose record could not be written (not applied, not acknowledged).
     public private(set) var configPersistFailures: UInt32 = 0
 
+    // The three observers are host hooks (the simulation sets them; no board
+    // code does): a board image (`P.imageRole` set) never calls them, so it
+    // keeps no optional-closure call and release at their sites.
     /// Test hook (the deterministic simulation): sees every mesh action before it is carried out.
     public var actionObserver: ((MeshAction) -> Void)? = nil
     /// Sees every subscription event of this node's own subscriptions (`subscribe`).
@@ -389,7 +392,7 @@ public final class NodeRuntime<P: Platform> {
             return nil
         }
         if case .applied(let version, _) = outcome {
-            configObserver?(version, settings.remote, false)
+            if P.imageRole == nil { configObserver?(version, settings.remote, false) }
             var l = TextLine("config version ")
             l.append(UInt64(version))
             l.append(" applied")
@@ -700,7 +703,7 @@ public final class NodeRuntime<P: Platform> {
     func carryOutActions(nowMs now: UInt64) -> Bool {
         var callsDone = false
         while let action = mesh.pollAction() {
-            actionObserver?(action)
+            if P.imageRole == nil { actionObserver?(action) }
             switch action {
             case .send(let to, let bytes):
                 platform.send(bytes, to: to)
@@ -729,7 +732,7 @@ public final class NodeRuntime<P: Platform> {
             }
         }
         if Self.usesSubscriptions {
-            while let e = pubsub.pollEvent() { subscriptionObserver?(e) }
+            while let e = pubsub.pollEvent() { if P.imageRole == nil { subscriptionObserver?(e) } }
         }
         return callsDone
     }
