@@ -197,7 +197,7 @@ extension NodeRuntime {
             committedSkipped &+= 1  // valid when proposed, not on this state: skipped by every replica alike
             return
         }
-        configObserver?(committed.version, committed.remote, true)
+        if P.imageRole == nil { configObserver?(committed.version, committed.remote, true) }
         _ = adoptConfig(inPlace(&committed) { $0.overlayUpdate() })
         if leadsConsensus { nextDistributionMs = now }
     }
@@ -218,10 +218,9 @@ extension NodeRuntime {
         }
         distribution = nil
         guard !targets.isEmpty else { return }
-        var push = ConfigPush(update: inPlace(&committed) { $0.overlayUpdate() }, targets: targets)
-        push.start(nowMs: now, mesh: &mesh)
-        distribution = push
+        distribution = ConfigPush(update: inPlace(&committed) { $0.overlayUpdate() }, targets: targets)
         distributionVersion = committed.version
+        distribution!.start(nowMs: now, mesh: &mesh)  // in place: no copy of the push
     }
 
     func collectDistribution() {

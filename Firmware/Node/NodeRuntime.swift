@@ -123,8 +123,9 @@ public final class NodeRuntime<P: Platform> {
     /// other images neither build nor release them. The extensions reach each
     /// field in place through the accessors below. Scalars stay in the class
     /// (a store each at init, nothing to release; in the slot each access was
-    /// a nil test), so do `committed` and `distribution` (through accessors,
-    /// `distributeConfig` copied the push it stores: +0.1 KB on storage).
+    /// a nil test). `committed` and `distribution` are read through
+    /// addressors (in place: with `_read`/`_modify` every non-mutating call
+    /// on them copied them first).
     struct StorageState {
         /// What the platform last stored for `raft` (Figure 2's persistent state).
         var raftStored = RaftPersistentState()
@@ -137,6 +138,10 @@ public final class NodeRuntime<P: Platform> {
         var waitingAppends: [WaitingAppend] = []
         var replicationCalls = Table<ReplicationCall>()
         var catchUpWaiting: [UInt32] = []
+        /// The config state machine (`committed`).
+        var committed = ConfigManager()
+        /// Leader: the committed config on its way to the nodes (`distribution`).
+        var distribution: ConfigPush? = nil
         init() {}
     }
     var storageSlot: UnsafeMutablePointer<StorageState>?
@@ -148,7 +153,10 @@ public final class NodeRuntime<P: Platform> {
         _modify { yield &storageSlot!.pointee.raftStored }
     }
     /// The config state machine: the committed entries applied in index order.
-    public internal(set) var committed = ConfigManager()
+    public internal(set) var committed: ConfigManager {
+        unsafeAddress { UnsafePointer(storageSlot!.pointer(to: \.committed)!) }
+        unsafeMutableAddress { storageSlot!.pointer(to: \.committed)! }
+    }
     var pendingSets: Table<PendingSet> {
         _read { yield storageSlot!.pointee.pendingSets }
         _modify { yield &storageSlot!.pointee.pendingSets }
@@ -177,7 +185,10 @@ public final class NodeRuntime<P: Platform> {
     public internal(set) var committedSkipped: UInt32 = 0
     public internal(set) var consensusHalt: StaticString? = nil
     /// Leader: the committed config on its way to the nodes.
-    var distribution: ConfigPush?
+    var distribution: ConfigPush? {
+        unsafeAddress { UnsafePointer(storageSlot!.pointer(to: \.distribution)!) }
+        unsafeMutableAddress { storageSlot!.pointer(to: \.distribution)! }
+    }
     var distributionVersion: UInt32 = 0
     var distributedVersion: UInt32 = 0
     var nextDistributionMs: UInt64 = 0
@@ -209,6 +220,9 @@ public final class NodeRuntime<P: Platform> {
     /// config_update messages whose record could not be written (not applied, not acknowledged).
     public private(set) var configPersistFailures: UInt32 = 0
 
+    // The three observers are host hooks (the simulation sets them; no board
+    // code does): a board image (`P.imageRole` set) never calls them, so it
+    // keeps no optional-closure call and release at their sites.
     /// Test hook (the deterministic simulation): sees every mesh action before it is carried out.
     public var actionObserver: ((MeshAction) -> Void)? = nil
     /// Sees every subscription event of this node's own subscriptions (`subscribe`).
@@ -378,7 +392,7 @@ public final class NodeRuntime<P: Platform> {
             return nil
         }
         if case .applied(let version, _) = outcome {
-            configObserver?(version, settings.remote, false)
+            if P.imageRole == nil { configObserver?(version, settings.remote, false) }
             var l = TextLine("config version ")
             l.append(UInt64(version))
             l.append(" applied")
@@ -689,7 +703,7 @@ public final class NodeRuntime<P: Platform> {
     func carryOutActions(nowMs now: UInt64) -> Bool {
         var callsDone = false
         while let action = mesh.pollAction() {
-            actionObserver?(action)
+            if P.imageRole == nil { actionObserver?(action) }
             switch action {
             case .send(let to, let bytes):
                 platform.send(bytes, to: to)
@@ -718,7 +732,7 @@ public final class NodeRuntime<P: Platform> {
             }
         }
         if Self.usesSubscriptions {
-            while let e = pubsub.pollEvent() { subscriptionObserver?(e) }
+            while let e = pubsub.pollEvent() { if P.imageRole == nil { subscriptionObserver?(e) } }
         }
         return callsDone
     }
