@@ -281,12 +281,8 @@ public struct ServiceDescriptor: Equatable {
     public init(name: [UInt8], version: SemVer, role: NodeRole, capabilities: Capabilities,
                 priority: UInt8, port: UInt16) {
         precondition(!name.isEmpty && name.count <= nameBytesMax)
-        self.name = name
-        self.version = version
-        self.role = role
-        self.capabilities = capabilities
-        self.priority = priority
-        self.port = port
+        self.init(name: name, version: version, role: role, capabilities: capabilities,
+                  priority: priority, port: port, unchecked: ())
     }
 
     public var id: UInt32 { serviceID(name) }
