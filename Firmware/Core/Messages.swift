@@ -299,8 +299,7 @@ public struct ServiceDescriptor: Equatable {
     }
 
     static func decode(_ r: inout CBORReader) throws(WireError) -> ServiceDescriptor {
-        var s = ServiceDescriptor(name: [], version: SemVer(0, 0, 0), role: .client, capabilities: .read,
-                                  priority: 0, port: 0, unchecked: ())
+        var s = ServiceDescriptor.blank
         try s.read(&r)
         return s
     }
@@ -330,6 +329,12 @@ public struct ServiceDescriptor: Equatable {
 }
 
 extension ServiceDescriptor {
+    /// The zero descriptor a decoder reads a map into (`read` fills it).
+    @inline(__always) fileprivate static var blank: ServiceDescriptor {
+        ServiceDescriptor(name: [], version: SemVer(0, 0, 0), role: .client, capabilities: .read,
+                          priority: 0, port: 0, unchecked: ())
+    }
+
     /// The fields as given, without the name check (`decode`'s starting value).
     fileprivate init(name: [UInt8], version: SemVer, role: NodeRole, capabilities: Capabilities,
                      priority: UInt8, port: UInt16, unchecked: Void) {
@@ -387,8 +392,7 @@ public struct Announce: Equatable {
         let n = try r.arrayHeader()
         guard n <= servicesPerNodeMax else { throw .malformedCBOR }
         for i in 0..<n {
-            list.append(ServiceDescriptor(name: [], version: SemVer(0, 0, 0), role: .client, capabilities: .read,
-                                          priority: 0, port: 0, unchecked: ()))
+            list.append(.blank)
             try list[i].read(&r)
         }
     }
