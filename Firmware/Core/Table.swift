@@ -8,8 +8,16 @@
 // remain. Semantics are Array's: a value type, copied on write, grows on demand
 // (the tables reserve their configured capacity up front, so steady state never
 // allocates).
+//
+// Elements holding references (closures, arrays, class instances) are allowed
+// too: every Swift value is bitwise movable (a move is a memcpy, no retain), so
+// growing, inserting and removing stay byte moves here. Only destroying elements
+// and copying a shared buffer (copy on write) need the element type: the buffer
+// keeps one small per-type function for both (`Table.manage`), nil for plain
+// values. That replaced Array's growth/shift/copy specialisations (~0.2-0.5 KB
+// per element type) for the scheduler's, metrics' and pub/sub's tables.
 
-public struct Table<Element: BitwiseCopyable>: RandomAccessCollection, MutableCollection {
+public struct Table<Element>: RandomAccessCollection, MutableCollection {
     @usableFromInline var buffer: TableBuffer
 
     @inlinable
@@ -20,15 +28,35 @@ public struct Table<Element: BitwiseCopyable>: RandomAccessCollection, MutableCo
     public init(capacity: Int) {
         // TableBuffer allocates 8-aligned (a constant check, folded away).
         precondition(MemoryLayout<Element>.alignment <= 8, "Table elements must be at most 8-aligned")
-        buffer = TableBuffer.make(capacity, MemoryLayout<Element>.stride)
+        buffer = _isPOD(Element.self)
+            ? TableBuffer.make(capacity, MemoryLayout<Element>.stride)
+            : TableBuffer.make(capacity, MemoryLayout<Element>.stride, Table.manage)
+    }
+
+    /// Copies `n` elements from `from` into the uninitialised `to`, or (`from`
+    /// nil) destroys `n` elements at `to`: all a buffer of non-plain elements
+    /// needs to know about their type.
+    @usableFromInline
+    static func manage(_ to: UnsafeMutableRawPointer, _ from: UnsafeRawPointer?, _ n: Int) {
+        let p = to.assumingMemoryBound(to: Element.self)
+        if let from {
+            p.initialize(from: from.assumingMemoryBound(to: Element.self), count: n)
+        } else {
+            p.deinitialize(count: n)
+        }
     }
 
     /// `count` copies of `value`.
     @inlinable
     public init(repeating value: Element, count: Int) {
         self.init(capacity: count)
-        var value = value
-        TableBuffer.fill(buffer, &value, count)
+        if _isPOD(Element.self) {
+            var value = value
+            withUnsafeMutablePointer(to: &value) { TableBuffer.fill(buffer, UnsafeRawPointer($0), count) }
+        } else {
+            TableBuffer.fill(buffer, nil, count)
+            slot(0, unchecked: ()).initialize(repeating: value, count: count)
+        }
     }
 
     public typealias Index = Int
@@ -48,6 +76,11 @@ public struct Table<Element: BitwiseCopyable>: RandomAccessCollection, MutableCo
     }
 
     @inlinable
+    func slot(_ i: Int, unchecked: ()) -> UnsafeMutablePointer<Element> {
+        (buffer.base + i * MemoryLayout<Element>.stride).assumingMemoryBound(to: Element.self)
+    }
+
+    @inlinable
     public subscript(i: Int) -> Element {
         get { slot(i).pointee }
         _modify { yield &TableBuffer.unique(&buffer, i).assumingMemoryBound(to: Element.self).pointee }
@@ -55,12 +88,12 @@ public struct Table<Element: BitwiseCopyable>: RandomAccessCollection, MutableCo
 
     @inlinable
     public mutating func append(_ e: Element) {
-        TableBuffer.append(&buffer).assumingMemoryBound(to: Element.self).pointee = e
+        TableBuffer.append(&buffer).assumingMemoryBound(to: Element.self).initialize(to: e)
     }
 
     @inlinable
     public mutating func insert(_ e: Element, at i: Int) {
-        TableBuffer.insert(&buffer, i).assumingMemoryBound(to: Element.self).pointee = e
+        TableBuffer.insert(&buffer, i).assumingMemoryBound(to: Element.self).initialize(to: e)
     }
 
     // Always inlined: where the element is discarded (most callers), its
@@ -108,31 +141,48 @@ public final class TableBuffer {
     @usableFromInline var count: Int = 0
     @usableFromInline var capacity: Int
     @usableFromInline let stride: Int
+    /// nil for plain values; else `Table<Element>.manage` (copy or destroy).
+    @usableFromInline let manage: Manage?
+
+    public typealias Manage = (UnsafeMutableRawPointer, UnsafeRawPointer?, Int) -> Void
 
     @usableFromInline
-    init(capacity: Int, stride: Int) {
+    init(capacity: Int, stride: Int, manage: Manage?) {
         self.capacity = capacity
         self.stride = stride
+        self.manage = manage
         base = UnsafeMutableRawPointer.allocate(byteCount: max(capacity * stride, 1), alignment: 8)
     }
 
-    deinit { base.deallocate() }
+    deinit {
+        manage?(base, nil, count)
+        base.deallocate()
+    }
 
     /// A new buffer. Out of line: inlined, the allocation and the
     /// initialiser's call were a 44-byte `Table.init` per element type.
     @usableFromInline
     @inline(never)
     static func make(_ capacity: Int, _ stride: Int) -> TableBuffer {
-        TableBuffer(capacity: capacity, stride: stride)
+        TableBuffer(capacity: capacity, stride: stride, manage: nil)
+    }
+
+    @usableFromInline
+    @inline(never)
+    static func make(_ capacity: Int, _ stride: Int, _ manage: @escaping Manage) -> TableBuffer {
+        TableBuffer(capacity: capacity, stride: stride, manage: manage)
     }
 
     /// Fills a new, empty buffer with `count` copies of the `stride` bytes at
-    /// `value` (`Table(repeating:count:)`, once for every element type).
+    /// `value` (`Table(repeating:count:)`, once for every element type); with
+    /// `value` nil only sets the count (the caller initialises the elements).
     @usableFromInline
     @inline(never)
-    static func fill(_ b: TableBuffer, _ value: UnsafeRawPointer, _ count: Int) {
+    static func fill(_ b: TableBuffer, _ value: UnsafeRawPointer?, _ count: Int) {
         precondition(count >= 0 && count <= b.capacity, "Table count out of range")
-        for k in 0..<count { (b.base + k * b.stride).copyMemory(from: value, byteCount: b.stride) }
+        if let value {
+            for k in 0..<count { (b.base + k * b.stride).copyMemory(from: value, byteCount: b.stride) }
+        }
         b.count = count
     }
 
@@ -151,8 +201,12 @@ public final class TableBuffer {
     @inline(never)
     static func makeUnique(_ b: inout TableBuffer) {
         if isKnownUniquelyReferenced(&b) { return }
-        let copy = TableBuffer(capacity: b.capacity, stride: b.stride)
-        copy.base.copyMemory(from: b.base, byteCount: b.count * b.stride)
+        let copy = TableBuffer(capacity: b.capacity, stride: b.stride, manage: b.manage)
+        if let manage = b.manage {
+            manage(copy.base, b.base, b.count)
+        } else {
+            copy.base.copyMemory(from: b.base, byteCount: b.count * b.stride)
+        }
         copy.count = b.count
         b = copy
     }
@@ -202,13 +256,15 @@ public final class TableBuffer {
         return at
     }
 
-    /// Removes `n` elements from `i` on, sliding the rest down.
+    /// Removes `n` elements from `i` on (destroying them if they are not plain
+    /// values), sliding the rest down.
     @usableFromInline
     @inline(never)
     static func remove(_ b: inout TableBuffer, _ i: Int, _ n: Int) {
         precondition(i >= 0 && n >= 0 && i + n <= b.count, "Table remove range out of range")
         makeUnique(&b)
         let at = b.base + i * b.stride
+        b.manage?(at, nil, n)
         at.copyMemory(from: at + n * b.stride, byteCount: (b.count - i - n) * b.stride)
         b.count -= n
     }

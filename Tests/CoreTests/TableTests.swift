@@ -61,4 +61,73 @@ import Testing
         u[1] = 2
         #expect(Array(u) == [0xBEEF, 2, 0xBEEF])
     }
+
+    // Elements holding references: every live element must be released exactly
+    // once, whatever grows, shifts, copies or drops the table.
+
+    final class Tracked {
+        static nonisolated(unsafe) var live = 0
+        let id: Int
+        init(_ id: Int) { self.id = id; Tracked.live += 1 }
+        deinit { Tracked.live -= 1 }
+    }
+
+    struct Holder {
+        var tag: UInt8
+        var object: Tracked
+        var closure: (() -> Int)?
+    }
+
+    func holders(_ ids: ClosedRange<Int>) -> Table<Holder> {
+        var t = Table<Holder>(capacity: 2)
+        for i in ids {
+            let o = Tracked(i)
+            t.append(Holder(tag: UInt8(i), object: o, closure: { o.id * 10 }))
+        }
+        return t
+    }
+
+    @Test func referencesAreReleasedOnceThroughGrowShiftCopyAndDrop() {
+        let before = Tracked.live
+        do {
+            var t = holders(1...9)  // grows past its capacity of 2, moving the holders
+            #expect(Tracked.live == before + 9)
+            #expect(t.map(\.object.id) == Array(1...9) && t[8].closure?() == 90)
+            let removed = t.remove(at: 3)
+            #expect(removed.object.id == 4 && Tracked.live == before + 9, "the removed holder is the caller's")
+            t.insert(Holder(tag: 0, object: Tracked(42), closure: nil), at: 1)
+            #expect(Tracked.live == before + 10)
+            #expect(t.map(\.object.id) == [1, 42, 2, 3, 5, 6, 7, 8, 9])
+            t.removeFirst(2)
+            #expect(Tracked.live == before + 8, "1 and 42 released (4 still held by `removed`)")
+            t.removeAll(where: { $0.object.id % 2 == 1 })
+            #expect(t.map(\.object.id) == [2, 6, 8] && Tracked.live == before + 4)
+            t[0] = Holder(tag: 1, object: Tracked(7), closure: nil)
+            #expect(Tracked.live == before + 4, "an assigned element releases the old one")
+
+            // Copy on write: the copy keeps its own references.
+            let snapshot = t
+            t[1].object = Tracked(100)
+            t.append(Holder(tag: 2, object: Tracked(101), closure: nil))
+            #expect(snapshot.map(\.object.id) == [7, 6, 8] && t.map(\.object.id) == [7, 100, 8, 101])
+            #expect(Tracked.live == before + 6, "7, 6, 8, 100, 101 and `removed`")
+            var other = snapshot
+            other.removeAll()
+            #expect(other.isEmpty && snapshot.count == 3 && Tracked.live == before + 6)
+        }
+        #expect(Tracked.live == before, "dropping the tables released everything")
+
+        do {
+            let one = Tracked(1)
+            var r = Table(repeating: Holder(tag: 1, object: one, closure: nil), count: 4)
+            #expect(r.allSatisfy { $0.object === one } && isKnownUniquelyReferenced(&r.buffer))
+            r.removeAll()
+            #expect(Tracked.live == before + 1)
+            var empty = Table(repeating: Holder(tag: 1, object: one, closure: nil), count: 0)
+            empty.reserveCapacity(8)
+            #expect(empty.isEmpty && empty.capacity == 8)
+        }
+        #expect(Tracked.live == before)
+    }
 }
+

@@ -19,6 +19,7 @@ let embeddedTests: [(name: StaticString, run: () -> Void)] = [
 #else
 let embeddedTests: [(name: StaticString, run: () -> Void)] = [
     ("config+metrics", configMetricsTests),
+    ("table", tableTests),
     ("mesh", meshTests),
 ]
 #endif

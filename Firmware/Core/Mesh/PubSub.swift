@@ -165,7 +165,7 @@ public struct PubSub {
     /// Latest sample of each of this node's services (index as in MeshNode.services).
     var samples: Table<Sample?>
     var publications = Table<Publication>()
-    var subscriptions: [Subscription] = []
+    var subscriptions: Table<Subscription>
     var events: DrainQueue<PubSubEvent>
     var nextID: UInt32 = 1
     /// The subscriber half, set by the first `subscribe` (`SubscriberInput`):
@@ -177,7 +177,7 @@ public struct PubSub {
         self.config = config
         samples = Table(repeating: nil, count: servicesPerNodeMax)
         publications.reserveCapacity(config.publicationsMax)
-        subscriptions.reserveCapacity(config.subscriptionsMax)
+        subscriptions = Table(capacity: config.subscriptionsMax)
         events = DrainQueue(capacity: config.eventQueueMax)
     }
 

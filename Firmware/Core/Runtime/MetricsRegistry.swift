@@ -107,7 +107,7 @@ public struct MetricsRegistry {
     public private(set) var withinTarget: UInt32 = 0
     public private(set) var latencyUs = LatencyHistogram()
     /// Fixed slots; a service gets the first free one and keeps it.
-    public private(set) var services: [ServiceMetrics]
+    public private(set) var services: Table<ServiceMetrics>
     /// Calls of services that found every slot taken (still counted node-wide).
     public private(set) var serviceSlotOverflows: UInt32 = 0
 
@@ -134,8 +134,7 @@ public struct MetricsRegistry {
         slaTargetUs = slaTargetMs &* 1000
         // One histogram buffer per slot: `repeating:` would share one buffer and
         // each slot's first sample would copy it (an allocation after start-up).
-        services = []
-        services.reserveCapacity(MetricsLimits.serviceSlotsMax)
+        services = Table(capacity: MetricsLimits.serviceSlotsMax)
         for _ in 0..<MetricsLimits.serviceSlotsMax { services.append(ServiceMetrics()) }
         rejectedByCode = [UInt32](repeating: 0, count: WireError.codeCount)
     }

@@ -32,7 +32,7 @@ public struct Scheduler {
 
     /// The task table: plain values (a `Table`), the closures beside it in `closures`.
     var records: Table<TaskRecord>
-    var closures: [TaskClosures]
+    var closures: Table<TaskClosures>
     /// One FIFO ring of slots per priority level, `taskCapacity` entries each.
     var readyRing: Table<UInt16>
     var readyHead: Table<UInt16>
@@ -74,7 +74,7 @@ public struct Scheduler {
         self.clockUs = clockUs
         let capacity = config.taskCapacity
         records = Table(repeating: TaskRecord(), count: capacity)
-        closures = Array(repeating: TaskClosures(), count: capacity)
+        closures = Table(repeating: TaskClosures(), count: capacity)
         readyRing = Table(repeating: 0, count: capacity * config.priorityLevels)
         readyHead = Table(repeating: 0, count: config.priorityLevels)
         readyCount = Table(repeating: 0, count: config.priorityLevels)
@@ -323,8 +323,7 @@ public struct Scheduler {
                 let p = context.pendingSpawns[i]
                 install(p.id, p.name, p.options, p.factory, nowUs: now, fresh: false)
             }
-            // Not removeAll(keepingCapacity:): its replaceSubrange is 0.2 KB more.
-            while !context.pendingSpawns.isEmpty { context.pendingSpawns.removeLast() }
+            context.pendingSpawns.removeAll()
         }
         if context.raisedSignals != 0 {
             wakeSignalWaiters(context.raisedSignals)
@@ -522,6 +521,7 @@ public struct Scheduler {
     }
 
     /// A fresh body from the factory; same id, counters kept, timers re-anchored.
+    @inline(never)
     private mutating func restart(_ slot: Int, _ now: UInt64) {
         guard let factory = closures[slot].factory else { preconditionFailure("restart without a factory") }
         closures[slot].body = factory()

@@ -18,7 +18,7 @@ public struct TaskContext {
     var raisedSignals: UInt64 = 0
     var fedWatchdog = false
     var pendingKills: Table<TaskID>
-    var pendingSpawns: [PendingSpawn]
+    var pendingSpawns: Table<PendingSpawn>
     var slots: SlotTable
     /// Ready priority levels (bit n = level n) when this tick started, the task
     /// itself excluded: lets tests check that nothing more urgent was waiting.
@@ -26,8 +26,7 @@ public struct TaskContext {
 
     init(capacity: Int) {
         pendingKills = Table(capacity: capacity)
-        pendingSpawns = []
-        pendingSpawns.reserveCapacity(capacity)
+        pendingSpawns = Table(capacity: capacity)
         slots = SlotTable(capacity: capacity)
     }
 
