@@ -251,11 +251,34 @@ public struct MetricsRegistry {
     /// occurred, and a block per service slot in use. Fractional values are
     /// rounded to single precision (5 bytes of CBOR each, ample for ms).
     public func report(nowMs: UInt64) -> MetricsReport {
-        var s: [MetricsReport.Sample] = []
-        s.reserveCapacity(MetricsLimits.reportSamplesMax)
-        // Out of line: inlined, each of the ~30 samples carried its own append.
-        @inline(never) func add(_ id: UInt16, _ v: UInt32) { s.append(.init(id: id, value: Double(v))) }
-        @inline(never) func addFraction(_ id: UInt16, _ v: Double) { s.append(.init(id: id, value: Double(Float(v)))) }
+        // Written in place into storage for the most samples a report can have
+        // (MetricsLimits.reportSamplesMax counts them exactly): an array built
+        // by `append` carried Array's growth code for the sample type (0.3 KB).
+        MetricsReport(samples: .init(unsafeUninitializedCapacity: MetricsLimits.reportSamplesMax) { buf, count in
+            var sink = SampleSink(out: buf.baseAddress!)
+            fill(&sink, nowMs)
+            count = sink.count
+        })
+    }
+
+    /// Where `fill` writes: one captured value for its helpers.
+    private struct SampleSink {
+        let out: UnsafeMutablePointer<MetricsReport.Sample>
+        var count = 0
+
+        @inline(never)
+        mutating func put(_ id: UInt16, _ value: Double) {
+            precondition(count < MetricsLimits.reportSamplesMax, "metrics report over reportSamplesMax")
+            (out + count).initialize(to: .init(id: id, value: value))
+            count += 1
+        }
+    }
+
+    /// Writes the report's samples into `sink`.
+    private func fill(_ sink: inout SampleSink, _ nowMs: UInt64) {
+        // Out of line: inlined, each of the ~30 samples carried its own store.
+        @inline(never) func add(_ id: UInt16, _ v: UInt32) { sink.put(id, Double(v)) }
+        @inline(never) func addFraction(_ id: UInt16, _ v: Double) { sink.put(id, Double(Float(v))) }
         @inline(never) func addMs(_ id: UInt16, _ us: UInt32) { addFraction(id, Double(us) / 1000) }
         /// p50, p90 and p99 at `id`, `id + 1`, `id + 2` (node-wide and per service alike).
         @inline(never) func addQuantiles(_ id: UInt16, _ h: LatencyHistogram) {
@@ -263,9 +286,7 @@ public struct MetricsRegistry {
             addMs(id + 1, h.quantile(percent: 90))
             addMs(id + 2, h.quantile(percent: 99))
         }
-        @inline(never) func addSumMs(_ id: UInt16, _ h: LatencyHistogram) {
-            s.append(.init(id: id, value: Double(h.sum / 1000)))
-        }
+        @inline(never) func addSumMs(_ id: UInt16, _ h: LatencyHistogram) { sink.put(id, Double(h.sum / 1000)) }
         add(MetricID.uptimeS, UInt32(truncatingIfNeeded: uptimeMs(nowMs: nowMs) / 1000))
         add(MetricID.requestsServed, requestsServed)
         add(MetricID.requestsFailed, requestsFailed)
@@ -299,6 +320,5 @@ public struct MetricsRegistry {
                         MetricsRegistry.ratio(services[slot].withinTarget, services[slot].served &+ services[slot].failed))
             addSumMs(base + MetricID.ServiceField.responseTimeSumMs.rawValue, services[slot].latencyUs)
         }
-        return MetricsReport(samples: s)
     }
 }
