@@ -633,8 +633,8 @@ public final class NodeRuntime<P: Platform> {
     func logShipTick(_ ctx: inout TaskContext) -> TaskStep {
         let now = ms(ctx.nowUs)
         let k = kernelSlot!  // made in init for this role
-        if let id = k.pointee.producer.inFlight, let i = completed.firstIndex(where: { $0.id == id }) {
-            k.pointee.producer.complete(id, completed.remove(at: i).result, nowMs: now)
+        if let id = k.pointee.producer.inFlight, let result = takeCompleted(id) {
+            k.pointee.producer.complete(id, result, nowMs: now)
         }
         if k.pointee.producer.poll(nowMs: now, mesh: &mesh) != nil { pump { ctx.signal($0) } }
         var next = ctx.nowUs + 1_000_000
@@ -644,20 +644,26 @@ public final class NodeRuntime<P: Platform> {
 
     /// Moves finished calls named in `ids` into `results` (same order).
     func claimCompletions(_ ids: Table<CallID>, into results: inout Table<Reading>) {
-        var i = 0
-        while i < completed.count {
-            if let k = ids.firstIndex(of: completed[i].id) {
-                results[k].done = true
-                if case .value(let v) = completed[i].result, let value = v.response.value {
-                    results[k].hasValue = true
-                    results[k].value = value
-                    if let age = v.staleAgeMs { results[k].isStale = true; results[k].staleAgeMs = age }
-                }
-                completed.remove(at: i)
-            } else {
-                i += 1
+        for k in ids.indices where !results[k].done {
+            guard let result = takeCompleted(ids[k]) else { continue }
+            // Built here and stored once (each field stored in the table was a uniqueness check).
+            var c = Reading()
+            c.done = true
+            if case .value(let v) = result, let value = v.response.value {
+                c.hasValue = true
+                c.value = value
+                if let age = v.staleAgeMs { c.isStale = true; c.staleAgeMs = age }
             }
+            results[k] = c
         }
+    }
+
+    /// Removes the completion of `id` from `completed` and returns its result
+    /// (nil: not completed yet). The kernel's two readers share it.
+    @inline(never)
+    func takeCompleted(_ id: CallID) -> CallResult? {
+        guard let i = completed.firstIndex(where: { $0.id == id }) else { return nil }
+        return completed.remove(at: i).result
     }
 
     // MARK: - Serving
