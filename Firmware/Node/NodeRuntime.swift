@@ -68,11 +68,21 @@ public final class NodeRuntime<P: Platform> {
         var lastReadings = WeatherReadings()
         var displayUpdates: UInt64 = 0
         var calls = Table<CallID>()
-        var results: [CallResult?] = []
+        /// What each call in `calls` answered (same order), as plain values:
+        /// `[CallResult?]` cost Array's growth and move code for its type (~0.5 KB).
+        var results = Table<Reading>()
         var deadlineUs: UInt64 = 0
         /// The weather station's readings go to the storage log.
         var producer: LogProducer
         init(epoch: UInt32) { producer = LogProducer(epoch: epoch) }
+    }
+    /// One weather call's outcome: `done` once it completed; `hasValue` when it
+    /// answered a value (`staleAgeMs` then its age if stale). Ends on a word
+    /// (no tail padding).
+    struct Reading: BitwiseCopyable {
+        var value = 0.0
+        var staleAgeMs: UInt32 = 0
+        var done = false, hasValue = false, isStale = false, spare = false
     }
     var kernelSlot: UnsafeMutablePointer<KernelState>?
     /// Whether this build can run the kernel role: the slot exists then.
@@ -581,22 +591,26 @@ public final class NodeRuntime<P: Platform> {
                 k.pointee.calls.append(mesh.call(service: svc.name, version: svc.version, deadlineMs: config.readDeadlineMs,
                                                  nowMs: now))
             }
-            k.pointee.results = Array(repeating: nil, count: k.pointee.calls.count)
+            k.pointee.results = Table(repeating: Reading(), count: k.pointee.calls.count)
             k.pointee.deadlineUs = ctx.nowUs + UInt64(config.readDeadlineMs) * 1000
             pump { ctx.signal($0) }
         }
         claimCompletions(k.pointee.calls, into: &k.pointee.results)
         // The mesh completes every call by its deadline; the slack covers timer granularity.
-        if k.pointee.results.contains(where: { $0 == nil }) && ctx.nowUs < k.pointee.deadlineUs + 500_000 {
+        var waiting = false
+        for i in k.pointee.results.indices where !k.pointee.results[i].done { waiting = true }
+        if waiting && ctx.nowUs < k.pointee.deadlineUs + 500_000 {
             return .waitSignal(Self.callDone, untilUs: k.pointee.deadlineUs + 500_000)
         }
         var r = WeatherReadings()
         for i in k.pointee.calls.indices {
-            guard case .value(let v)? = k.pointee.results[i], let value = v.response.value else { continue }
+            let c = k.pointee.results[i]
+            guard c.hasValue else { continue }
+            let age: UInt32? = c.isStale ? c.staleAgeMs : nil
             switch i {
-            case 0: r.temperatureC = value; r.temperatureAgeMs = v.staleAgeMs
-            case 1: r.humidityPercent = value; r.humidityAgeMs = v.staleAgeMs
-            default: r.lightLux = value; r.lightAgeMs = v.staleAgeMs
+            case 0: r.temperatureC = c.value; r.temperatureAgeMs = age
+            case 1: r.humidityPercent = c.value; r.humidityAgeMs = age
+            default: r.lightLux = c.value; r.lightAgeMs = age
             }
         }
         k.pointee.station.record(r)
@@ -619,8 +633,8 @@ public final class NodeRuntime<P: Platform> {
     func logShipTick(_ ctx: inout TaskContext) -> TaskStep {
         let now = ms(ctx.nowUs)
         let k = kernelSlot!  // made in init for this role
-        if let id = k.pointee.producer.inFlight, let i = completed.firstIndex(where: { $0.id == id }) {
-            k.pointee.producer.complete(id, completed.remove(at: i).result, nowMs: now)
+        if let id = k.pointee.producer.inFlight, let result = takeCompleted(id) {
+            k.pointee.producer.complete(id, result, nowMs: now)
         }
         if k.pointee.producer.poll(nowMs: now, mesh: &mesh) != nil { pump { ctx.signal($0) } }
         var next = ctx.nowUs + 1_000_000
@@ -629,16 +643,27 @@ public final class NodeRuntime<P: Platform> {
     }
 
     /// Moves finished calls named in `ids` into `results` (same order).
-    func claimCompletions(_ ids: Table<CallID>, into results: inout [CallResult?]) {
-        var i = 0
-        while i < completed.count {
-            if let k = ids.firstIndex(of: completed[i].id) {
-                results[k] = completed[i].result
-                completed.remove(at: i)
-            } else {
-                i += 1
+    func claimCompletions(_ ids: Table<CallID>, into results: inout Table<Reading>) {
+        for k in ids.indices where !results[k].done {
+            guard let result = takeCompleted(ids[k]) else { continue }
+            // Built here and stored once (each field stored in the table was a uniqueness check).
+            var c = Reading()
+            c.done = true
+            if case .value(let v) = result, let value = v.response.value {
+                c.hasValue = true
+                c.value = value
+                if let age = v.staleAgeMs { c.isStale = true; c.staleAgeMs = age }
             }
+            results[k] = c
         }
+    }
+
+    /// Removes the completion of `id` from `completed` and returns its result
+    /// (nil: not completed yet). The kernel's two readers share it.
+    @inline(never)
+    func takeCompleted(_ id: CallID) -> CallResult? {
+        guard let i = completed.firstIndex(where: { $0.id == id }) else { return nil }
+        return completed.remove(at: i).result
     }
 
     // MARK: - Serving

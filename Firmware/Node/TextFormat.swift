@@ -43,13 +43,16 @@ public struct TextLine {
     /// Fixed-point with `decimals` digits, rounded half away from zero; NaN and
     /// infinities print as "nan"/"inf" rather than trapping.
     public mutating func append(_ v: Double, decimals: Int) {
-        guard v.isFinite else { append(v.isNaN ? "nan" : (v < 0 ? "-inf" : "inf")); return }
+        // The sign bit, not `v < 0` (a soft-float compare each on the board):
+        // the same wherever it is read (never for a zero, which prints no sign).
+        let negative = v.sign == .minus
+        guard v.isFinite else { append(v.isNaN ? "nan" : (negative ? "-inf" : "inf")); return }
         var scale = 1.0
         for _ in 0..<decimals { scale *= 10 }
         let scaled = (v.magnitude * scale).rounded()
-        guard scaled < 9.0e18 else { append(v < 0 ? "-big" : "big"); return }
+        guard scaled < 9.0e18 else { append(negative ? "-big" : "big"); return }
         let n = UInt64(scaled)
-        if v < 0 && n != 0 { bytes.append(0x2D) }
+        if negative && n != 0 { bytes.append(0x2D) }
         let unit = UInt64(scale)
         append(n / unit)
         if decimals > 0 {

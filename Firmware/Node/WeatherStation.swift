@@ -108,23 +108,30 @@ public struct WeatherStation {
 
     public func alerts(_ r: WeatherReadings) -> [TextLine] {
         var out: [TextLine] = []
-        if let t = r.temperatureC {
-            if t > tempHighC { out.append(Self.alert("HIGH TEMP: ", t, "C")) }
-            if t < tempLowC { out.append(Self.alert("LOW TEMP: ", t, "C")) }
-        }
-        if let h = r.humidityPercent, h > humidityHighPercent {
-            out.append(Self.alert("HIGH HUMIDITY: ", h, "%"))
-        }
+        appendAlerts(r, to: &out)
         return out
     }
 
-    /// "<label><value to 0.1><unit>": one call per alert, not three inlined lines.
+    /// The alerts, appended to `out` in place: `lines` adds them without a
+    /// second array (and without `append(contentsOf:)` for `[TextLine]`).
+    func appendAlerts(_ r: WeatherReadings, to out: inout [TextLine]) {
+        if let t = r.temperatureC {
+            if t > tempHighC { Self.alert(&out, "HIGH TEMP: ", t, "C") }
+            if t < tempLowC { Self.alert(&out, "LOW TEMP: ", t, "C") }
+        }
+        if let h = r.humidityPercent, h > humidityHighPercent {
+            Self.alert(&out, "HIGH HUMIDITY: ", h, "%")
+        }
+    }
+
+    /// Appends "<label><value to 0.1><unit>": one call per alert, not three
+    /// inlined lines and appends.
     @inline(never)
-    static func alert(_ label: StaticString, _ value: Double, _ unit: StaticString) -> TextLine {
+    static func alert(_ out: inout [TextLine], _ label: StaticString, _ value: Double, _ unit: StaticString) {
         var l = TextLine(label)
         l.append(value, decimals: 1)
         l.append(unit)
-        return l
+        out.append(l)
     }
 
     /// Display lines for the current readings; stale values carry their age.
@@ -148,13 +155,15 @@ public struct WeatherStation {
         value("Temp: ", r.temperatureC, 1, "C", r.temperatureAgeMs)
         value("Humidity: ", r.humidityPercent, 1, "%", r.humidityAgeMs)
         value("Light: ", r.lightLux, 0, " lx", r.lightAgeMs)
-        if forecast != .insufficientData {
+        let f = forecast
+        if f != .insufficientData {
             var l = TextLine("Forecast: ")
-            l.append(forecast.text)
+            l.append(f.text)
             out.append(l)
         }
-        let a = alerts(r)
-        if a.isEmpty { out.append(TextLine("All systems normal")) } else { out.append(contentsOf: a) }
+        let before = out.count
+        appendAlerts(r, to: &out)
+        if out.count == before { out.append(TextLine("All systems normal")) }
         return out
     }
 }

@@ -106,6 +106,35 @@ func quickSwarm(_ seed: UInt64) -> SimOptions {
         #expect(e.evictions == 0, "seed \(seed): \(e.evictions) healthy nodes evicted (replay: swift run tdos-sim --evictions --seed \(seed) --trace)")
     }
 
+    /// The kernel's weather task end to end: its three reads reach the display
+    /// and the readings; once every light sensor is gone the light value comes
+    /// from the stale tier and the display says how old it is.
+    @Test func kernelDisplaysReadingsAndMarksStaleOnes() {
+        let w = SimExperiments.world(seed: 7, nodes: 6, mesh: MeshConfig(), name: "kernelDisplaysReadingsAndMarksStaleOnes")
+        for i in 0..<6 { w.boot(i) }
+        w.run(forMs: 20_000)
+        func display() -> [String] {
+            (w.nodes[0].platform?.lastDisplay ?? []).map { String(decoding: $0.bytes, as: UTF8.self) }
+        }
+        let k = w.nodes[0].runtime!
+        #expect(k.lastReadings.temperatureC != nil && k.lastReadings.humidityPercent != nil && k.lastReadings.lightLux != nil)
+        #expect(k.lastReadings.temperatureAgeMs == nil && k.lastReadings.lightAgeMs == nil)
+        #expect(k.station.cycles > 0 && k.displayUpdates == UInt64(k.station.cycles))
+        var d = display()
+        #expect(d.count >= 4 && d[0].hasPrefix("Temp: ") && d[1].hasPrefix("Humidity: ") && d[2].hasPrefix("Light: "))
+        #expect(!d.contains { $0.contains("unavailable") || $0.contains("stale") }, "\(d)")
+        // Nodes 2 and 5 serve light_sensor (SimLayout).
+        w.crash(2)
+        w.crash(5)
+        w.run(forMs: 30_000)
+        d = display()
+        #expect(k.lastReadings.lightLux != nil && (k.lastReadings.lightAgeMs ?? 0) > 0, "\(d)")
+        #expect(k.lastReadings.temperatureAgeMs == nil, "\(d)")
+        #expect(d.count >= 3 && d[2].hasPrefix("Light: ") && d[2].contains(" lx (stale ") && d[0].hasPrefix("Temp: ")
+                && !d[0].contains("stale"), "\(d)")
+        #expect(w.failures.isEmpty, "\(w.failures)")
+    }
+
     /// Issue 3: a read whose primary dies completes on a backup within its deadline.
     @Test func readFailsOverToBackupWithinDeadline() {
         for seed in 1...30 as ClosedRange<UInt64> {

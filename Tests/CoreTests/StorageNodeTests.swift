@@ -98,6 +98,68 @@ import Testing
                                         service: meshService("logger", SemVer(1, 0, 0)))), nowMs: 1)
         #expect(p.lastAckedSequence == (1 << 32) + 4 && p.pendingCount == 4)
     }
+
+    /// A batch carries each record's own payload, of any length, after drops
+    /// from the middle of the queue and after acked batches left it.
+    @Test func batchesCarryEachRecordsPayloadAfterDropsAndAcks() throws {
+        var config = LogProducerConfig()
+        config.queueMax = 8
+        config.batchRecordsMax = 4
+        var net = MeshTestNet(services: [[], [meshService("logger", SemVer(1, 0, 0), role: .storage)]])
+        net.startAll()
+        net.run(for: 1000)
+        net.serveModes[1] = .never
+        func payload(_ k: Int) -> [UInt8] { (0..<(k % 4)).map { UInt8(k * 10 + $0) } }  // 0 to 3 bytes
+        // The batch node 1 was asked for: (sequence, kind, payload) per record.
+        func sentBatch() throws -> [(UInt64, UInt64, [UInt8])] {
+            net.drain(0)
+            net.run(for: 5)
+            let req = try #require(net.served[1].last)
+            var r = CBORReader(req.arguments)
+            #expect(try r.mapHeader() == 1 && r.unsigned() == 5)
+            var out: [(UInt64, UInt64, [UInt8])] = []
+            for _ in 0..<(try r.arrayHeader()) {
+                #expect(try r.arrayHeader() == 4)
+                let seq = try r.unsigned(), kind = try r.unsigned()
+                #expect(try r.unsigned() == 0)
+                out.append((seq, kind, Array(try r.bytes())))
+            }
+            #expect(r.isAtEnd)
+            return out
+        }
+        var p = LogProducer(epoch: 1, config: config)
+        for k in 0..<4 { p.add(kind: UInt8(k), payload: payload(k), nowMs: net.now) }
+        let id = try #require(p.poll(nowMs: net.now, mesh: &net.nodes[0]))
+        var b = try sentBatch()
+        let base: UInt64 = 1 << 32
+        let firstSeqs: [UInt64] = [base + 1, base + 2, base + 3, base + 4]
+        #expect(b.map { $0.0 } == firstSeqs)
+        let kinds: [UInt64] = [0, 1, 2, 3]
+        #expect(b.map { $0.1 } == kinds)
+        #expect(b.map { $0.2 } == (0..<4).map(payload))
+        // Full: records 5-8 wait, then 9-11 each drop the oldest waiting one (5, 6, 7).
+        for k in 4..<11 { p.add(kind: UInt8(k), payload: payload(k), nowMs: net.now) }
+        #expect(p.dropped == 3 && p.pendingCount == 8)
+        var w = CBORWriter(); w.mapHeader(count: 2); w.unsigned(4); w.unsigned(4); w.unsigned(5); w.unsigned(0)
+        p.complete(id, .value(CallValue(response: Response(result: w.bytes), node: meshNodeID(1),
+                                        service: meshService("logger", SemVer(1, 0, 0)))), nowMs: net.now)
+        #expect(p.pendingCount == 4)
+        let id2 = try #require(p.poll(nowMs: net.now, mesh: &net.nodes[0]))
+        b = try sentBatch()
+        let laterSeqs: [UInt64] = [base + 8, base + 9, base + 10, base + 11]
+        #expect(b.map { $0.0 } == laterSeqs)
+        let laterKinds: [UInt64] = [7, 8, 9, 10]
+        #expect(b.map { $0.1 } == laterKinds)
+        #expect(b.map { $0.2 } == [7, 8, 9, 10].map(payload))
+        // Refused for good (bad arguments): the batch is dropped, the next record goes alone with its payload.
+        p.add(kind: 11, payload: payload(11), nowMs: net.now)
+        p.complete(id2, .failed(.badArguments), nowMs: net.now)
+        #expect(p.pendingCount == 1 && p.dropped == 7)
+        net.run(for: 2000)
+        _ = try #require(p.poll(nowMs: net.now, mesh: &net.nodes[0]))
+        b = try sentBatch()
+        #expect(b.count == 1 && b[0].0 == base + 12 && b[0].1 == 11 && b[0].2 == payload(11))
+    }
 }
 
 @Suite struct StorageSimulationTests {

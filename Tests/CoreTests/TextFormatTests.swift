@@ -24,5 +24,13 @@ import Testing
         #expect(text { $0.append(3.007, decimals: 2) } == "3.01")
         #expect(text { $0.append(7.0, decimals: 0) } == "7")
         #expect(text { $0.append(Double.nan, decimals: 1) } == "nan")
+        // Signs: a value that rounds to zero, and a negative zero, print none.
+        #expect(text { $0.append(-0.04, decimals: 1) } == "0.0")
+        #expect(text { $0.append(-0.0, decimals: 1) } == "0.0")
+        #expect(text { $0.append(-2.5, decimals: 0) } == "-3")
+        #expect(text { $0.append(-Double.infinity, decimals: 1) } == "-inf")
+        #expect(text { $0.append(Double.infinity, decimals: 1) } == "inf")
+        #expect(text { $0.append(-1e30, decimals: 1) } == "-big")
+        #expect(text { $0.append(1e30, decimals: 1) } == "big")
     }
 }

@@ -51,6 +51,13 @@ import Testing
         r.lightAgeMs = 12_500
         #expect(s.lines(r).map(text) == ["Temp: 21.0C", "Humidity: unavailable", "Light: 512 lx (stale 12s)",
                                          "All systems normal"])
+        // Alerts follow the readings (and the forecast, once there is one) in place of "All systems normal".
+        #expect(s.lines(readings(31.25, 85)).map(text) == ["Temp: 31.3C", "Humidity: 85.0%", "Light: 300 lx",
+                                                           "HIGH TEMP: 31.3C", "HIGH HUMIDITY: 85.0%"])
+        var trained = WeatherStation()
+        for i in 0..<5 { trained.record(readings(-10 + Double(i), 50)) }
+        #expect(trained.lines(readings(-2, 50)).map(text) == ["Temp: -2.0C", "Humidity: 50.0%", "Light: 300 lx",
+                                                              "Forecast: Changing Conditions", "LOW TEMP: -2.0C"])
     }
 
     /// TextLine's numbers, as the display and the logs print them.

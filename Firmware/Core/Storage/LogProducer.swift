@@ -22,14 +22,20 @@ public struct LogProducer {
     public let config: LogProducerConfig
     public static let service: StaticString = "logger"
 
-    struct Pending {
+    /// A waiting record; its payload is `length` bytes of `payloads`, after
+    /// the earlier records' (in queue order). Plain values in a `Table`: an
+    /// array of records each holding its payload array cost Array's growth,
+    /// move and remove code for this type (~0.8 KB on the board).
+    struct Pending: BitwiseCopyable {
         var sequence: UInt64
-        var kind: UInt8
-        var payload: [UInt8]
         var addedMs: UInt64
+        var length: UInt32
+        var kind: UInt32  // a UInt8; a word, so the record has no tail padding
     }
 
-    var queue: [Pending] = []
+    var queue = Table<Pending>()
+    /// The waiting records' payloads, back to back in queue order.
+    var payloads: [UInt8] = []
     var nextSequence: UInt64
     public private(set) var inFlight: CallID?
     var inFlightCount = 0
@@ -47,7 +53,7 @@ public struct LogProducer {
     public var inFlightSequences: [UInt64] {
         guard inFlight != nil else { return [] }
         var out: [UInt64] = []
-        for p in queue.prefix(inFlightCount) { out.append(p.sequence) }
+        for i in 0..<min(inFlightCount, queue.count) { out.append(queue[i].sequence) }
         return out
     }
     public private(set) var failedAttempts: UInt64 = 0
@@ -67,11 +73,22 @@ public struct LogProducer {
             // Never drop what is in flight: its ack would pop the wrong records.
             let victim = inFlight == nil ? 0 : inFlightCount
             guard victim < queue.count else { dropped &+= 1; return }
+            let start = payloadBytes(before: victim)
+            payloads.removeSubrange(start..<start + Int(queue[victim].length))
             queue.remove(at: victim)
             dropped &+= 1
         }
         nextSequence &+= 1
-        queue.append(Pending(sequence: nextSequence, kind: kind, payload: payload, addedMs: nowMs))
+        payloads.append(contentsOf: payload)
+        queue.append(Pending(sequence: nextSequence, addedMs: nowMs, length: UInt32(payload.count),
+                             kind: UInt32(kind)))
+    }
+
+    /// Where record `index`'s payload starts in `payloads`.
+    func payloadBytes(before index: Int) -> Int {
+        var n = 0
+        for i in 0..<index { n += Int(queue[i].length) }
+        return n
     }
 
     /// When `poll` should next run (nil: nothing waiting, or a call in flight).
@@ -89,12 +106,17 @@ public struct LogProducer {
         w.mapHeader(count: 1)
         w.unsigned(5)
         w.arrayHeader(count: n)
-        for p in queue[0..<n] {
+        var start = 0
+        for i in 0..<n {
+            let p = queue[i]
+            let end = start + Int(p.length)
             w.arrayHeader(count: 4)
             w.unsigned(p.sequence)
             w.unsigned(UInt64(p.kind))
             w.unsigned(0)  // stamped by the storage node when it receives it
-            w.bytes(p.payload)
+            w.head(2, UInt64(p.length))
+            payloads.withUnsafeBufferPointer { w.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: $0[start..<end])) }
+            start = end
         }
         let name = UnsafeBufferPointer(start: LogProducer.service.utf8Start, count: LogProducer.service.utf8CodeUnitCount)
         let id = mesh.call(service: Array(name), version: SemVer(1, 0, 0), operation: .logAppend, arguments: w.bytes,
@@ -131,14 +153,14 @@ public struct LogProducer {
             duplicates &+= dup
             let n = min(inFlightCount, queue.count)
             if n > 0 { lastAckedSequence = queue[n - 1].sequence }
-            queue.removeFirst(n)
+            dropFirstRecords(n)
             backoffMs = 0
             retryAtMs = 0
         } else if isPermanent(result) {
             // The log refuses this batch as it is (a payload over its limit):
             // retrying cannot help, and it would hold up every record behind it.
             let n = min(inFlightCount, queue.count)
-            queue.removeFirst(n)
+            dropFirstRecords(n)
             dropped &+= UInt64(n)
             failedAttempts &+= 1
         } else {
@@ -148,5 +170,11 @@ public struct LogProducer {
         }
         inFlightCount = 0
         return true
+    }
+
+    /// Drops the first `n` records and their payloads.
+    mutating func dropFirstRecords(_ n: Int) {
+        payloads.removeSubrange(0..<payloadBytes(before: n))
+        queue.removeFirst(n)
     }
 }
