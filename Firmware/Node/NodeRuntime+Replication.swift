@@ -99,15 +99,13 @@ extension NodeRuntime {
             return
         }
         guard primaryReady else {
-            waitingAppends.append(WaitingAppend(serve: DeferredServe(handle: handle, request: request, from: from),
-                                                deadlineMs: now + Self.replicationAckMs))
+            waitUntilCaughtUp(handle, request, from: from, nowMs: now)
             return
         }
         let usable = logUsable(nowMs: now)
         guard usable, let records = LogService.appendRecords(request.arguments, from: from, nowMs: now),
               !records.isEmpty else {
-            mesh.respond(handle, usable ? Response(status: Status.badArguments.rawValue)
-                                        : Response(status: Status.unavailable.rawValue), nowMs: now)
+            respond(handle, usable ? .badArguments : .unavailable, nowMs: now)
             return
         }
         // This log must hold what comes before the batch, or the backups would
@@ -118,8 +116,7 @@ extension NodeRuntime {
             primaryReady = false
             catchUpWaiting.removeAll()
             catchUpAnswers = 0
-            waitingAppends.append(WaitingAppend(serve: DeferredServe(handle: handle, request: request, from: from),
-                                                deadlineMs: now + Self.replicationAckMs))
+            waitUntilCaughtUp(handle, request, from: from, nowMs: now)
             platform.log(TextLine("log: a producer's batch follows records this primary lacks; catching up from the other replicas first"))
             startCatchUp(nowMs: now)
             return
@@ -150,6 +147,14 @@ extension NodeRuntime {
         for b in config.configReplicas where b != config.nodeID {
             callBackup(b, .replicate, source: from, arguments: arguments, nowMs: now)
         }
+    }
+
+    /// Keeps an append until this primary has caught up (at most 2 s).
+    /// Out of line: appendReplicated's two sites each built the entry and grew the array inline.
+    @inline(never)
+    func waitUntilCaughtUp(_ handle: ServeHandle, _ request: Request, from: UInt32, nowMs now: UInt64) {
+        waitingAppends.append(WaitingAppend(serve: DeferredServe(handle: handle, request: request, from: from),
+                                            deadlineMs: now + Self.replicationAckMs))
     }
 
     /// This log's high-water for `source`.

@@ -117,6 +117,7 @@ public enum LogReplication {
 
     /// Appends, as `source`'s, the records (in sequence order, replicated or
     /// fetched) above this log's high-water for it.
+    @inline(never)  // two callers (the backup's replicate, the primary's fetch): one copy
     public static func appendMissing<F: LogFlash>(_ records: [LogRecord], source: UInt32,
                                                   log: inout RecordLog<F>) throws(LogError) {
         for r in records where r.sequence > (log.highWater(source: source) ?? 0) {

@@ -256,7 +256,7 @@ public struct RecordLog<Flash: LogFlash> {
         let head = segments[segments.count - 1]
         let offset = Int(head.sector) * flash.sectorSize + Int(head.end)
 
-        scratch.removeAll(keepingCapacity: true)
+        clearScratch()
         put16(&scratch, UInt16(payload.count))
         scratch.append(kind)
         scratch.append(LogFormat.recordMarker)
@@ -275,6 +275,13 @@ public struct RecordLog<Flash: LogFlash> {
         noteSequence(source: source, sequence: sequence)
         counters.appended &+= 1
         return .appended(position)
+    }
+
+    /// Empties `scratch`, keeping its capacity. Out of line: inlined, each
+    /// `removeAll(keepingCapacity:)` was a uniqueness test and a `replaceSubrange` call.
+    @inline(never)
+    mutating func clearScratch() {
+        scratch.removeAll(keepingCapacity: true)
     }
 
     mutating func program(offset: Int, _ bytes: [UInt8]) throws(LogError) {
@@ -309,8 +316,8 @@ public struct RecordLog<Flash: LogFlash> {
         if let oldest = segments.first, Int(oldest.sector) == next {
             // Zero the header before erasing: a cut erase can then never leave
             // a valid header over half-erased records.
-            scratch.removeAll(keepingCapacity: true)
-            for _ in 0..<LogFormat.segmentHeaderBytes { scratch.append(0) }
+            clearScratch()
+            for _ in 0..<LogFormat.segmentHeaderBytes / 4 { put32(&scratch, 0) }  // put32 is out of line: a short loop
             try program(offset: next * flash.sectorSize, scratch)
             counters.recordsRetired &+= UInt64(oldest.records)
             segments.remove(at: 0)  // removeFirst() is a 0.2 KB replaceSubrange for this element type
@@ -325,7 +332,7 @@ public struct RecordLog<Flash: LogFlash> {
         eraseCounts[next] &+= 1
         let sequence = (segments.last?.sequence ?? lastSequenceSeen) &+ 1
         let previousEnd = segments.last?.end ?? LogFormat.noPreviousEnd
-        scratch.removeAll(keepingCapacity: true)
+        clearScratch()
         put32(&scratch, LogFormat.segmentMagic)
         scratch.append(LogFormat.formatVersion)
         scratch.append(0)
@@ -403,13 +410,14 @@ public struct RecordLog<Flash: LogFlash> {
         let n = flash.sectorCount
         var headers = Table<Header>(capacity: n)
         var headSector = -1
+        var headSequence: UInt32 = 0  // the head's, kept here (not read back from the table)
         var maxErase: UInt32 = 0
         for s in 0..<n {
             let h = try readHeader(s)
             headers.append(h)
             if h.kind == .valid {
                 maxErase = max(maxErase, h.eraseCount)
-                if headSector < 0 || h.sequence > headers[headSector].sequence { headSector = s }
+                if headSector < 0 || h.sequence > headSequence { headSector = s; headSequence = h.sequence }
             }
         }
         for s in 0..<n {
@@ -418,18 +426,16 @@ public struct RecordLog<Flash: LogFlash> {
         var report = LogRecoveryReport()
         if headSector >= 0 {
             // Walk back from the head: sector head-k must hold sequence headSeq-k.
-            let headSequence = headers[headSector].sequence
             lastSequenceSeen = headSequence
-            // The chain, newest first, straight into `segments` (reversed below;
-            // empty: recovery runs once, from init).
+            // The chain, newest first: the sectors in the ring are marked here
+            // and their segments appended below, oldest first.
             var k = 0
             while k < n && UInt32(k) < headSequence {
                 let s = (headSector - k + n) % n
                 let want = headSequence - UInt32(k)
                 let h = headers[s]
                 if h.kind == .valid && h.sequence == want {
-                    segments.append(Segment(sector: UInt32(s), sequence: want, end: 0, records: 0))
-                    headers[s].inRing = true
+                    // in the ring, a segment
                 } else if h.kind == .valid {
                     break  // an older turn of the ring: the live part ended
                 } else {
@@ -447,14 +453,25 @@ public struct RecordLog<Flash: LogFlash> {
                     }
                     guard continues else { break }
                     report.corruptSegments += 1
-                    headers[s].inRing = true
                     if report.firstCorruption == nil {
                         report.firstCorruption = LogPosition(segment: want, offset: 0)
                     }
                 }
+                headers[s].inRing = true  // both ways on here (one table write, not two)
                 k += 1
             }
-            segments.reverse()
+            // The k sectors walked, oldest first (`segments` is empty: recovery
+            // runs once, from init); every valid header among them continues the
+            // chain, the others are lost segments. Appended in order, not reversed
+            // after: the inlined reverse was ~130 B.
+            var s = (headSector - k + 1 + n) % n
+            for _ in 0..<k {
+                let h = headers[s]
+                if h.kind == .valid {
+                    segments.append(Segment(sector: UInt32(s), sequence: h.sequence, end: 0, records: 0))
+                }
+                s = s + 1 == n ? 0 : s + 1
+            }
         }
         for h in headers where !h.inRing && h.kind == .other { report.unreadableSectors += 1 }
 
@@ -464,8 +481,8 @@ public struct RecordLog<Flash: LogFlash> {
             let seg = segments[i]
             let isHead = i == segments.count - 1
             var certifiedEnd: Int? = nil
-            if !isHead, segments[i + 1].sequence == seg.sequence + 1 {
-                let e = Int(headers[Int(segments[i + 1].sector)].previousEnd)
+            if !isHead, case let after = segments[i + 1], after.sequence == seg.sequence + 1 {
+                let e = Int(headers[Int(after.sector)].previousEnd)
                 if e >= LogFormat.segmentHeaderBytes && e <= flash.sectorSize { certifiedEnd = e }
             }
             try readSector(Int(seg.sector), count: flash.sectorSize)
@@ -476,7 +493,6 @@ public struct RecordLog<Flash: LogFlash> {
                 records += 1
             }
             let scan = scanner.result
-            segments[i].records = UInt32(records)
             report.records += records
             var damaged = scan.corruptRegions
             if let torn = scan.tornFrom {
@@ -494,7 +510,9 @@ public struct RecordLog<Flash: LogFlash> {
                     report.firstCorruption = LogPosition(segment: seg.sequence, offset: UInt32(scan.firstDamage))
                 }
             }
-            segments[i].end = UInt32(certifiedEnd ?? scan.end)
+            // One table write for both fields (each field write was a uniqueness test and an address).
+            segments[i] = Segment(sector: seg.sector, sequence: seg.sequence,
+                                  end: UInt32(certifiedEnd ?? scan.end), records: UInt32(records))
             i += 1
         }
         report.segments = segments.count
