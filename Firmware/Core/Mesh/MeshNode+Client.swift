@@ -602,11 +602,13 @@ extension MeshNode {
         if call.readsValue && MeshNode.degradable(error),
            let si = staleValues.firstIndex(where: { $0.serviceID == call.serviceID }) {
             let s = staleValues[si]
-            let age = nowMs - s.receivedMs + UInt64(s.response.ageMs)
-            if s.descriptor.name == serviceName && s.descriptor.version.satisfies(caret: call.version)
+            let age = nowMs - s.receivedMs + UInt64(s.ageMs)
+            if staleDescriptors[si].name == serviceName && staleDescriptors[si].version.satisfies(caret: call.version)
                 && age <= UInt64(config.staleValueMaxAgeMs) {
                 counters.callsStale &+= 1
-                complete(id, .value(CallValue(response: s.response, node: s.node, service: s.descriptor,
+                let response = Response(status: s.status, value: s.value, unit: s.unit, ageMs: s.ageMs,
+                                        result: staleResults[si])
+                complete(id, .value(CallValue(response: response, node: s.node, service: staleDescriptors[si],
                                               staleAgeMs: UInt32(age), degradedBecause: error,
                                               failovers: call.failovers)))
                 return
@@ -633,15 +635,24 @@ extension MeshNode {
     mutating func rememberValue(_ sid: UInt32, node: UInt32, descriptor: ServiceDescriptor, response: Response,
                                 nowMs: UInt64) {
         guard config.staleCacheMax > 0 else { return }
-        let value = StaleValue(serviceID: sid, node: node, descriptor: descriptor, response: response, receivedMs: nowMs)
+        let value = StaleValue(serviceID: sid, node: node, ageMs: response.ageMs, status: response.status,
+                               unit: response.unit, value: response.value, receivedMs: nowMs)
+        // The slot: this service's, a free one, or the oldest.
+        var slot = staleValues.count
         if let i = staleValues.firstIndex(where: { $0.serviceID == sid }) {
-            staleValues[i] = value
-        } else if staleValues.count < config.staleCacheMax {
+            slot = i
+        } else if staleValues.count >= config.staleCacheMax {
+            slot = 0
+            for i in staleValues.indices where staleValues[i].receivedMs < staleValues[slot].receivedMs { slot = i }
+        }
+        if slot == staleValues.count {
             staleValues.append(value)
+            staleDescriptors.append(descriptor)
+            staleResults.append(response.result)
         } else {
-            var oldest = 0
-            for i in staleValues.indices where staleValues[i].receivedMs < staleValues[oldest].receivedMs { oldest = i }
-            staleValues[oldest] = value
+            staleValues[slot] = value
+            staleDescriptors[slot] = descriptor
+            staleResults[slot] = response.result
         }
     }
 }

@@ -131,12 +131,18 @@ public struct MeshNode {
         var messageID: MessageID  // last: see Peer
     }
 
+    /// The stale tier's last value of a service: its scalars (in a Table,
+    /// no per-type Array code); the descriptor and the response's bytes are in
+    /// `staleDescriptors` and `staleResults`, same index.
     struct StaleValue {
         var serviceID: UInt32
         var node: UInt32
-        var descriptor: ServiceDescriptor
-        var response: Response
-        var receivedMs: UInt64
+        /// The response's fields but `result`.
+        var ageMs: UInt32
+        var status: UInt8
+        var unit: Unit
+        var value: Double?
+        var receivedMs: UInt64  // last: see Peer
     }
 
     /// When `key` (a source address, a sought service) last got through a
@@ -172,7 +178,10 @@ public struct MeshNode {
     /// apart so that a ServeEntry holds only scalars.
     var servePayloads: [[UInt8]]
     var probes: Table<Probe>
-    var staleValues: [StaleValue]
+    var staleValues: Table<StaleValue>
+    /// Parallel to `staleValues` (element types whose Array code the node has anyway).
+    var staleDescriptors: [ServiceDescriptor]
+    var staleResults: [[UInt8]]
     /// Sources sent a version error (answerUnsupportedVersion), by address.
     var versionReplies: Table<Stamp>
     /// Services queried for waiting calls (seek), by service id.
@@ -570,7 +579,8 @@ extension MeshNode {
                   instanceDescriptors: reservedTable(config.instancesMax),
                   calls: Table(capacity: config.callsInFlightMax), callInputs: reservedTable(config.callsInFlightMax),
                   serveTable: Table(capacity: serveMax), servePayloads: reservedTable(serveMax),
-                  probes: Table(capacity: config.probesMax), staleValues: reservedTable(config.staleCacheMax),
+                  probes: Table(capacity: config.probesMax), staleValues: Table(capacity: config.staleCacheMax),
+                  staleDescriptors: reservedTable(config.staleCacheMax), staleResults: reservedTable(config.staleCacheMax),
                   versionReplies: Table(capacity: config.versionReplySourcesMax),
                   sought: Table(capacity: config.callsInFlightMax),
                   actions: DrainQueue(capacity: config.actionQueueMax + serveMax),
