@@ -183,6 +183,29 @@ func meshFailure(_ r: CallResult?) -> CallError? {
         #expect(inst?.consecutiveFailures == 1)
     }
 
+    /// Two calls in flight fail over together: each keeps its own tried
+    /// nodes (one shared table), and a finished call leaves nothing behind.
+    @Test func concurrentCallsFailOverEachOnce() {
+        var net = primaryBackupNet()
+        net.serveModes[1] = .never
+        net.startAll()
+        net.run(for: 3000)
+        let a = net.call(0, meshTemp, SemVer(1, 0, 0), deadlineMs: 8000)
+        let b = net.call(0, meshTemp, SemVer(1, 0, 0), deadlineMs: 8000)
+        net.run(for: 50)
+        #expect(net.nodes[0].triedNodes.count == 0 && net.nodes[0].calls.count == 2)
+        net.crash(1)
+        net.run(for: 10_000)
+        for id in [a, b] {
+            let v = meshValue(net.result(0, id))
+            #expect(v?.node == meshNodeID(2) && v?.failovers == 1)
+            #expect(v?.service == meshService(meshTemp, SemVer(1, 1, 0), priority: 1))
+        }
+        let m = net.nodes[0]
+        #expect(m.calls.isEmpty && m.triedNodes.isEmpty && m.callNames.isEmpty)
+        #expect(m.callArguments.isEmpty && m.callDescriptors.isEmpty)
+    }
+
     /// Tiers: fresh from the primary, then nothing answers: the last value,
     /// marked stale with its age and the reason.
     @Test func staleValueTier() {
