@@ -330,7 +330,7 @@ public struct ServiceDescriptor: Equatable {
 
 extension ServiceDescriptor {
     /// The zero descriptor a decoder reads a map into (`read` fills it).
-    @inline(__always) fileprivate static var blank: ServiceDescriptor {
+    @inline(__always) static var blank: ServiceDescriptor {
         ServiceDescriptor(name: [], version: SemVer(0, 0, 0), role: .client, capabilities: .read,
                           priority: 0, port: 0, unchecked: ())
     }

@@ -183,6 +183,29 @@ func meshFailure(_ r: CallResult?) -> CallError? {
         #expect(inst?.consecutiveFailures == 1)
     }
 
+    /// Two calls in flight fail over together: each keeps its own tried
+    /// nodes (one shared table), and a finished call leaves nothing behind.
+    @Test func concurrentCallsFailOverEachOnce() {
+        var net = primaryBackupNet()
+        net.serveModes[1] = .never
+        net.startAll()
+        net.run(for: 3000)
+        let a = net.call(0, meshTemp, SemVer(1, 0, 0), deadlineMs: 8000)
+        let b = net.call(0, meshTemp, SemVer(1, 0, 0), deadlineMs: 8000)
+        net.run(for: 50)
+        #expect(net.nodes[0].triedNodes.count == 0 && net.nodes[0].calls.count == 2)
+        net.crash(1)
+        net.run(for: 10_000)
+        for id in [a, b] {
+            let v = meshValue(net.result(0, id))
+            #expect(v?.node == meshNodeID(2) && v?.failovers == 1)
+            #expect(v?.service == meshService(meshTemp, SemVer(1, 1, 0), priority: 1))
+        }
+        let m = net.nodes[0]
+        #expect(m.calls.isEmpty && m.triedNodes.isEmpty && m.callNames.isEmpty)
+        #expect(m.callArguments.isEmpty && m.callDescriptors.isEmpty)
+    }
+
     /// Tiers: fresh from the primary, then nothing answers: the last value,
     /// marked stale with its age and the reason.
     @Test func staleValueTier() {
@@ -209,6 +232,59 @@ func meshFailure(_ r: CallResult?) -> CallError? {
         net.drain(0)
         net.run(for: 1000)
         #expect(meshFailure(net.result(0, write)) == .noInstance)
+    }
+
+    /// A full stale cache replaces its oldest value; a service's newer value
+    /// replaces its own. What comes back is the value as it was received.
+    @Test func staleCacheReplacesTheOldest() {
+        var config = MeshConfig()
+        config.staleCacheMax = 2
+        var net = MeshTestNet(services: [[], [meshService(meshTemp, SemVer(1, 2, 0))],
+                                         [meshService(meshHumid, SemVer(1, 0, 0))], [meshService("wind", SemVer(2, 0, 0))]],
+                              config: config)
+        net.serveModes[2] = .answer(Response(value: 55, unit: .percentRH, ageMs: 7, result: [0x01]))
+        net.startAll()
+        net.run(for: 100)
+        for name in [meshTemp, meshHumid, meshTemp, "wind"] {
+            let id = net.call(0, name, name == "wind" ? SemVer(2, 0, 0) : SemVer(1, 0, 0))
+            net.run(for: 10)
+            #expect(meshValue(net.result(0, id))?.isStale == false)
+        }
+        #expect(net.nodes[0].staleValues.count == 2)
+        #expect(net.nodes[0].staleDescriptors.count == 2 && net.nodes[0].staleResults.count == 2)
+        for i in 1...3 { net.crash(i) }
+        net.run(for: 10_000)
+        let temp = net.call(0, meshTemp, SemVer(1, 0, 0), deadlineMs: 1000)
+        let humid = net.call(0, meshHumid, SemVer(1, 0, 0), deadlineMs: 1000)
+        let wind = net.call(0, "wind", SemVer(2, 0, 0), deadlineMs: 1000)
+        net.run(for: 2000)
+        let t = meshValue(net.result(0, temp))
+        #expect(t?.isStale == true && t?.response == Response(value: 21, unit: .celsius))
+        #expect(t?.service == meshService(meshTemp, SemVer(1, 2, 0)) && t?.node == meshNodeID(1))
+        #expect(meshFailure(net.result(0, humid)) == .noInstance)  // the oldest: replaced by wind
+        let w = meshValue(net.result(0, wind))
+        #expect(w?.isStale == true && w?.response.value == 23 && w?.node == meshNodeID(3))
+        #expect(w?.service.name == meshBytes("wind"))
+    }
+
+    /// The stale tier hands back every field of the response it kept.
+    @Test func staleValueKeepsTheWholeResponse() {
+        var net = MeshTestNet(services: [[], [meshService(meshHumid, SemVer(1, 0, 0))]])
+        let kept = Response(value: 55, unit: .percentRH, ageMs: 7, result: [0x82, 0x01, 0x02])
+        net.serveModes[1] = .answer(kept)
+        net.startAll()
+        net.run(for: 100)
+        let fresh = net.call(0, meshHumid, SemVer(1, 0, 0))
+        net.run(for: 10)
+        let freshAt = net.completedAt(0, fresh)!
+        net.crash(1)
+        net.run(for: 10_000)
+        let later = net.call(0, meshHumid, SemVer(1, 0, 0), deadlineMs: 1000)
+        net.run(for: 2000)
+        let v = meshValue(net.result(0, later))
+        #expect(v?.response == kept)
+        #expect(v?.staleAgeMs.map { UInt64($0) } == net.completedAt(0, later)! - freshAt + 7)
+        #expect(v?.service == meshService(meshHumid, SemVer(1, 0, 0)))
     }
 
     /// A server that is busy fails over, then degrades to stale with the remote reason.

@@ -216,7 +216,8 @@ func quickSwarm(_ seed: UInt64) -> SimOptions {
                 let m = n.runtime!.mesh
                 out += [n.runtime!.scheduler.taskCount, n.runtime!.scheduler.storageBytes,
                         m.peerTable.capacity, m.peerNames.capacity, m.instanceTable.capacity,
-                        m.instanceDescriptors.capacity, m.calls.capacity, m.callInputs.capacity,
+                        m.instanceDescriptors.capacity, m.calls.capacity, m.callNames.capacity, m.callArguments.capacity,
+                        m.callDescriptors.capacity, m.triedNodes.capacity,
                         m.serveTable.capacity, m.servePayloads.capacity, m.probes.capacity, m.staleValues.capacity, m.versionReplies.capacity,
                         m.sought.capacity, m.actions.capacity, n.runtime!.completed.capacity,
                         n.platform!.inbox.capacity]

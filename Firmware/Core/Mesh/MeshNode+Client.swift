@@ -74,7 +74,7 @@ extension MeshNode {
         return startCall(Call(id: id, serviceID: serviceID(name), version: version, operation: operation,
                               readsValue: operation == .read && arguments.isEmpty,
                               deadlineAtMs: nowMs + UInt64(min(deadlineMs, config.callDeadlineMaxMs))),
-                         CallInputs(serviceName: name, arguments: arguments), nowMs: nowMs)
+                         name: name, arguments: arguments, descriptor: .blank, nowMs: nowMs)
     }
 
     /// Installs the client half and names a new call.
@@ -100,9 +100,12 @@ extension MeshNode {
     }
 
     @inline(never)
-    mutating func startCall(_ call: Call, _ inputs: CallInputs, nowMs: UInt64) -> CallID {
+    mutating func startCall(_ call: Call, name: [UInt8], arguments: [UInt8], descriptor: ServiceDescriptor,
+                            nowMs: UInt64) -> CallID {
         calls.append(call)
-        callInputs.append(inputs)
+        callNames.append(name)
+        callArguments.append(arguments)
+        callDescriptors.append(descriptor)
         dispatch(call.id, previousNode: nil, nowMs: nowMs)
         return call.id
     }
@@ -132,8 +135,26 @@ extension MeshNode {
     /// read what they need first.
     @inline(never)
     mutating func removeCall(at ci: Int) {
+        let id = calls[ci].id
         calls.remove(at: ci)
-        callInputs.remove(at: ci)
+        callNames.remove(at: ci)
+        callArguments.remove(at: ci)
+        callDescriptors.remove(at: ci)
+        triedNodes.removeAll(where: { $0.call == id })
+    }
+
+    /// Whether the call `id` has tried `node`.
+    @inline(never)
+    func hasTried(_ id: CallID, _ node: UInt32) -> Bool {
+        triedNodes.contains(where: { $0.call == id && $0.node == node })
+    }
+
+    /// How many nodes the call `id` has tried.
+    @inline(never)
+    func triedCount(_ id: CallID) -> Int {
+        var n = 0
+        for i in triedNodes.indices where triedNodes[i].call == id { n += 1 }
+        return n
     }
 
     // MARK: Choosing an instance
@@ -148,8 +169,7 @@ extension MeshNode {
     @inline(never)
     mutating func choose(_ ci: Int, nowMs: UInt64) -> Choice {
         let call = calls[ci]
-        let name = callInputs[ci].serviceName
-        let tried = callInputs[ci].tried
+        let name = callNames[ci]
         var anyInstance = false
         var anyCompatible = false
         var anyUntried = false
@@ -181,7 +201,7 @@ extension MeshNode {
             anyInstance = true
             guard version.satisfies(caret: call.version) else { continue }
             anyCompatible = true
-            guard !tried.contains(node) else { continue }
+            guard !hasTried(call.id, node) else { continue }
             anyUntried = true
             if !isLocal {
                 _ = pollBreaker(ii, nowMs: nowMs)
@@ -216,14 +236,14 @@ extension MeshNode {
         case .remote(let ii):
             noteFailover(ci, from: previousNode, to: instanceTable[ii].node)
             let trial = instanceTable[ii].breaker.begin()
-            callInputs[ci].descriptor = instanceDescriptors[ii]
+            callDescriptors[ci] = instanceDescriptors[ii]
             startRemoteAttempt(ci, node: instanceTable[ii].node, trial: trial, nowMs: nowMs)
         case .local(let li):
             noteFailover(ci, from: previousNode, to: nodeID)
-            callInputs[ci].descriptor = services[li]
+            callDescriptors[ci] = services[li]
             startLocalAttempt(ci, nowMs: nowMs)
         case .none(let error):
-            let neverTried = callInputs[ci].tried.isEmpty
+            let neverTried = triedCount(id) == 0
             if neverTried && error == .noInstance {
                 // Nothing known yet (e.g. just booted): ask, and wait for an
                 // announce until the deadline.
@@ -287,7 +307,7 @@ extension MeshNode {
                                     transmissions: 0, timeoutMs: 0, nextEventAtMs: nil, trial: false)
         let left = UInt32(min(UInt64(UInt32.max), call.deadlineAtMs > nowMs ? call.deadlineAtMs - nowMs : 0))
         emit(.serve(handle, Request(service: call.serviceID, operation: call.operation,
-                                    arguments: callInputs[ci].arguments, deadlineMs: left), from: nodeID))
+                                    arguments: callArguments[ci], deadlineMs: left), from: nodeID))
     }
 
     /// One transmission of the attempt's request: the first carries the call
@@ -298,7 +318,7 @@ extension MeshNode {
         let call = calls[ci]
         guard let a = call.attempt else { return }
         let left = UInt32(min(UInt64(UInt32.max), call.deadlineAtMs > nowMs ? call.deadlineAtMs - nowMs : 0))
-        let payload = Request(service: call.serviceID, operation: call.operation, arguments: callInputs[ci].arguments,
+        let payload = Request(service: call.serviceID, operation: call.operation, arguments: callArguments[ci],
                               deadlineMs: left).encode()
         counters.requestsSent &+= 1
         sendToNode(a.node, .request, payload, id: first ? a.callMessageID : nil,
@@ -400,8 +420,9 @@ extension MeshNode {
 
     @inline(never)
     mutating func noteTried(_ ci: Int, _ node: UInt32) {
-        if !callInputs[ci].tried.contains(node) && callInputs[ci].tried.count <= config.instancesMax {
-            callInputs[ci].tried.append(node)
+        let id = calls[ci].id
+        if !hasTried(id, node) && triedCount(id) <= config.instancesMax {
+            triedNodes.append(TriedNode(call: id, node: node))
         }
     }
 
@@ -569,9 +590,9 @@ extension MeshNode {
     mutating func succeed(_ id: CallID, node: UInt32, response: Response, nowMs: UInt64) {
         guard let ci = callIndex(id) else { return }
         let call = calls[ci]
-        let descriptor = callInputs[ci].descriptor
+        let descriptor = callDescriptors[ci]
         removeCall(at: ci)
-        guard let descriptor else { return }
+        guard !descriptor.name.isEmpty else { return }  // no attempt was ever started
         if call.readsValue {
             rememberValue(call.serviceID, node: node, descriptor: descriptor, response: response, nowMs: nowMs)
         }
@@ -596,17 +617,19 @@ extension MeshNode {
     mutating func finish(_ id: CallID, _ error: CallError, nowMs: UInt64) {
         guard let ci = callIndex(id) else { return }
         let call = calls[ci]
-        let serviceName = callInputs[ci].serviceName
+        let serviceName = callNames[ci]
         removeCall(at: ci)
         if let a = call.attempt { abandon(a) }
         if call.readsValue && MeshNode.degradable(error),
            let si = staleValues.firstIndex(where: { $0.serviceID == call.serviceID }) {
             let s = staleValues[si]
-            let age = nowMs - s.receivedMs + UInt64(s.response.ageMs)
-            if s.descriptor.name == serviceName && s.descriptor.version.satisfies(caret: call.version)
+            let age = nowMs - s.receivedMs + UInt64(s.ageMs)
+            if staleDescriptors[si].name == serviceName && staleDescriptors[si].version.satisfies(caret: call.version)
                 && age <= UInt64(config.staleValueMaxAgeMs) {
                 counters.callsStale &+= 1
-                complete(id, .value(CallValue(response: s.response, node: s.node, service: s.descriptor,
+                let response = Response(status: s.status, value: s.value, unit: s.unit, ageMs: s.ageMs,
+                                        result: staleResults[si])
+                complete(id, .value(CallValue(response: response, node: s.node, service: staleDescriptors[si],
                                               staleAgeMs: UInt32(age), degradedBecause: error,
                                               failovers: call.failovers)))
                 return
@@ -633,15 +656,24 @@ extension MeshNode {
     mutating func rememberValue(_ sid: UInt32, node: UInt32, descriptor: ServiceDescriptor, response: Response,
                                 nowMs: UInt64) {
         guard config.staleCacheMax > 0 else { return }
-        let value = StaleValue(serviceID: sid, node: node, descriptor: descriptor, response: response, receivedMs: nowMs)
+        let value = StaleValue(serviceID: sid, node: node, ageMs: response.ageMs, status: response.status,
+                               unit: response.unit, value: response.value, receivedMs: nowMs)
+        // The slot: this service's, a free one, or the oldest.
+        var slot = staleValues.count
         if let i = staleValues.firstIndex(where: { $0.serviceID == sid }) {
-            staleValues[i] = value
-        } else if staleValues.count < config.staleCacheMax {
+            slot = i
+        } else if staleValues.count >= config.staleCacheMax {
+            slot = 0
+            for i in staleValues.indices where staleValues[i].receivedMs < staleValues[slot].receivedMs { slot = i }
+        }
+        if slot == staleValues.count {
             staleValues.append(value)
+            staleDescriptors.append(descriptor)
+            staleResults.append(response.result)
         } else {
-            var oldest = 0
-            for i in staleValues.indices where staleValues[i].receivedMs < staleValues[oldest].receivedMs { oldest = i }
-            staleValues[oldest] = value
+            staleValues[slot] = value
+            staleDescriptors[slot] = descriptor
+            staleResults[slot] = response.result
         }
     }
 }

@@ -42,7 +42,7 @@ extension MeshNode {
                              intervalMs: UInt64(config.queryIntervalMinMs), evictOnlyExpired: false, nowMs: nowMs)
         else { return }
         counters.queriesSent &+= 1
-        emitBroadcast(frame(.query, Query(name: callInputs[ci].serviceName, version: calls[ci].version).encode(),
+        emitBroadcast(frame(.query, Query(name: callNames[ci], version: calls[ci].version).encode(),
                             nowMs: nowMs))
     }
 

@@ -28,7 +28,7 @@ extension MeshNode {
         }
         return startCall(Call(id: id, serviceID: 0, version: SemVer(0, 0, 0), operation: operation, readsValue: false,
                               targetNode: node, deadlineAtMs: nowMs + UInt64(min(deadlineMs, config.callDeadlineMaxMs))),
-                         CallInputs(serviceName: [], arguments: arguments, descriptor: nodeCallDescriptor()), nowMs: nowMs)
+                         name: [], arguments: arguments, descriptor: nodeCallDescriptor(), nowMs: nowMs)
     }
 
     /// What a node call's CallValue names as its service.
@@ -42,7 +42,7 @@ extension MeshNode {
     @inline(never)
     mutating func dispatchNodeCall(_ ci: Int, target: UInt32, nowMs: UInt64) {
         let call = calls[ci]
-        if !callInputs[ci].tried.isEmpty {
+        if triedCount(call.id) != 0 {
             var why = call.lastError ?? .unreachable
             if let pi = peerIndex(target), peerTable[pi].state == .dead || peerTable[pi].state == .left {
                 why = .nodeDown
@@ -50,7 +50,7 @@ extension MeshNode {
             finish(call.id, why, nowMs: nowMs)
             return
         }
-        callInputs[ci].tried.append(target)
+        triedNodes.append(TriedNode(call: call.id, node: target))
         if target != nodeID {
             startRemoteAttempt(ci, node: target, trial: false, nowMs: nowMs)
         } else if call.operation == .status {

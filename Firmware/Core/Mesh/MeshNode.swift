@@ -69,7 +69,8 @@ public struct MeshNode {
     // Call and Attempt hold only scalars, so reading one field of calls[i]
     // is a load, not a copy of the record (on Embedded -Osize a record with
     // references is copied whole, with retains, into a new stack slot at
-    // every access). Their arrays and names live in CallInputs, same index.
+    // every access). Their names, arguments and descriptors live in parallel
+    // arrays, same index; the nodes they tried in `triedNodes`.
     struct Attempt {
         var node: UInt32
         var serviceID: UInt32
@@ -102,13 +103,10 @@ public struct MeshNode {
         var deadlineAtMs: UInt64  // last: see Peer
     }
 
-    struct CallInputs {
-        var serviceName: [UInt8]
-        var arguments: [UInt8]
-        /// Nodes already tried by this call (never tried twice).
-        var tried: [UInt32] = []
-        /// The instance of the current attempt, as it was announced.
-        var descriptor: ServiceDescriptor?
+    /// A node a call has tried (never tried twice): one table for every call.
+    struct TriedNode {
+        var call: CallID
+        var node: UInt32
     }
 
     struct ServeEntry {
@@ -131,12 +129,18 @@ public struct MeshNode {
         var messageID: MessageID  // last: see Peer
     }
 
+    /// The stale tier's last value of a service: its scalars (in a Table,
+    /// no per-type Array code); the descriptor and the response's bytes are in
+    /// `staleDescriptors` and `staleResults`, same index.
     struct StaleValue {
         var serviceID: UInt32
         var node: UInt32
-        var descriptor: ServiceDescriptor
-        var response: Response
-        var receivedMs: UInt64
+        /// The response's fields but `result`.
+        var ageMs: UInt32
+        var status: UInt8
+        var unit: Unit
+        var value: Double?
+        var receivedMs: UInt64  // last: see Peer
     }
 
     /// When `key` (a source address, a sought service) last got through a
@@ -165,14 +169,23 @@ public struct MeshNode {
     /// Parallel to `instanceTable`: each instance as announced.
     var instanceDescriptors: [ServiceDescriptor]
     var calls: Table<Call>
-    /// Parallel to `calls`.
-    var callInputs: [CallInputs]
+    // Parallel to `calls` (element types whose Array code the node has anyway;
+    // one array of a struct of them had its own, ~0.6 KB).
+    var callNames: [[UInt8]]
+    var callArguments: [[UInt8]]
+    /// The instance of the current attempt, as it was announced; before the
+    /// first one, `ServiceDescriptor.blank` (an empty name: none).
+    var callDescriptors: [ServiceDescriptor]
+    var triedNodes: Table<TriedNode>
     var serveTable: Table<ServeEntry>
     /// Parallel to `serveTable`: the answer's payload (empty until answered),
     /// apart so that a ServeEntry holds only scalars.
     var servePayloads: [[UInt8]]
     var probes: Table<Probe>
-    var staleValues: [StaleValue]
+    var staleValues: Table<StaleValue>
+    /// Parallel to `staleValues` (element types whose Array code the node has anyway).
+    var staleDescriptors: [ServiceDescriptor]
+    var staleResults: [[UInt8]]
     /// Sources sent a version error (answerUnsupportedVersion), by address.
     var versionReplies: Table<Stamp>
     /// Services queried for waiting calls (seek), by service id.
@@ -568,9 +581,13 @@ extension MeshNode {
                   peerTable: Table(capacity: config.peersMax), peerNames: reservedTable(config.peersMax),
                   instanceTable: Table(capacity: config.instancesMax),
                   instanceDescriptors: reservedTable(config.instancesMax),
-                  calls: Table(capacity: config.callsInFlightMax), callInputs: reservedTable(config.callsInFlightMax),
+                  calls: Table(capacity: config.callsInFlightMax), callNames: reservedTable(config.callsInFlightMax),
+                  callArguments: reservedTable(config.callsInFlightMax),
+                  callDescriptors: reservedTable(config.callsInFlightMax),
+                  triedNodes: Table(capacity: 2 * config.callsInFlightMax),
                   serveTable: Table(capacity: serveMax), servePayloads: reservedTable(serveMax),
-                  probes: Table(capacity: config.probesMax), staleValues: reservedTable(config.staleCacheMax),
+                  probes: Table(capacity: config.probesMax), staleValues: Table(capacity: config.staleCacheMax),
+                  staleDescriptors: reservedTable(config.staleCacheMax), staleResults: reservedTable(config.staleCacheMax),
                   versionReplies: Table(capacity: config.versionReplySourcesMax),
                   sought: Table(capacity: config.callsInFlightMax),
                   actions: DrainQueue(capacity: config.actionQueueMax + serveMax),
