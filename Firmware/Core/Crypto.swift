@@ -252,7 +252,7 @@ public struct SHA256: Sendable {
 /// so a per-frame MAC costs only the message blocks plus 2 finalisation blocks.
 /// Only the two chaining states are kept (64 bytes, not two whole hashers with
 /// their block buffers): the key is copied and read on every frame.
-public struct HMACSHA256Key: Sendable {
+public struct HMACSHA256Key: Sendable, BitwiseCopyable {
     /// SHA-256 state after absorbing key ^ ipad (one block).
     private let inner: SHA256Words8
     /// SHA-256 state after absorbing key ^ opad (one block).
