@@ -7,7 +7,8 @@
 /// new key everywhere, switch `sendKeyID`, then remove the old one.
 public struct Keyring {
     private var ids: [UInt8] = []
-    private var keys: [HMACSHA256Key] = []
+    /// A Table, not an array: no Array growth code for the key type (~0.25 KB on the board).
+    private var keys = Table<HMACSHA256Key>()
     public private(set) var sendKeyID: UInt8
 
     public enum KeyringError: Error, Equatable { case full, badID, unknownID }
@@ -54,7 +55,8 @@ public struct Keyring {
     /// key, which the receive path paid on every frame.
     func macWords(id: UInt8, _ bytes: UnsafeRawBufferPointer) -> SHA256Words8? {
         guard let i = ids.firstIndex(of: id) else { return nil }
-        return keys[i].macWords(bytes)
+        // In place through the (checked) slot: `keys[i]` copied the 64-byte key.
+        return keys.slot(i).pointee.macWords(bytes)
     }
 }
 

@@ -252,7 +252,7 @@ public struct SHA256: Sendable {
 /// so a per-frame MAC costs only the message blocks plus 2 finalisation blocks.
 /// Only the two chaining states are kept (64 bytes, not two whole hashers with
 /// their block buffers): the key is copied and read on every frame.
-public struct HMACSHA256Key: Sendable {
+public struct HMACSHA256Key: Sendable, BitwiseCopyable {
     /// SHA-256 state after absorbing key ^ ipad (one block).
     private let inner: SHA256Words8
     /// SHA-256 state after absorbing key ^ opad (one block).
@@ -265,9 +265,12 @@ public struct HMACSHA256Key: Sendable {
         var padded = sha256Zero16
         withUnsafeMutableBytes(of: &padded) { p in
             if key.count > SHA256.blockCount {
-                var h = SHA256()
-                h.update(key)
-                h.finalize(into: p.baseAddress!)
+                // SHA-256 of the key in one `finish` (whole blocks, tail and
+                // padding): no streaming hasher, whose `update` and
+                // `finalize` a board image needs nowhere else (~0.3 KB).
+                var h = sha256Initial
+                key.withUnsafeBytes { SHA256.finish(&h, $0, prefixCount: 0) }
+                SHA256.store(h, p.baseAddress!)
             } else {
                 key.withUnsafeBytes { k in
                     if let base = k.baseAddress { p.baseAddress!.copyMemory(from: base, byteCount: k.count) }
@@ -327,6 +330,9 @@ public enum HMACSHA256 {
 }
 
 /// `count` bytes at `a` and `b`, compared in time independent of where they differ.
+/// Out of line: inlined into `Frame.decode` with its constant 16, the loop was
+/// unrolled (~0.15 KB).
+@inline(never)
 func constantTimeEquals(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Bool {
     var diff: UInt8 = 0
     for i in 0..<count {

@@ -25,6 +25,45 @@ func configEntry(_ path: String, int v: Int64) -> ConfigUpdate.Entry {
         MetricsLimits.check()
     }
 
+    /// `subtree(at:)`: the leaves under the prefix with relative paths, maps
+    /// only where a leaf is under them (an empty map is left out), slots
+    /// taken in canonical order; pinned against setting each leaf's path
+    /// (how it was built before it copied node by node).
+    @Test func subtreeKeepsLeavesOnly() throws {
+        var t = ConfigTree()
+        try t.set(cfgPath("a.z"), .int(1))
+        try t.set(cfgPath("a.b.y"), .text(cfgPath("hi")))
+        try t.set(cfgPath("a.b.x"), .bool(true))
+        try t.set(cfgPath("a.empty"), .map)
+        try t.set(cfgPath("a.c.d.e"), .map)
+        try t.set(cfgPath("a.m"), .number(2.5))
+        try t.set(cfgPath("ab.q"), .int(9))
+        try t.set(cfgPath("top"), .int(3))
+        func expected(_ prefix: [UInt8]) throws -> ConfigTree {
+            var sub = ConfigTree()
+            var leaves: [([UInt8], ConfigValue)] = []
+            t.forEachLeaf { path, value in leaves.append((path, value)) }
+            for (path, value) in leaves
+            where path.count > prefix.count + 1 && path[prefix.count] == 0x2E && Array(path[..<prefix.count]) == prefix {
+                try sub.set(Array(path[(prefix.count + 1)...]), value)
+            }
+            return sub
+        }
+        let a = t.subtree(at: cfgPath("a"))
+        #expect(a == (try expected(cfgPath("a"))))
+        #expect(a.count == 5 && a.leafCount == 4)  // z, b, b.x, b.y, m: no empty maps
+        #expect(a.value(at: cfgPath("b.y")) == .text(cfgPath("hi")))
+        #expect(a.value(at: cfgPath("empty")) == nil && a.value(at: cfgPath("c")) == nil)
+        #expect(a.keys(under: []) == (try expected(cfgPath("a"))).keys(under: []))
+        #expect(a.keys(under: cfgPath("b")) == [cfgPath("x"), cfgPath("y")])
+        #expect(a.encodeCBOR() == (try expected(cfgPath("a"))).encodeCBOR())
+        for prefix in ["a.b", "a.c", "ab", "top", "a.z", "nope", "a.", ""] {
+            let p = cfgPath(prefix)
+            #expect(t.subtree(at: p) == (try expected(p)), "prefix \(prefix)")
+            #expect(t.subtree(at: p).count == (try expected(p)).count, "prefix \(prefix)")
+        }
+    }
+
     /// Every outcome of `validate` and which error wins when a value has
     /// several problems (pinned when validate was restructured for size).
     @Test func validateOutcomesAndPrecedence() {

@@ -255,4 +255,22 @@ func golden(_ name: String) -> [UInt8] {
         #expect(throws: WireError.badTag) { try Frame.decode(oldWire, keys: ring) }
         #expect(throws: Keyring.KeyringError.badID) { try ring.remove(id: 2) }
     }
+
+    /// `add` with a known id replaces its key in place; a copy of the ring
+    /// taken before keeps the old key (the keys are a copy-on-write table).
+    @Test func keyReplacementAndCopies() throws {
+        var ring = Keyring(id: 1, key: Array(repeating: 1, count: 32))
+        let copy = ring
+        try ring.add(id: 1, key: Array(repeating: 7, count: 32))
+        let f = Frame(type: .ack, sender: 9, id: MessageID(epoch: 1, sequence: 1), timestampMs: 0, payload: [], keyID: 1)
+        let oldWire = f.encode(key: HMACSHA256Key(key: Array(repeating: 1, count: 32)))
+        let newWire = f.encode(key: HMACSHA256Key(key: Array(repeating: 7, count: 32)))
+        #expect(throws: WireError.badTag) { try Frame.decode(oldWire, keys: ring) }
+        #expect(try Frame.decode(newWire, keys: ring).keyID == 1)
+        #expect(try Frame.decode(oldWire, keys: copy).keyID == 1)
+        #expect(throws: WireError.badTag) { try Frame.decode(newWire, keys: copy) }
+        for id in 2..<UInt8(WireLimits.keysMax + 1) { try ring.add(id: id, key: [id]) }
+        #expect(throws: Keyring.KeyringError.full) { try ring.add(id: 63, key: [1]) }
+        #expect(try Frame.decode(newWire, keys: ring).keyID == 1)
+    }
 }
