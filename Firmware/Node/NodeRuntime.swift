@@ -145,7 +145,7 @@ public final class NodeRuntime<P: Platform> {
         var distributedTo: [UInt32] = []
         // With several replicas: log replication (NodeRuntime+Replication.swift).
         var pendingAppends = Table<PendingAppend>()
-        var waitingAppends: [WaitingAppend] = []
+        var waitingAppends = Table<WaitingAppend>()
         var replicationCalls = Table<ReplicationCall>()
         var catchUpWaiting: [UInt32] = []
         /// The config state machine (`committed`).
@@ -179,7 +179,7 @@ public final class NodeRuntime<P: Platform> {
         _read { yield storageSlot!.pointee.pendingAppends }
         _modify { yield &storageSlot!.pointee.pendingAppends }
     }
-    var waitingAppends: [WaitingAppend] {
+    var waitingAppends: Table<WaitingAppend> {
         _read { yield storageSlot!.pointee.waitingAppends }
         _modify { yield &storageSlot!.pointee.waitingAppends }
     }
