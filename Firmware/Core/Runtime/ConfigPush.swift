@@ -18,11 +18,11 @@ public struct ConfigPush {
 
     public let payload: [UInt8]
     public let targets: [UInt32]
-    public private(set) var answers: [Answer]
+    public private(set) var answers: Table<Answer>
     public let retryMs: UInt32
     public let attemptsMax: Int
     /// Ids of the copies sent to each target (an answer may come for any of them).
-    var sentIDs: [[MessageID]]
+    var sentIDs: Table<Table<MessageID>>
     var attempts = 0
     var nextAtMs: UInt64 = 0
 
@@ -30,8 +30,8 @@ public struct ConfigPush {
         precondition(retryMs > 0 && attemptsMax > 0)
         payload = update.encode()
         self.targets = targets
-        answers = Array(repeating: .pending, count: targets.count)
-        sentIDs = Array(repeating: [], count: targets.count)
+        answers = Table(repeating: .pending, count: targets.count)
+        sentIDs = Table(repeating: Table(), count: targets.count)
         self.retryMs = retryMs
         self.attemptsMax = attemptsMax
     }
