@@ -371,7 +371,7 @@ extension SimExperiments {
         for i in 0..<nodes { w.boot(i) }
         w.schedule(atUs: 5_000_000) { w in startPush(w, slaUpdate(version: 5, ms: 250)) }
         w.schedule(atUs: 12_000_000) { w in
-            out.answers = push?.answers ?? []
+            out.answers = push.map { Array($0.answers) } ?? []
             out.liveNodes = nodes - 1
             for i in 1..<nodes {
                 if let rt = w.nodes[i].runtime, rt.settings.version == 5, rt.settings.effective.value(at: bytes("metrics.sla_target_ms")) == .int(250) {
