@@ -676,10 +676,20 @@ public struct ConfigUpdate: Equatable {
     public static let entriesMax = 32
     public static let pathBytesMax = 48
     public var version: UInt32
-    public var entries: [Entry]
-    public init(version: UInt32, entries: [Entry]) {
+    /// A Table, not [Entry]: drops Array's per-type code for Entry.
+    public var entries: Table<Entry>
+    public init(version: UInt32, entries: Table<Entry>) {
         self.version = version
         self.entries = entries
+    }
+    /// From an array literal (host tools and tests).
+    public init(version: UInt32, entries: [Entry]) {
+        var t = Table<Entry>(capacity: entries.count)
+        for e in entries { t.append(e) }
+        self.init(version: version, entries: t)
+    }
+    public static func == (a: ConfigUpdate, b: ConfigUpdate) -> Bool {
+        a.version == b.version && a.entries.elementsEqual(b.entries)
     }
     public func encode() -> [UInt8] {
         var w = CBORWriter(capacity: 64)
@@ -694,7 +704,7 @@ public struct ConfigUpdate: Equatable {
     }
     public static func decode(_ payload: [UInt8]) throws(WireError) -> ConfigUpdate {
         var version: UInt32?
-        var entries: [Entry] = []
+        var entries = Table<Entry>()
         var d = MapDecoder(deferring: payload)
         while let key = d.next() {
             switch key {
@@ -712,7 +722,7 @@ public struct ConfigUpdate: Equatable {
     /// hold nothing to release (a path array held across `rawItem` was
     /// released on each).
     @inline(__always)
-    static func readEntries(_ r: inout CBORReader, into entries: inout [Entry]) throws(WireError) {
+    static func readEntries(_ r: inout CBORReader, into entries: inout Table<Entry>) throws(WireError) {
         let n = try r.mapHeader()
         guard n <= entriesMax else { throw .malformedCBOR }
         for _ in 0..<n {

@@ -52,7 +52,7 @@ public final class NodeRuntime<P: Platform> {
     public let bootUs: UInt64
 
     /// Calls completed but not yet claimed by the task that made them.
-    var completed: [(id: CallID, result: CallResult)] = []
+    var completed = Table<(id: CallID, result: CallResult)>()  // Table: no Array code per type
     static var completedMax: Int { 32 }
 
     // Sensor role: the latest calibrated sample per configured service.
@@ -248,7 +248,7 @@ public final class NodeRuntime<P: Platform> {
     var metricsDue = false
     /// Requests whose answer reads `scheduler` (metrics, tasks, status), served
     /// by runOnce after runReady for the same reason (NodeOps).
-    var deferredServes: [DeferredServe] = []
+    var deferredServes = Table<DeferredServe>()  // Table: no Array code per type
 
     public static var datagramSource: SourceID { SourceID(0) }
     static var meshWake: SignalID { SignalID(0) }

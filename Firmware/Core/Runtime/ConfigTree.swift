@@ -173,7 +173,8 @@ public struct ConfigTree {
     }
     static let root = -1
 
-    var nodes: [Node]
+    /// A Table, not [Node]: drops Array's per-type code for Node.
+    var nodes: Table<Node>
     /// Slots in use.
     public private(set) var count: Int
     public var capacity: Int { nodes.count }
@@ -181,7 +182,7 @@ public struct ConfigTree {
     /// An empty tree (no keys at all; ConfigSchema.defaults() gives the built-in one).
     public init(capacity: Int = ConfigLimits.nodesMax) {
         precondition(capacity > 0 && capacity <= Int(Int16.max))
-        nodes = [Node](repeating: Node(key: [], parent: Node.unused, value: .map), count: capacity)
+        nodes = Table(repeating: Node(key: [], parent: Node.unused, value: .map), count: capacity)
         count = 0
     }
 
