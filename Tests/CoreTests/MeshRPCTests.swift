@@ -206,20 +206,29 @@ func meshFailure(_ r: CallResult?) -> CallError? {
         #expect(m.callArguments.isEmpty && m.callDescriptors.isEmpty)
     }
 
+    /// Node 0 calls `service` (v1.0) while node 1 serves it, node 1 crashes,
+    /// and node 0 calls again once it is declared dead (1 s deadline): the
+    /// two calls and when the fresh one completed, for the stale-tier tests.
+    private func freshThenAfterCrash(_ net: inout MeshTestNet, _ service: String)
+        -> (fresh: CallID, freshAt: UInt64, later: CallID) {
+        net.startAll()
+        net.run(for: 100)
+        let fresh = net.call(0, service, SemVer(1, 0, 0))
+        net.run(for: 10)
+        let freshAt = net.completedAt(0, fresh)!
+        net.crash(1)
+        net.run(for: 10_000)
+        let later = net.call(0, service, SemVer(1, 0, 0), deadlineMs: 1000)
+        net.run(for: 2000)
+        return (fresh, freshAt, later)
+    }
+
     /// Tiers: fresh from the primary, then nothing answers: the last value,
     /// marked stale with its age and the reason.
     @Test func staleValueTier() {
         var net = MeshTestNet(services: [[], [meshService(meshTemp, SemVer(1, 2, 0))]])
-        net.startAll()
-        net.run(for: 100)
-        let fresh = net.call(0, meshTemp, SemVer(1, 0, 0))
-        net.run(for: 10)
-        let freshAt = net.completedAt(0, fresh)!
+        let (fresh, freshAt, later) = freshThenAfterCrash(&net, meshTemp)
         #expect(meshValue(net.result(0, fresh))?.isStale == false)
-        net.crash(1)
-        net.run(for: 10_000)
-        let later = net.call(0, meshTemp, SemVer(1, 0, 0), deadlineMs: 1000)
-        net.run(for: 2000)
         let v = meshValue(net.result(0, later))
         #expect(v?.isStale == true)
         #expect(v?.staleAgeMs.map { UInt64($0) } == net.completedAt(0, later)! - freshAt)
@@ -272,15 +281,7 @@ func meshFailure(_ r: CallResult?) -> CallError? {
         var net = MeshTestNet(services: [[], [meshService(meshHumid, SemVer(1, 0, 0))]])
         let kept = Response(value: 55, unit: .percentRH, ageMs: 7, result: [0x82, 0x01, 0x02])
         net.serveModes[1] = .answer(kept)
-        net.startAll()
-        net.run(for: 100)
-        let fresh = net.call(0, meshHumid, SemVer(1, 0, 0))
-        net.run(for: 10)
-        let freshAt = net.completedAt(0, fresh)!
-        net.crash(1)
-        net.run(for: 10_000)
-        let later = net.call(0, meshHumid, SemVer(1, 0, 0), deadlineMs: 1000)
-        net.run(for: 2000)
+        let (_, freshAt, later) = freshThenAfterCrash(&net, meshHumid)
         let v = meshValue(net.result(0, later))
         #expect(v?.response == kept)
         #expect(v?.staleAgeMs.map { UInt64($0) } == net.completedAt(0, later)! - freshAt + 7)
