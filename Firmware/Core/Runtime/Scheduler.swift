@@ -521,6 +521,7 @@ public struct Scheduler {
     }
 
     /// A fresh body from the factory; same id, counters kept, timers re-anchored.
+    /// Out of line: inlined into `fireTimers` it cost 236 B on every image.
     @inline(never)
     private mutating func restart(_ slot: Int, _ now: UInt64) {
         guard let factory = closures[slot].factory else { preconditionFailure("restart without a factory") }

@@ -434,10 +434,8 @@ public struct RecordLog<Flash: LogFlash> {
                 let s = (headSector - k + n) % n
                 let want = headSequence - UInt32(k)
                 let h = headers[s]
-                if h.kind == .valid && h.sequence == want {
-                    // in the ring, a segment
-                } else if h.kind == .valid {
-                    break  // an older turn of the ring: the live part ended
+                if h.kind == .valid {
+                    guard h.sequence == want else { break }  // an older turn of the ring: the live part ended
                 } else {
                     // Lost in the middle, or the end of the ring? It is lost if
                     // an older segment further back still continues the chain.
